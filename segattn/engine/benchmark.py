@@ -1,0 +1,210 @@
+"""Measure parameters, FLOPs, time and memory of heads, blocks and the criss-cross op.
+
+Every number is taken the same way for every case so ratios between rows are
+meaningful:
+
+* ``gflops``: forward FLOPs from ``torch.utils.flop_counter`` (matmuls and convs;
+  softmax and elementwise work are not counted, as in the papers).
+* ``fwd_ms`` / ``fwd_bwd_ms``: median wall time over ``repeats`` runs after a
+  warm-up, synchronised on CUDA.
+* ``act_mb``: bytes of the tensors autograd saves for backward in one training
+  forward (unique storages, parameters excluded): the activation memory the
+  CCNet paper compares, measurable on any device.
+* ``peak_mb`` (CUDA only): peak allocated memory of a forward + backward above
+  what was allocated before it.
+"""
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, List
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+@dataclass
+class Case:
+    """A thing to measure: ``module(*inputs())`` must return a tensor or a dict of them."""
+    group: str
+    name: str
+    module: nn.Module
+    inputs: Callable[[], tuple]
+
+
+def _total(out) -> torch.Tensor:
+    if isinstance(out, dict):
+        return sum(v.float().sum() for v in out.values())
+    return out.float().sum()
+
+
+def _sync(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def count_flops(module: nn.Module, inputs: tuple) -> int:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(*inputs)
+    return counter.get_total_flops()
+
+
+def saved_activation_bytes(module: nn.Module, inputs: tuple) -> int:
+    """Bytes autograd keeps for backward in one forward (unique storages, no parameters)."""
+    params = {p.untyped_storage().data_ptr() for p in module.parameters()}
+    seen = {}
+
+    def pack(t):
+        if t.device.type != "meta":
+            s = t.untyped_storage()
+            if s.data_ptr() not in params:
+                seen[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = module(*inputs)
+    del out
+    return sum(seen.values())
+
+
+def time_ms(fn: Callable, device, repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def peak_cuda_mb(fn: Callable, device) -> float:
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    fn()
+    torch.cuda.synchronize(device)
+    return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+
+
+def measure(case: Case, device="cpu", repeats: int = 3, warmup: int = 1, backward: bool = True) -> dict:
+    module = case.module.to(device).train()
+    inputs = tuple(t.to(device) for t in case.inputs())
+    grad_inputs = tuple(t.detach().requires_grad_(t.is_floating_point()) for t in inputs)
+
+    def fwd():
+        with torch.no_grad():
+            module(*inputs)
+
+    def fwd_bwd():
+        module.zero_grad(set_to_none=True)
+        _total(module(*grad_inputs)).backward()
+
+    row = {
+        "group": case.group,
+        "name": case.name,
+        "params_m": sum(p.numel() for p in module.parameters()) / 1e6,
+        "gflops": count_flops(module, inputs) / 1e9,
+        "act_mb": saved_activation_bytes(module, grad_inputs) / 2**20,
+        "fwd_ms": time_ms(fwd, device, repeats, warmup),
+        "fwd_bwd_ms": time_ms(fwd_bwd, device, repeats, warmup) if backward else None,
+        "peak_mb": peak_cuda_mb(fwd_bwd, device) if torch.device(device).type == "cuda" else None,
+    }
+    return row
+
+
+def markdown_table(rows: List[dict], columns=None) -> str:
+    columns = columns or [("group", "group"), ("name", "name"), ("params_m", "params (M)"),
+                          ("gflops", "GFLOPs fwd"), ("fwd_ms", "fwd ms"), ("fwd_bwd_ms", "fwd+bwd ms"),
+                          ("act_mb", "saved act. MB"), ("peak_mb", "peak MB (CUDA)")]
+
+    def fmt(v):
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(h for _, h in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(k)) for k, _ in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+class _Repeat(nn.Module):
+    """One module applied ``times`` times with shared weights (the RCCA loop)."""
+
+    def __init__(self, module: nn.Module, times: int):
+        super().__init__()
+        self.module, self.times = module, times
+
+    def forward(self, x):
+        for _ in range(self.times):
+            x = self.module(x)
+        return x
+
+
+class _Op(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *args):
+        return self.fn(*args)
+
+
+def dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Non-local style attention over all HxW positions, the same signature as the criss-cross op."""
+    b, c, h, w = v.shape
+    attn = torch.softmax(torch.bmm(q.flatten(2).transpose(1, 2), k.flatten(2)), dim=-1)
+    return torch.bmm(v.flatten(2), attn.transpose(1, 2)).view(b, c, h, w)
+
+
+def head_cases(in_channels=2048, height=97, width=97, batch=1, channels=512, num_classes=19, recurrence=2):
+    """Every decode head on layer4-sized features (default: the 769-crop Cityscapes case)."""
+    from ..models.heads import DANetHead, FCNHead, NonLocalHead, RCCAHead
+
+    common = dict(in_channels=in_channels, channels=channels, num_classes=num_classes)
+    heads = {"fcn": FCNHead(**common), "ccnet": RCCAHead(recurrence=recurrence, **common),
+             "danet": DANetHead(**common), "nonlocal": NonLocalHead(**common)}
+
+    def inputs():
+        return (torch.randn(batch, in_channels, height, width),)
+
+    return [Case("head", name, head, inputs) for name, head in heads.items()]
+
+
+def attention_cases(channels=512, height=97, width=97, batch=1, recurrence=2):
+    """RCCA block vs Non-local block (the CCNet paper's comparison), and the bare ops."""
+    from ..models.attention import NonLocalBlock
+    from ..ops import CrissCrossAttention, criss_cross_attention
+
+    qk = channels // 8
+
+    def block_inputs():
+        return (torch.randn(batch, channels, height, width),)
+
+    def op_inputs():
+        return (torch.randn(batch, qk, height, width), torch.randn(batch, qk, height, width),
+                torch.randn(batch, channels, height, width))
+
+    return [
+        Case("block", f"RCCA (R={recurrence})", _Repeat(CrissCrossAttention(channels), recurrence), block_inputs),
+        Case("block", "Non-local", NonLocalBlock(channels), block_inputs),
+        Case("op", "criss-cross", _Op(criss_cross_attention), op_inputs),
+        Case("op", "dense (non-local)", _Op(dense_attention), op_inputs),
+    ]
+
+
+def paper_ratios(rows: List[dict]) -> dict:
+    """The two numbers CCNet quotes for RCCA vs Non-local: memory ratio and FLOPs reduction."""
+    blocks = {r["name"].split(" ")[0]: r for r in rows if r["group"] == "block"}
+    rcca, nl = blocks.get("RCCA"), blocks.get("Non-local")
+    if not (rcca and nl):
+        return {}
+    ratios = {"nonlocal_over_rcca_act_memory": nl["act_mb"] / rcca["act_mb"],
+              "rcca_flops_reduction": 1.0 - rcca["gflops"] / nl["gflops"]}
+    if rcca.get("peak_mb") and nl.get("peak_mb"):
+        ratios["nonlocal_over_rcca_peak_memory"] = nl["peak_mb"] / rcca["peak_mb"]
+    return ratios

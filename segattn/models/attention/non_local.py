@@ -1,0 +1,45 @@
+"""Non-local block, embedded-Gaussian form (Wang et al., CVPR 2018, Sec. 3.2-3.3).
+
+``x (B, C, H, W)``: theta, phi, g are 1x1 convs to ``C // reduction``;
+``f = softmax(theta^T phi)`` over all HxW positions (divided by sqrt of the
+inner channels first when ``use_scale``, as mmsegmentation does);
+``y = g f^T``; ``z = W_z(y) + x``. ``W_z`` is a 1x1 conv back to C, followed by
+a norm whose weight starts at 0 (paper Sec. 4.1) or, without norm, a conv
+whose weights start at 0, so the block starts as the identity.
+"""
+import torch
+from torch import nn
+
+
+class NonLocalBlock(nn.Module):
+    def __init__(self, in_channels: int, reduction: int = 2, use_scale: bool = True, norm=None):
+        super().__init__()
+        inter = max(1, in_channels // reduction)
+        self.inter_channels = inter
+        self.use_scale = use_scale
+        self.theta = nn.Conv2d(in_channels, inter, 1)
+        self.phi = nn.Conv2d(in_channels, inter, 1)
+        self.g = nn.Conv2d(in_channels, inter, 1)
+        if norm is None:
+            self.conv_out = nn.Conv2d(inter, in_channels, 1)
+            nn.init.zeros_(self.conv_out.weight)
+            nn.init.zeros_(self.conv_out.bias)
+        else:
+            bn = norm(in_channels)
+            nn.init.zeros_(bn.weight)
+            self.conv_out = nn.Sequential(nn.Conv2d(inter, in_channels, 1, bias=False), bn)
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """Pairwise weights ``(B, HW, HW)``, row i = query position i."""
+        theta = self.theta(x).flatten(2)
+        phi = self.phi(x).flatten(2)
+        energy = torch.bmm(theta.transpose(1, 2), phi)
+        if self.use_scale:
+            energy = energy / self.inter_channels ** 0.5
+        return torch.softmax(energy, dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        g = self.g(x).flatten(2)  # B, C', N
+        y = torch.bmm(g, self.attention(x).transpose(1, 2)).view(b, self.inter_channels, h, w)
+        return x + self.conv_out(y)

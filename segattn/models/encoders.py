@@ -1,0 +1,99 @@
+"""Dilated ResNet encoders, built through segmentation-models-pytorch's factory.
+
+``build_encoder("resnet101", weights, output_stride=8)`` gives the dilated
+ResNet of the DeepLab / PSPNet / CCNet / DANet line: strides of the last two
+stages replaced by dilation 2 and 4 at output stride 8 (only the last stage,
+dilation 2, at 16). Any timm encoder opens with a ``tu-`` prefix, e.g.
+``tu-resnet101d`` for the deep stem the CCNet authors used.
+
+``forward`` returns ``(layer3, layer4)`` features: the auxiliary head reads the
+first, the context head the second.
+"""
+import logging
+import os
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+OUTPUT_STRIDES = (8, 16, 32)
+
+
+def _looks_like_path(weights: str) -> bool:
+    return os.sep in weights or weights.endswith((".pth", ".pt", ".bin", ".safetensors")) or os.path.exists(weights)
+
+
+def load_state_dict_file(path: str) -> dict:
+    """Read a state dict from ``.pth/.pt`` (weights only) or ``.safetensors``."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model.encoder.weights: no such file {path!r}")
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):  # common wrappers around a bare state dict
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise ValueError(f"model.encoder.weights: {path!r} does not hold a state dict")
+    return state
+
+
+def _close_names(name: str, smp) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(smp.encoders.encoders), n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+class Encoder(nn.Module):
+    """Wraps an smp encoder; exposes ``out_channels = (aux, head)``."""
+
+    def __init__(self, name: str = "resnet101", weights=None, output_stride: int = 8, in_channels: int = 3):
+        super().__init__()
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"model.encoder.output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
+        import segmentation_models_pytorch as smp
+
+        hub_weights = weights if weights and not _looks_like_path(str(weights)) else None
+        try:
+            self.body = smp.encoders.get_encoder(name, in_channels=in_channels, depth=5, weights=hub_weights,
+                                                 output_stride=output_stride)
+        except (KeyError, RuntimeError) as err:
+            if "unknown model" not in str(err).lower() and "encoder name" not in str(err).lower():
+                raise
+            raise ValueError(f"model.encoder.name: unknown encoder {name!r}{_close_names(name, smp)}; use an smp "
+                             "encoder such as resnet50 / resnet101, or a timm one with the tu- prefix") from None
+        self.name = name
+        self.output_stride = output_stride
+        self.out_channels = tuple(self.body.out_channels[-2:])
+        if weights and _looks_like_path(str(weights)):
+            self.load_weights(str(weights))
+
+    def load_weights(self, path: str):
+        """Load a local state dict into the encoder, logging missing / unexpected keys."""
+        state = load_state_dict_file(path)
+        state = {k[len("body."):] if k.startswith("body.") else k: v for k, v in state.items()}
+        own = self.body.state_dict()
+        # smp encoders drop the classifier; fc.* in an ImageNet checkpoint is expected, not "unexpected"
+        unexpected = [k for k in state if k not in own and not k.startswith("fc.")]
+        missing = [k for k in own if k not in state]
+        bad_shape = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                     for k in own if k in state and state[k].shape != own[k].shape]
+        if bad_shape:
+            raise ValueError(f"model.encoder.weights: {path!r} does not fit {self.name!r}: "
+                             f"{len(bad_shape)} shape mismatches, e.g. {bad_shape[:3]}")
+        if len(missing) == len(own):
+            raise ValueError(f"model.encoder.weights: no key of {path!r} matches encoder {self.name!r}")
+        if missing:
+            log.warning("encoder weights %s: %d missing keys, e.g. %s", path, len(missing), missing[:5])
+        if unexpected:
+            log.warning("encoder weights %s: %d unexpected keys, e.g. %s", path, len(unexpected), unexpected[:5])
+        nn.Module.load_state_dict(self.body, {k: v for k, v in state.items() if k in own}, strict=False)
+        return missing, unexpected
+
+    def forward(self, x: torch.Tensor):
+        features = self.body(x)
+        return features[-2], features[-1]

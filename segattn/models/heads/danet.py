@@ -1,0 +1,88 @@
+"""DANet dual attention head (Fu et al., CVPR 2019, Sec. 3).
+
+Two branches from the 2048-channel features, each a 3x3 conv to 512:
+the position attention module (PAM, Sec. 3.2) and the channel attention module
+(CAM, Sec. 3.3), each followed by a 3x3 conv. Their sum is classified; in
+training the PAM-only and CAM-only predictions are returned too, so the three
+losses of the paper's code can be summed.
+"""
+import torch
+from torch import nn
+
+from ..layers import Classifier, ConvNormReLU
+from .base import DecodeHead
+
+
+class PositionAttention(nn.Module):
+    """PAM: ``x (B, C, H, W)``; every position attends to all HxW positions.
+
+    ``S = softmax(Q^T K)`` over the key positions with Q, K 1x1 convs to C/8
+    and V a 1x1 conv to C; ``out = gamma * V S^T + x``, gamma initialised to 0.
+    """
+
+    def __init__(self, in_channels: int, reduction: int = 8):
+        super().__init__()
+        self.query_conv = nn.Conv2d(in_channels, max(1, in_channels // reduction), 1)
+        self.key_conv = nn.Conv2d(in_channels, max(1, in_channels // reduction), 1)
+        self.value_conv = nn.Conv2d(in_channels, in_channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention weights ``(B, HW, HW)``, row i = query position i."""
+        q = self.query_conv(x).flatten(2)  # B, Cq, N
+        k = self.key_conv(x).flatten(2)
+        return torch.softmax(torch.bmm(q.transpose(1, 2), k), dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        v = self.value_conv(x).flatten(2)  # B, C, N
+        out = torch.bmm(v, self.attention(x).transpose(1, 2)).view(b, c, h, w)
+        return self.gamma * out + x
+
+
+class ChannelAttention(nn.Module):
+    """CAM: ``x (B, C, H, W)``; every channel attends to all C channels.
+
+    Energies ``E = X X^T`` (C x C). As in the authors' code, the softmax is taken
+    over ``max(E) - E`` (row-wise max), which favours dissimilar channels and
+    keeps the exponent non-positive; ``out = gamma * A X + x``, gamma starts at 0.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention weights ``(B, C, C)``."""
+        f = x.flatten(2)
+        energy = torch.bmm(f, f.transpose(1, 2))
+        energy = energy.amax(dim=-1, keepdim=True) - energy
+        return torch.softmax(energy, dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        out = torch.bmm(self.attention(x), x.flatten(2)).view(b, c, h, w)
+        return self.gamma * out + x
+
+
+class DANetHead(DecodeHead):
+    def __init__(self, in_channels: int, channels: int, num_classes: int, dropout: float = 0.1,
+                 norm=nn.BatchNorm2d):
+        super().__init__(in_channels, channels, num_classes, dropout, norm)
+        self.conv_pam_in = ConvNormReLU(in_channels, channels, norm=norm)
+        self.pam = PositionAttention(channels)
+        self.conv_pam_out = ConvNormReLU(channels, channels, norm=norm)
+        self.conv_cam_in = ConvNormReLU(in_channels, channels, norm=norm)
+        self.cam = ChannelAttention()
+        self.conv_cam_out = ConvNormReLU(channels, channels, norm=norm)
+        self.cls_pam = Classifier(channels, num_classes, dropout)
+        self.cls_cam = Classifier(channels, num_classes, dropout)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        pam = self.conv_pam_out(self.pam(self.conv_pam_in(x)))
+        cam = self.conv_cam_out(self.cam(self.conv_cam_in(x)))
+        out = {"main": self.cls_seg(pam + cam)}
+        if self.training:
+            out["pam"] = self.cls_pam(pam)
+            out["cam"] = self.cls_cam(cam)
+        return out

@@ -1,0 +1,36 @@
+"""FCN head (Long et al., CVPR 2015), in the form mmsegmentation's dilated baselines use.
+
+``num_convs`` 3x3 conv-norm-ReLU layers; with ``concat_input`` their output is
+concatenated with the input and fused by one more 3x3 conv; then the
+classifier. The default (2 convs, concat) is the FCN baseline of the CCNet and
+DANet comparisons; ``num_convs=1, concat_input=False`` with 256 channels is the
+auxiliary head on layer3 (1024 -> 256 -> classes, dropout 0.1).
+"""
+import torch
+from torch import nn
+
+from ..layers import ConvNormReLU
+from .base import DecodeHead
+
+
+class FCNHead(DecodeHead):
+    def __init__(self, in_channels: int, channels: int, num_classes: int, num_convs: int = 2,
+                 concat_input: bool = True, dropout: float = 0.1, norm=nn.BatchNorm2d):
+        super().__init__(in_channels, channels, num_classes, dropout, norm)
+        assert num_convs >= 1
+        self.convs = nn.Sequential(*[ConvNormReLU(in_channels if i == 0 else channels, channels, norm=norm)
+                                     for i in range(num_convs)])
+        self.conv_cat = ConvNormReLU(in_channels + channels, channels, norm=norm) if concat_input else None
+
+    def forward(self, x: torch.Tensor) -> dict:
+        out = self.convs(x)
+        if self.conv_cat is not None:
+            out = self.conv_cat(torch.cat([x, out], dim=1))
+        return {"main": self.cls_seg(out)}
+
+
+def AuxFCNHead(in_channels: int, num_classes: int, channels: int = 256, dropout: float = 0.1,
+               norm=nn.BatchNorm2d) -> FCNHead:
+    """Auxiliary head on layer3, as in PSPNet / CCNet / DANet training recipes."""
+    return FCNHead(in_channels, channels, num_classes, num_convs=1, concat_input=False, dropout=dropout,
+                   norm=norm)

@@ -1,0 +1,45 @@
+"""Small building blocks shared by every head: norm factory, conv-norm-relu, classifier."""
+from functools import partial
+
+from torch import nn
+
+NORMS = ("bn", "syncbn", "gn")
+
+
+def norm_layer(name: str = "bn"):
+    """Return a callable ``channels -> nn.Module`` for the named normalisation.
+
+    ``syncbn`` builds plain BatchNorm here; :func:`segattn.models.build.build_model`
+    converts every BatchNorm (encoder included) to SyncBatchNorm, which behaves
+    as BatchNorm until a process group is running.
+    """
+    if name in ("bn", "syncbn"):
+        return nn.BatchNorm2d
+    if name == "gn":
+        return partial(_group_norm, 32)
+    raise ValueError(f"model.norm: unknown norm {name!r}; valid: {', '.join(NORMS)}")
+
+
+def _group_norm(groups: int, channels: int) -> nn.GroupNorm:
+    while channels % groups:
+        groups //= 2
+    return nn.GroupNorm(groups, channels)
+
+
+class ConvNormReLU(nn.Sequential):
+    """``k x k`` convolution (no bias) -> norm -> ReLU, padding keeps the size."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, norm=nn.BatchNorm2d, dilation: int = 1):
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size, padding=dilation * (kernel_size // 2),
+                      dilation=dilation, bias=False),
+            norm(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class Classifier(nn.Sequential):
+    """Dropout2d then a 1x1 convolution to class logits (the ``cls_seg`` of every head)."""
+
+    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.1):
+        super().__init__(nn.Dropout2d(dropout), nn.Conv2d(in_channels, num_classes, 1))

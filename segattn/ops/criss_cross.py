@@ -1,0 +1,96 @@
+"""Criss-cross attention: the functional op, its dispatch, and the CCNet module.
+
+``criss_cross_attention(q, k, v)`` is the single entry point. It runs the fused
+Triton kernel for CUDA tensors when Triton is importable and the pure-PyTorch
+reference otherwise. ``SEGATTN_CCA_IMPL=reference|triton`` forces one; a forced
+``triton`` that cannot run is an error, never a silent fallback.
+"""
+import os
+
+import torch
+from torch import nn
+
+from .reference import criss_cross_attention_reference
+
+IMPLS = ("auto", "reference", "triton")
+ENV_VAR = "SEGATTN_CCA_IMPL"
+
+
+def triton_available() -> bool:
+    """True when the Triton kernels of this package can be imported."""
+    try:
+        from . import triton_kernels  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _triton_can_run(t: torch.Tensor) -> bool:
+    # The interpreter (TRITON_INTERPRET=1) runs the kernels on CPU tensors.
+    return t.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def select_impl(q: torch.Tensor) -> str:
+    """Name of the implementation ``criss_cross_attention`` uses for ``q``."""
+    impl = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+    if impl not in IMPLS:
+        raise ValueError(f"{ENV_VAR}={impl!r} is not one of {', '.join(IMPLS)}")
+    if impl == "reference":
+        return "reference"
+    if impl == "triton":
+        if not triton_available():
+            raise RuntimeError(f"{ENV_VAR}=triton but triton is not importable; install triton or unset {ENV_VAR}")
+        if not _triton_can_run(q):
+            raise RuntimeError(
+                f"{ENV_VAR}=triton but the inputs are on {q.device}; the Triton kernel needs CUDA tensors "
+                "(or TRITON_INTERPRET=1 for CPU testing)"
+            )
+        return "triton"
+    return "triton" if q.is_cuda and triton_available() else "reference"
+
+
+def _check_shapes(q, k, v):
+    if q.dim() != 4 or k.shape != q.shape or v.dim() != 4:
+        raise ValueError(f"criss_cross_attention expects q, k (B, Cq, H, W) of equal shape and v (B, C, H, W); "
+                         f"got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    if v.shape[0] != q.shape[0] or v.shape[2:] != q.shape[2:]:
+        raise ValueError(f"v {tuple(v.shape)} must share batch and spatial size with q {tuple(q.shape)}")
+
+
+def criss_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Criss-cross attention of ``q, k (B, Cq, H, W)`` over ``v (B, C, H, W)``.
+
+    Each pixel attends to its row and column (H + W - 1 positions, itself once)
+    under one softmax of q.k energies. No gamma or residual: see
+    :class:`CrissCrossAttention` for the CCNet module.
+    """
+    _check_shapes(q, k, v)
+    if select_impl(q) == "triton":
+        from .triton_kernels import criss_cross_attention_triton
+
+        return criss_cross_attention_triton(q, k, v)
+    return criss_cross_attention_reference(q, k, v)
+
+
+class CrissCrossAttention(nn.Module):
+    """CCNet criss-cross attention module (Huang et al., ICCV 2019, Fig. 3).
+
+    ``x (B, C, H, W) -> gamma * CCA(q(x), k(x), v(x)) + x`` with q, k 1x1
+    convolutions to ``C // 8`` channels, v a 1x1 convolution to C, and gamma a
+    learnt scalar initialised to 0 so the module starts as the identity.
+    """
+
+    def __init__(self, in_channels: int, reduction: int = 8):
+        super().__init__()
+        qk = max(1, in_channels // reduction)
+        self.query_conv = nn.Conv2d(in_channels, qk, 1)
+        self.key_conv = nn.Conv2d(in_channels, qk, 1)
+        self.value_conv = nn.Conv2d(in_channels, in_channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def qkv(self, x: torch.Tensor):
+        return self.query_conv(x), self.key_conv(x), self.value_conv(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x)
+        return self.gamma * criss_cross_attention(q, k, v) + x

@@ -1,0 +1,110 @@
+"""Heads: shapes at OS 8/16 on odd sizes, gradients, identity at init, attention formulas."""
+import pytest
+import torch
+
+from segattn import build_model
+from segattn.models.attention import NonLocalBlock
+from segattn.models.heads import ChannelAttention, PositionAttention, RCCAHead
+
+HEADS = ["fcn", "ccnet", "danet", "nonlocal"]
+
+
+def tiny(head, os_=8, **kw):
+    cfg = {"head": head, "num_classes": 5, "channels": 16, "encoder": {"name": "resnet18", "weights": None,
+                                                                      "output_stride": os_},
+           "aux": {"channels": 8}}
+    cfg.update(kw)
+    return build_model(cfg)
+
+
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("os_", [8, 16])
+def test_shapes_and_gradients_reach_encoder(head, os_):
+    model = tiny(head, os_).train()
+    x = torch.randn(2, 3, 97, 129)
+    out = model(x)
+    expected = {"main", "aux"} | ({"pam", "cam"} if head == "danet" else set())
+    assert set(out) == expected
+    for logits in out.values():
+        assert logits.shape == (2, 5, 97, 129)
+    feats = model.encoder(x)
+    assert feats[1].shape[-2:] == ((97 - 1) // os_ + 1, (129 - 1) // os_ + 1)
+    sum(v.sum() for v in out.values()).backward()
+    first_conv = model.encoder.body.conv1.weight
+    assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 33, 47)).shape == (1, 5, 33, 47)
+
+
+def test_eval_danet_returns_only_main():
+    model = tiny("danet").eval()
+    with torch.no_grad():
+        out = model.head(torch.randn(1, 512, 5, 6))
+    assert set(out) == {"main"}
+
+
+def test_aux_can_be_disabled():
+    model = tiny("fcn", aux={"enabled": False}).train()
+    assert model.aux_head is None
+    assert set(model(torch.randn(1, 3, 64, 64))) == {"main"}
+
+
+def test_attention_blocks_are_identity_at_init():
+    x = torch.randn(2, 16, 6, 7)
+    for block in (PositionAttention(16), ChannelAttention(), NonLocalBlock(16),
+                  NonLocalBlock(16, norm=torch.nn.BatchNorm2d)):
+        block.eval()
+        torch.testing.assert_close(block(x), x)
+
+
+def test_position_attention_formula():
+    pam = PositionAttention(16)
+    pam.gamma.data.fill_(0.7)
+    x = torch.randn(2, 16, 4, 5)
+    q = pam.query_conv(x).reshape(2, 2, 20)
+    k = pam.key_conv(x).reshape(2, 2, 20)
+    v = pam.value_conv(x).reshape(2, 16, 20)
+    out = torch.empty(2, 16, 20)
+    for b in range(2):
+        for i in range(20):
+            a = torch.softmax(q[b, :, i] @ k[b], dim=0)  # over key positions j
+            out[b, :, i] = (v[b] * a).sum(-1)
+    torch.testing.assert_close(pam(x), 0.7 * out.view(2, 16, 4, 5) + x, atol=1e-5, rtol=1e-5)
+
+
+def test_channel_attention_formula():
+    cam = ChannelAttention()
+    cam.gamma.data.fill_(0.3)
+    x = torch.randn(2, 6, 3, 4)
+    f = x.reshape(2, 6, 12)
+    out = torch.empty_like(f)
+    for b in range(2):
+        for i in range(6):
+            e = torch.stack([f[b, i] @ f[b, j] for j in range(6)])
+            a = torch.softmax(e.max() - e, dim=0)
+            out[b, i] = (a[:, None] * f[b]).sum(0)
+    torch.testing.assert_close(cam(x), 0.3 * out.view(2, 6, 3, 4) + x, atol=1e-5, rtol=1e-5)
+
+
+def test_non_local_formula():
+    block = NonLocalBlock(8, reduction=2, use_scale=True)
+    torch.nn.init.normal_(block.conv_out.weight)
+    x = torch.randn(1, 8, 3, 3)
+    th, ph, g = (m(x).reshape(4, 9) for m in (block.theta, block.phi, block.g))
+    f = torch.softmax(th.T @ ph / 2.0, dim=-1)  # sqrt(4) = 2
+    y = (g @ f.T).view(1, 4, 3, 3)
+    torch.testing.assert_close(block(x), x + block.conv_out(y), atol=1e-5, rtol=1e-5)
+
+
+def test_rcca_loops_share_weights():
+    head = RCCAHead(32, 16, 3, recurrence=3).eval()
+    n_r1 = sum(p.numel() for p in RCCAHead(32, 16, 3, recurrence=1).parameters())
+    assert sum(p.numel() for p in head.parameters()) == n_r1
+    calls = []
+    head.cca.register_forward_hook(lambda *a: calls.append(1))
+    head(torch.randn(1, 32, 5, 5))
+    assert len(calls) == 3
+    # gamma = 0: the R loops are exact identities, so context() is convb(conva(x))
+    x = torch.randn(1, 32, 5, 5)
+    torch.testing.assert_close(head.context(x), head.convb(head.conva(x)))
