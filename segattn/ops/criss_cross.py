@@ -45,8 +45,16 @@ def select_impl(q: torch.Tensor) -> str:
                 f"{ENV_VAR}=triton but the inputs are on {q.device}; the Triton kernel needs CUDA tensors "
                 "(or TRITON_INTERPRET=1 for CPU testing)"
             )
+        from .triton_kernels import check_supported
+
+        check_supported(q, q)
         return "triton"
-    return "triton" if q.is_cuda and triton_available() else "reference"
+    if q.is_cuda and triton_available():
+        from .triton_kernels import supported
+
+        if supported(q, q):
+            return "triton"
+    return "reference"
 
 
 def _check_shapes(q, k, v):

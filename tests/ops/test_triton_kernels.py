@@ -1,0 +1,163 @@
+"""The fused Triton kernel against the reference: values and gradients, all dtypes.
+
+On a machine without CUDA the kernels run on CPU tensors through
+TRITON_INTERPRET=1 (set in conftest.py).
+"""
+import pytest
+import torch
+
+triton = pytest.importorskip("triton")
+
+from segattn.ops import criss_cross_attention, select_impl  # noqa: E402
+from segattn.ops import triton_kernels as tk  # noqa: E402
+from segattn.ops.reference import criss_cross_attention_reference  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+needs_kernel_device = pytest.mark.skipif(
+    DEVICE == "cpu" and __import__("os").environ.get("TRITON_INTERPRET") != "1",
+    reason="needs CUDA or TRITON_INTERPRET=1")
+
+
+@pytest.fixture
+def big_tiles(monkeypatch):
+    """The interpreter's cost is per program and loop step: larger tiles keep the sweep short."""
+    if DEVICE == "cpu":
+        monkeypatch.setitem(tk.MAX_BLOCKS, "line", 128)
+        monkeypatch.setitem(tk.MAX_BLOCKS, "c_fwd", 512)
+        monkeypatch.setitem(tk.MAX_BLOCKS, "c_bwd", 512)
+
+
+def inputs(b, cq, c, h, w, dtype=torch.float32):
+    q, k = (torch.randn(b, cq, h, w, device=DEVICE, dtype=dtype) for _ in range(2))
+    v = torch.randn(b, c, h, w, device=DEVICE, dtype=dtype)
+    return q, k, v
+
+
+def compare(q, k, v, atol, rtol, scaled=False):
+    """Triton output and gradients vs the float64 reference on the same inputs.
+
+    With ``scaled`` the absolute tolerance is ``atol`` times the largest
+    reference magnitude of each tensor: rounding to a half type errs relative to
+    the largest terms of a sum, not to each element.
+    """
+    q, k, v = (t.clone().requires_grad_() for t in (q, k, v))
+    out = tk.criss_cross_attention_triton(q, k, v)
+    assert out.dtype == q.dtype and out.shape == (q.shape[0], v.shape[1], *q.shape[2:])
+    grad = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (q, k, v), grad)
+    r = [t.detach().double().requires_grad_() for t in (q, k, v)]
+    ref = criss_cross_attention_reference(*r)
+    ref_grads = torch.autograd.grad(ref, r, grad.double())
+    def tol(e):
+        return atol * e.abs().max().item() if scaled else atol
+
+    torch.testing.assert_close(out.double(), ref, atol=tol(ref), rtol=rtol)
+    for name, a, e in zip("qkv", grads, ref_grads):
+        assert a.dtype == q.dtype
+        torch.testing.assert_close(a.double(), e, atol=tol(e), rtol=rtol, msg=lambda m: f"d{name}: {m}")
+
+
+# Every size the kernel must handle appears at least once: H != W, H=1, W=1, 1x1,
+# 13x29, 97x97; B in {1, 3}; Cq in {8, 64}; C in {16, 100, 512}. The full product
+# would take the interpreter an hour.
+SWEEP = [  # B, Cq, C, H, W
+    (1, 8, 16, 97, 97),
+    (3, 64, 100, 13, 29),
+    (1, 64, 512, 13, 29),
+    (3, 8, 512, 1, 37),
+    (1, 64, 16, 29, 1),
+    (3, 8, 100, 1, 1),
+    (1, 8, 16, 6, 5),
+]
+
+
+@needs_kernel_device
+@pytest.mark.parametrize("shape", SWEEP, ids=lambda s: "x".join(map(str, s)))
+def test_float32_matches_reference(shape, big_tiles):
+    compare(*inputs(*shape), atol=1e-4, rtol=1e-4)
+
+
+@needs_kernel_device
+@pytest.mark.parametrize("shape", [(2, 8, 16, 13, 29), (1, 8, 40, 40, 3)])
+def test_multi_tile_loops(shape, monkeypatch):
+    """Small tiles force several query/key/channel tiles per line, and partial last tiles."""
+    monkeypatch.setitem(tk.MAX_BLOCKS, "line", 16)
+    monkeypatch.setitem(tk.MAX_BLOCKS, "c_fwd", 16)
+    monkeypatch.setitem(tk.MAX_BLOCKS, "c_bwd", 16)
+    compare(*inputs(*shape), atol=1e-4, rtol=1e-4)
+
+
+# Half types: the reference sees the same rounded inputs, so what differs is the
+# kernel's own rounding: softmax weights and dS are rounded to the input type
+# (11 mantissa bits for fp16, 8 for bf16) before their tensor-core products, and
+# results once more to the output type. Each is a relative error of 2^-11 or
+# 2^-8 on the largest terms of a sum over up to H + W positions, so we allow
+# 1% (fp16) and 4% (bf16) of each tensor's largest magnitude.
+@needs_kernel_device
+@pytest.mark.parametrize("dtype,tol", [(torch.float16, 1e-2), (torch.bfloat16, 4e-2)])
+def test_half_types(dtype, tol, big_tiles):
+    compare(*inputs(2, 64, 100, 13, 29, dtype), atol=tol, rtol=tol, scaled=True)
+
+
+@needs_kernel_device
+def test_non_contiguous_and_mixed_dtype_inputs(big_tiles):
+    q, k, v = inputs(2, 8, 16, 7, 9)
+    qt = q.transpose(2, 3).contiguous().transpose(2, 3)  # same values, other strides
+    assert not qt.is_contiguous()
+    out = tk.criss_cross_attention_triton(qt, k, v)
+    torch.testing.assert_close(out, criss_cross_attention_reference(q, k, v), atol=1e-4, rtol=1e-4)
+    assert tk.criss_cross_attention_triton(q.half(), k, v).dtype == torch.float32  # promoted
+
+
+def test_unsupported_inputs_are_reported():
+    with pytest.raises(ValueError, match="at most 256 q/k channels"):
+        tk.check_supported(torch.zeros(1, 300, 2, 2))
+    with pytest.raises(ValueError, match="float32/float16/bfloat16"):
+        tk.check_supported(torch.zeros(1, 8, 2, 2, dtype=torch.float64))
+
+
+def test_dispatch_rules(monkeypatch):
+    q = torch.zeros(1, 8, 3, 3)
+    monkeypatch.delenv("SEGATTN_CCA_IMPL", raising=False)
+    assert select_impl(q) == "reference"  # auto: CPU tensors use the reference
+    monkeypatch.setenv("SEGATTN_CCA_IMPL", "reference")
+    assert select_impl(q) == "reference"
+    monkeypatch.setenv("SEGATTN_CCA_IMPL", "bogus")
+    with pytest.raises(ValueError, match="SEGATTN_CCA_IMPL='bogus' is not one of auto, reference, triton"):
+        select_impl(q)
+    monkeypatch.setenv("SEGATTN_CCA_IMPL", "triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(RuntimeError, match="needs CUDA tensors"):
+        criss_cross_attention(q, q, q)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert select_impl(q) == "triton"
+    with pytest.raises(ValueError, match="float32/float16/bfloat16"):
+        select_impl(q.double())
+
+
+def test_forced_triton_without_triton_is_an_error(monkeypatch):
+    import segattn.ops.criss_cross as cc
+
+    monkeypatch.setattr(cc, "triton_available", lambda: False)
+    monkeypatch.setenv("SEGATTN_CCA_IMPL", "triton")
+    with pytest.raises(RuntimeError, match="triton is not importable"):
+        select_impl(torch.zeros(1, 8, 2, 2))
+
+
+@needs_kernel_device
+def test_forced_triton_runs_through_module(monkeypatch, big_tiles):
+    from segattn.ops import CrissCrossAttention
+
+    m = CrissCrossAttention(32).to(DEVICE)
+    m.gamma.data.fill_(1.0)
+    x = torch.randn(2, 32, 6, 7, device=DEVICE, requires_grad=True)
+    monkeypatch.setenv("SEGATTN_CCA_IMPL", "triton")
+    y = m(x)
+    y.sum().backward()
+    g_triton = x.grad.clone()
+    x.grad = None
+    monkeypatch.setenv("SEGATTN_CCA_IMPL", "reference")
+    y_ref = m(x)
+    y_ref.sum().backward()
+    torch.testing.assert_close(y, y_ref, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(g_triton, x.grad, atol=1e-4, rtol=1e-4)
