@@ -3,6 +3,7 @@
 
     python tools/benchmark.py                      # 2048 x 97 x 97, CPU (and CUDA if present)
     python tools/benchmark.py --size 65 65 --json bench.json --device cpu
+    python tools/benchmark.py --mode op            # criss-cross implementations (CUDA if present)
 
 Numbers are taken in one run, so read them as ratios between rows.
 """
@@ -13,13 +14,25 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import warnings  # noqa: E402
+
 import torch  # noqa: E402
 
-from segattn.engine.benchmark import attention_cases, head_cases, markdown_table, measure, paper_ratios  # noqa: E402
+# FLOP counting installs a global module hook, which torch.compile warns about harmlessly
+warnings.filterwarnings("ignore", message="Using `torch.compile")
+
+from segattn.engine.benchmark import (  # noqa: E402
+    attention_cases, head_cases, markdown_table, measure, op_cases, paper_ratios, relative_to_reference)
+
+OP_COLUMNS = [("group", "group"), ("name", "impl: dtype B x C x H x W"), ("fwd_ms", "fwd ms"),
+              ("fwd_bwd_ms", "fwd+bwd ms"), ("speedup_fwd_bwd", "fwd+bwd speed-up"), ("peak_mb", "peak MB"),
+              ("memory_vs_reference", "peak vs reference"), ("act_mb", "saved act. MB")]
 
 
 def get_args_parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--mode", choices=["paper", "op"], default="paper",
+                   help="paper: heads, RCCA vs Non-local, ops; op: criss-cross implementations")
     p.add_argument("--channels", type=int, default=2048, help="encoder feature channels (layer4)")
     p.add_argument("--size", type=int, nargs=2, default=[97, 97], metavar=("H", "W"), help="feature size")
     p.add_argument("--batch", type=int, default=1)
@@ -31,8 +44,26 @@ def get_args_parser():
     return p
 
 
+def run_op_mode(args):
+    device = (args.device or ["cuda" if torch.cuda.is_available() else "cpu"])[0]
+    rows = []
+    for case in op_cases(device):
+        print(f"[{device}] {case.group} {case.name} ...", file=sys.stderr, flush=True)
+        rows.append(measure(case, device, args.repeats, args.warmup))
+    rows = relative_to_reference(rows)
+    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
+    print(f"\n### criss-cross implementations on {device} ({name})\n")
+    print(markdown_table(rows, OP_COLUMNS))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": name, "rows": rows}, f, indent=2)
+        print(f"\nwrote {args.json}")
+
+
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
+    if args.mode == "op":
+        return run_op_mode(args)
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     groups = set(args.groups.split(","))
     h, w = args.size

@@ -90,6 +90,8 @@ def peak_cuda_mb(fn: Callable, device) -> float:
 
 
 def measure(case: Case, device="cpu", repeats: int = 3, warmup: int = 1, backward: bool = True) -> dict:
+    if case.module is None:  # cannot run here (e.g. a CUDA kernel on CPU): "not measured"
+        return {"group": case.group, "name": case.name, "note": "not measured"}
     module = case.module.to(device).train()
     inputs = tuple(t.to(device) for t in case.inputs())
     grad_inputs = tuple(t.detach().requires_grad_(t.is_floating_point()) for t in inputs)
@@ -123,12 +125,15 @@ def markdown_table(rows: List[dict], columns=None) -> str:
     def fmt(v):
         if v is None:
             return "-"
+        if v == "not measured":
+            return v
         if isinstance(v, float):
             return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
         return str(v)
 
     lines = ["| " + " | ".join(h for _, h in columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(r.get(k)) for k, _ in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join(fmt(r.get(k, r.get("note"))) if k not in ("group", "name") else fmt(r[k])
+                                for k, _ in columns) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -208,3 +213,85 @@ def paper_ratios(rows: List[dict]) -> dict:
     if rcca.get("peak_mb") and nl.get("peak_mb"):
         ratios["nonlocal_over_rcca_peak_memory"] = nl["peak_mb"] / rcca["peak_mb"]
     return ratios
+
+
+class _ImplScope(nn.Module):
+    """Runs ``module`` with SEGATTN_CCA_IMPL set to ``impl`` (restored afterwards)."""
+
+    def __init__(self, module: nn.Module, impl: str):
+        super().__init__()
+        self.module, self.impl = module, impl
+
+    def forward(self, *args):
+        import os
+
+        old = os.environ.get("SEGATTN_CCA_IMPL")
+        os.environ["SEGATTN_CCA_IMPL"] = self.impl
+        try:
+            return self.module(*args)
+        finally:
+            if old is None:
+                os.environ.pop("SEGATTN_CCA_IMPL")
+            else:
+                os.environ["SEGATTN_CCA_IMPL"] = old
+
+
+OP_IMPLS = ("reference", "compiled", "triton")
+
+
+def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (129, 257)),
+             dtypes=(torch.float32, torch.bfloat16), head_in=2048, impls=OP_IMPLS):
+    """The criss-cross op and the RCCA head under each implementation (issue: fused kernel).
+
+    ``compiled`` is ``torch.compile`` of the reference. Triton needs CUDA; on
+    other devices its rows are returned as ``None`` so the table says "not measured".
+    """
+    from ..models.heads import RCCAHead
+    from ..ops.reference import criss_cross_attention_reference
+
+    is_cuda = torch.device(device).type == "cuda"
+    cases = []
+    for dtype in dtypes:
+        for h, w in sizes:
+            tag = f"{str(dtype).replace('torch.', '')} {batch}x{channels}x{h}x{w}"
+
+            def op_inputs(h=h, w=w, dtype=dtype):
+                return (torch.randn(batch, qk_channels, h, w, dtype=dtype),
+                        torch.randn(batch, qk_channels, h, w, dtype=dtype),
+                        torch.randn(batch, channels, h, w, dtype=dtype))
+
+            def head_inputs(h=h, w=w, dtype=dtype):
+                return (torch.randn(batch, head_in, h, w, dtype=dtype),)
+
+            for impl in impls:
+                if impl == "triton" and not is_cuda:
+                    cases.append(Case("op", f"{impl}: {tag}", None, op_inputs))
+                    cases.append(Case("rcca head", f"{impl}: {tag}", None, head_inputs))
+                    continue
+                op = _ImplScope(_Op(criss_cross_attention_reference if impl != "triton" else _triton_op()),
+                                "reference" if impl != "triton" else "triton")
+                head = _ImplScope(RCCAHead(head_in, channels, 19).to(dtype), impl if impl == "triton" else "reference")
+                if impl == "compiled":
+                    op, head = torch.compile(op), torch.compile(head)
+                cases.append(Case("op", f"{impl}: {tag}", op, op_inputs))
+                cases.append(Case("rcca head", f"{impl}: {tag}", head, head_inputs))
+    return cases
+
+
+def _triton_op():
+    from ..ops.triton_kernels import criss_cross_attention_triton
+
+    return criss_cross_attention_triton
+
+
+def relative_to_reference(rows: List[dict]) -> List[dict]:
+    """Add speed-up and memory ratios of each row against the reference row of its case."""
+    refs = {(r["group"], r["name"].split(": ")[1]): r for r in rows if r["name"].startswith("reference:")}
+    for r in rows:
+        ref = refs.get((r["group"], r["name"].split(": ")[1]))
+        if ref is None or r.get("fwd_bwd_ms") is None:
+            continue
+        r["speedup_fwd_bwd"] = ref["fwd_bwd_ms"] / r["fwd_bwd_ms"]
+        if r.get("peak_mb") and ref.get("peak_mb"):
+            r["memory_vs_reference"] = r["peak_mb"] / ref["peak_mb"]
+    return rows

@@ -1,0 +1,44 @@
+import torch
+
+from segattn.engine.benchmark import (Case, _Op, attention_cases, count_flops, dense_attention, markdown_table,
+                                      measure, op_cases, paper_ratios, saved_activation_bytes)
+from segattn.ops import criss_cross_attention
+
+
+def test_op_flops_match_the_closed_form():
+    b, cq, c, h, w = 2, 8, 16, 5, 7
+    q, k, v = torch.randn(b, cq, h, w), torch.randn(b, cq, h, w), torch.randn(b, c, h, w)
+    # energies and aggregation over the row (W) and the column (H) of every pixel
+    assert count_flops(_Op(criss_cross_attention), (q, k, v)) == 2 * b * h * w * (h + w) * (cq + c)
+    assert count_flops(_Op(dense_attention), (q, k, v)) == 2 * b * (h * w) ** 2 * (cq + c)
+
+
+def test_saved_activation_bytes_counts_attention_matrix():
+    q, k, v = (torch.randn(1, 4, 16, 16, requires_grad=True) for _ in range(3))
+    n = 16 * 16
+    saved = saved_activation_bytes(_Op(dense_attention), (q, k, v))
+    assert saved >= n * n * 4  # at least the HW x HW softmax output, float32
+    assert saved_activation_bytes(_Op(criss_cross_attention), (q, k, v)) < saved
+
+
+def test_measure_row_and_table():
+    cases = attention_cases(channels=16, height=9, width=11)
+    rows = [measure(c, "cpu", repeats=1, warmup=0) for c in cases]
+    assert [r["group"] for r in rows] == ["block", "block", "op", "op"]
+    for r in rows:
+        assert r["fwd_ms"] > 0 and r["fwd_bwd_ms"] > 0 and r["gflops"] > 0 and r["act_mb"] > 0
+        assert r["peak_mb"] is None  # CPU
+    ratios = paper_ratios(rows)
+    assert 0 < ratios["rcca_flops_reduction"] < 1
+    table = markdown_table(rows)
+    assert table.count("\n") == len(rows) + 1 and "RCCA (R=2)" in table
+
+
+def test_triton_rows_not_measured_without_cuda():
+    cases = op_cases("cpu", batch=1, qk_channels=8, channels=16, sizes=((5, 6),), dtypes=(torch.float32,),
+                     head_in=32, impls=("reference", "triton"))
+    rows = [measure(c, "cpu", 1, 0) for c in cases]
+    triton_rows = [r for r in rows if r["name"].startswith("triton")]
+    assert len(triton_rows) == 2 and all(r["note"] == "not measured" for r in triton_rows)
+    assert "not measured" in markdown_table(rows)
+    assert isinstance(cases[0], Case)
