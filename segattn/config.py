@@ -51,11 +51,61 @@ class ModelConfig:
 
 
 @dataclass
+class DataConfig:
+    dataset: str = "cityscapes"      # cityscapes | folder
+    root: str = "data/cityscapes"
+    demo: bool = False               # generate the procedural demo set at root on first use
+    train_split: str = "train"
+    val_split: str = "val"
+    class_names: List[str] = field(default_factory=list)  # folder datasets only
+    ignore_index: int = 255
+    crop_size: List[int] = field(default_factory=lambda: [769, 769])  # H, W
+    scale_range: List[float] = field(default_factory=lambda: [0.5, 2.0])
+    flip: bool = True
+    photometric: bool = False
+    workers: int = 4
+    max_bad_samples: int = 20        # unreadable samples skipped (with a warning) before aborting
+
+
+@dataclass
+class TrainConfig:
+    experiment: str = "experiment"   # checkpoints/<experiment>/, runs/<experiment>/
+    out_dir: str = "checkpoints"
+    log_dir: str = "runs"
+    batch_size: int = 8              # global batch
+    max_iters: int = 60000
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    poly_power: float = 0.9
+    loss: str = "ce"                 # ce | ohem
+    ohem_thresh: float = 0.7
+    ohem_min_kept: int = 100000
+    val_interval: int = 4000
+    log_interval: int = 20
+    checkpoint_interval: int = 1000
+    num_vis: int = 4                 # val images with predictions in TensorBoard
+    seed: int = 0
+    amp: bool = True                 # autocast on CUDA
+    device: str = "auto"             # auto | cpu | cuda | cuda:N
+    threads: int = 0                 # torch CPU threads; 0 leaves torch's default
+
+
+@dataclass
+class EvalConfig:
+    mode: str = "whole"              # whole | slide
+    crop_size: List[int] = field(default_factory=lambda: [769, 769])
+    stride: List[int] = field(default_factory=lambda: [513, 513])
+    scales: List[float] = field(default_factory=lambda: [1.0])
+    flip: bool = False
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
-
-
-SCHEMAS = {"model": ModelConfig}
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 def _suggest(key: str, valid: List[str], prefix: str = "") -> str:
@@ -149,7 +199,9 @@ def load_config(path: str, overrides: Optional[List[str]] = None, schema=Config)
     """Load ``path``, apply ``key=value`` overrides, check against ``schema`` and validate."""
     user = load_yaml(path)
     if overrides:
-        user = OmegaConf.merge(user, parse_overrides(overrides, f"{path} (overrides)"))
+        dotlist = parse_overrides(overrides)
+        _check_keys(dotlist, OmegaConf.structured(schema), "", "command line")
+        user = OmegaConf.merge(user, dotlist)
     cfg = _merge(schema, user, path)
     validate(cfg, path)
     return cfg
@@ -158,3 +210,31 @@ def load_config(path: str, overrides: Optional[List[str]] = None, schema=Config)
 def validate(cfg: DictConfig, source: str = "config"):
     """Section-wise range checks for a merged config."""
     validate_model(cfg.model, source)
+    d, t, e = cfg.data, cfg.train, cfg.eval
+    _require(d.dataset in ("cityscapes", "folder"), source, "data.dataset", f"must be cityscapes or folder, got {d.dataset!r}")
+    if d.dataset == "cityscapes":
+        _require(cfg.model.num_classes == 19, source, "model.num_classes", "must be 19 for Cityscapes")
+    else:
+        _require(len(d.class_names) == cfg.model.num_classes, source, "data.class_names",
+                 f"must list model.num_classes={cfg.model.num_classes} names for a folder dataset")
+    _require(len(d.crop_size) == 2 and min(d.crop_size) >= 1, source, "data.crop_size", "must be [H, W] >= 1")
+    _require(len(d.scale_range) == 2 and 0 < d.scale_range[0] <= d.scale_range[1], source, "data.scale_range",
+             "must be [low, high] with 0 < low <= high")
+    _require(0 <= d.ignore_index <= 255, source, "data.ignore_index", "must be in 0..255")
+    _require(d.workers >= 0, source, "data.workers", "must be >= 0")
+    _require(t.batch_size >= 1, source, "train.batch_size", "must be >= 1")
+    _require(t.max_iters >= 1, source, "train.max_iters", "must be >= 1")
+    _require(t.lr > 0, source, "train.lr", f"must be > 0, got {t.lr}")
+    _require(t.momentum >= 0 and t.weight_decay >= 0, source, "train.momentum/weight_decay", "must be >= 0")
+    _require(t.loss in ("ce", "ohem"), source, "train.loss", f"must be ce or ohem, got {t.loss!r}")
+    _require(0 < t.ohem_thresh <= 1, source, "train.ohem_thresh", "must be in (0, 1]")
+    for key in ("val_interval", "log_interval", "checkpoint_interval"):
+        _require(t[key] >= 1, source, f"train.{key}", "must be >= 1")
+    _require(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"), source, "train.device",
+             f"must be auto, cpu or cuda[:N], got {t.device!r}")
+    _require(e.mode in ("whole", "slide"), source, "eval.mode", f"must be whole or slide, got {e.mode!r}")
+    _require(len(e.crop_size) == 2 and len(e.stride) == 2 and min(e.stride) >= 1, source, "eval.crop_size/stride",
+             "must be [H, W] pairs >= 1")
+    _require(all(0 < x <= e.crop_size[i] for i, x in enumerate(e.stride)), source, "eval.stride",
+             "must not exceed eval.crop_size")
+    _require(len(e.scales) >= 1 and min(e.scales) > 0, source, "eval.scales", "must be a non-empty list of scales > 0")

@@ -1,4 +1,5 @@
 import os
+import sys
 
 import torch
 
@@ -7,6 +8,8 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+sys.path.insert(0, os.path.dirname(__file__))
+
 import pytest  # noqa: E402
 
 
@@ -14,3 +17,10 @@ import pytest  # noqa: E402
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory):
+    from helpers import tiny_demo
+
+    return tiny_demo(tmp_path_factory.mktemp("data"))

@@ -1,0 +1,21 @@
+"""Data: Cityscapes and folder datasets, augmentation presets, the procedural demo set."""
+from .cityscapes import CLASS_NAMES, PALETTE, CityscapesDataset
+from .folder import FolderDataset
+from .transforms import eval_preset, train_preset
+
+
+def build_dataset(data_cfg, split: str, train: bool = False, need_labels: bool = True):
+    """Dataset for ``split`` from the ``data`` config section (generates the demo set when asked)."""
+    transform = (train_preset(tuple(data_cfg.crop_size), tuple(data_cfg.scale_range), data_cfg.ignore_index,
+                              data_cfg.flip, data_cfg.photometric) if train else eval_preset())
+    if data_cfg.dataset == "cityscapes":
+        if data_cfg.demo:
+            from .demo import generate
+
+            generate(data_cfg.root)
+        return CityscapesDataset(data_cfg.root, split, transform, need_labels)
+    return FolderDataset(data_cfg.root, split, data_cfg.class_names, transform, data_cfg.ignore_index, need_labels)
+
+
+__all__ = ["CLASS_NAMES", "PALETTE", "CityscapesDataset", "FolderDataset", "build_dataset", "eval_preset",
+           "train_preset"]

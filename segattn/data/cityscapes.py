@@ -1,0 +1,128 @@
+"""Cityscapes: the official label table, class names, palette and the dataset.
+
+Layout (as the official download unpacks)::
+
+    ROOT/leftImg8bit/{train,val,test}/<city>/<name>_leftImg8bit.png
+    ROOT/gtFine/{train,val,test}/<city>/<name>_gtFine_labelIds.png   (or _labelTrainIds.png)
+
+The 34 label ids map to the 19 train ids exactly as cityscapesScripts'
+``labels.py`` does; every other id (license plate's -1 included) becomes 255.
+"""
+import glob
+import os
+
+import numpy as np
+
+from .io import read_image, read_mask
+
+IGNORE_INDEX = 255
+
+# (name, id, trainId) in the order of cityscapesScripts/helpers/labels.py
+LABELS = [
+    ("unlabeled", 0, 255), ("ego vehicle", 1, 255), ("rectification border", 2, 255), ("out of roi", 3, 255),
+    ("static", 4, 255), ("dynamic", 5, 255), ("ground", 6, 255), ("road", 7, 0), ("sidewalk", 8, 1),
+    ("parking", 9, 255), ("rail track", 10, 255), ("building", 11, 2), ("wall", 12, 3), ("fence", 13, 4),
+    ("guard rail", 14, 255), ("bridge", 15, 255), ("tunnel", 16, 255), ("pole", 17, 5), ("polegroup", 18, 255),
+    ("traffic light", 19, 6), ("traffic sign", 20, 7), ("vegetation", 21, 8), ("terrain", 22, 9), ("sky", 23, 10),
+    ("person", 24, 11), ("rider", 25, 12), ("car", 26, 13), ("truck", 27, 14), ("bus", 28, 15),
+    ("caravan", 29, 255), ("trailer", 30, 255), ("train", 31, 16), ("motorcycle", 32, 17), ("bicycle", 33, 18),
+    ("license plate", -1, 255),
+]
+
+CLASS_NAMES = ["road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+               "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
+               "bicycle"]
+
+PALETTE = [(128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
+           (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
+           (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32)]
+
+ID_TO_TRAINID = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+for _name, _id, _train in LABELS:
+    if _id >= 0:
+        ID_TO_TRAINID[_id] = _train
+TRAINID_TO_ID = np.array([next(i for n, i, t in LABELS if t == train) for train in range(19)], dtype=np.uint8)
+
+IMAGE_SUFFIX = "_leftImg8bit.png"
+LABEL_SUFFIXES = ("_gtFine_labelIds.png", "_gtFine_labelTrainIds.png")
+HOW_TO_GET = ("download leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from "
+              "https://www.cityscapes-dataset.com and unzip both into this folder, point data.root elsewhere, "
+              "or train on the demo data: python tools/train.py configs/demo/ccnet.yaml")
+
+
+def ids_to_train_ids(label_ids: np.ndarray) -> np.ndarray:
+    """Map a label-id mask to train ids (19 classes, 255 ignore)."""
+    return ID_TO_TRAINID[label_ids]
+
+
+def train_ids_to_ids(train_ids: np.ndarray) -> np.ndarray:
+    """Map a train-id prediction back to label ids (for the official scripts and the test server)."""
+    out = np.zeros_like(train_ids, dtype=np.uint8)
+    valid = train_ids < len(TRAINID_TO_ID)
+    out[valid] = TRAINID_TO_ID[train_ids[valid]]
+    return out
+
+
+def find_pairs(root: str, split: str, need_labels: bool = True):
+    """Sorted ``[(image, label_or_None, label_kind)]`` of a split; a clear error when absent."""
+    img_dir = os.path.join(root, "leftImg8bit", split)
+    if not os.path.isdir(img_dir):
+        raise FileNotFoundError(f"data.root: no Cityscapes images at {img_dir!r} (expected "
+                                f"leftImg8bit/{split}/<city>/*{IMAGE_SUFFIX}); {HOW_TO_GET}")
+    images = sorted(glob.glob(os.path.join(img_dir, "*", "*" + IMAGE_SUFFIX)))
+    if not images:
+        raise FileNotFoundError(f"data.root: {img_dir!r} holds no */*{IMAGE_SUFFIX} files; {HOW_TO_GET}")
+    pairs, missing = [], []
+    for image in images:
+        rel = os.path.relpath(image, img_dir)
+        stem = rel[: -len(IMAGE_SUFFIX)]
+        label, kind = None, None
+        for suffix in LABEL_SUFFIXES:
+            candidate = os.path.join(root, "gtFine", split, stem + suffix)
+            if os.path.isfile(candidate):
+                label, kind = candidate, suffix
+                break
+        if label is None and need_labels:
+            missing.append(rel)
+        pairs.append((image, label, kind))
+    if missing:
+        raise FileNotFoundError(
+            f"data.root: {len(missing)} of {len(images)} images in {img_dir!r} have no label in "
+            f"{os.path.join(root, 'gtFine', split)!r} (expected <name>_gtFine_labelIds.png), e.g. {missing[0]}; "
+            f"{HOW_TO_GET}")
+    return pairs
+
+
+class CityscapesDataset:
+    """Cityscapes-layout split; items are ``(image HxWx3 uint8 RGB, mask HxW uint8 train ids, image path)``."""
+
+    class_names = CLASS_NAMES
+    palette = PALETTE
+    ignore_index = IGNORE_INDEX
+
+    def __init__(self, root: str, split: str = "train", transform=None, need_labels: bool = True):
+        self.root, self.split, self.transform = root, split, transform
+        self.pairs = find_pairs(root, split, need_labels)
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def load(self, index: int):
+        image_path, label_path, kind = self.pairs[index]
+        image = read_image(image_path)
+        if label_path is None:
+            mask = np.full(image.shape[:2], IGNORE_INDEX, np.uint8)
+        else:
+            mask = read_mask(label_path)
+            if kind == LABEL_SUFFIXES[0]:
+                mask = ids_to_train_ids(mask)
+        if mask.shape != image.shape[:2]:
+            raise ValueError(f"{label_path}: label size {mask.shape[::-1]} differs from image size "
+                             f"{image.shape[1::-1]} of {image_path}")
+        return image, mask, image_path
+
+    def __getitem__(self, index: int):
+        image, mask, path = self.load(index)
+        if self.transform is not None:
+            image, mask = self.transform(image, mask)
+        return image, mask, path

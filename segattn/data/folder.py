@@ -1,0 +1,59 @@
+"""A user's own data: ``ROOT/<split>/images/*`` with masks of the same stem in ``ROOT/<split>/masks/*.png``.
+
+Masks hold class indices directly (0..K-1, ``ignore_index`` elsewhere); class
+names and the ignore index come from the config.
+"""
+import os
+
+import numpy as np
+
+from .io import IMAGE_EXTENSIONS, read_image, read_mask
+
+
+class FolderDataset:
+    ignore_index = 255
+
+    def __init__(self, root: str, split: str, class_names, transform=None, ignore_index: int = 255,
+                 need_labels: bool = True):
+        self.transform, self.ignore_index = transform, ignore_index
+        self.class_names = list(class_names)
+        self.palette = _palette(len(self.class_names))
+        img_dir, mask_dir = os.path.join(root, split, "images"), os.path.join(root, split, "masks")
+        if not os.path.isdir(img_dir):
+            raise FileNotFoundError(f"data.root: no folder {img_dir!r} (expected <root>/<split>/images and "
+                                    f"<root>/<split>/masks with matching file stems)")
+        images = sorted(f for f in os.listdir(img_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
+        if not images:
+            raise FileNotFoundError(f"data.root: {img_dir!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        self.pairs, missing = [], []
+        for name in images:
+            mask = os.path.join(mask_dir, os.path.splitext(name)[0] + ".png")
+            if not os.path.isfile(mask):
+                missing.append(name)
+                mask = None
+            self.pairs.append((os.path.join(img_dir, name), mask))
+        if missing and need_labels:
+            raise FileNotFoundError(f"data.root: {len(missing)} images in {img_dir!r} have no mask in {mask_dir!r} "
+                                    f"(same stem, .png), e.g. {missing[0]}")
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def load(self, index: int):
+        image_path, mask_path = self.pairs[index]
+        image = read_image(image_path)
+        mask = read_mask(mask_path) if mask_path else np.full(image.shape[:2], self.ignore_index, np.uint8)
+        if mask.shape != image.shape[:2]:
+            raise ValueError(f"{mask_path}: mask size {mask.shape[::-1]} differs from image size {image.shape[1::-1]}")
+        return image, mask, image_path
+
+    def __getitem__(self, index: int):
+        image, mask, path = self.load(index)
+        if self.transform is not None:
+            image, mask = self.transform(image, mask)
+        return image, mask, path
+
+
+def _palette(n: int):
+    rng = np.random.default_rng(0)
+    return [tuple(int(c) for c in rng.integers(0, 256, 3)) for _ in range(n)]

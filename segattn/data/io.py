@@ -1,0 +1,46 @@
+"""Reading images and masks: any size, grayscale / RGBA / 16-bit converted to 8-bit RGB."""
+import os
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+class UnreadableImage(ValueError):
+    """An image file that cannot be decoded."""
+
+
+def read_image(path: str) -> np.ndarray:
+    """HxWx3 uint8 RGB: grayscale and RGBA converted, EXIF rotation applied, 16-bit scaled to 8."""
+    data = np.fromfile(path, dtype=np.uint8) if os.path.isfile(path) else None
+    if data is None:
+        raise UnreadableImage(f"{path}: no such file")
+    # IMREAD_COLOR gives 3 channels and honours EXIF orientation; ANYDEPTH keeps 16-bit data
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
+    if img is None:
+        raise UnreadableImage(f"{path}: not a readable image")
+    if img.dtype == np.uint16:
+        img = (img / 257.0).round().astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = cv2.normalize(img.astype(np.float32), None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+
+
+def read_mask(path: str) -> np.ndarray:
+    """HxW uint8 label mask, read without any colour conversion."""
+    data = np.fromfile(path, dtype=np.uint8) if os.path.isfile(path) else None
+    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+    if mask is None:
+        raise UnreadableImage(f"{path}: not a readable label image")
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    return mask.astype(np.uint8)
+
+
+def write_png(path: str, array: np.ndarray, rgb: bool = True):
+    """Write a uint8 mask (HxW) or RGB image (HxWx3) as PNG."""
+    if array.ndim == 3 and rgb:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    if not cv2.imwrite(path, array):
+        raise OSError(f"{path}: could not write image")

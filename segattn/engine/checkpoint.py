@@ -1,0 +1,68 @@
+"""Checkpoints: written atomically, read with ``weights_only=True``.
+
+A checkpoint is a dict of plain types and tensors: ``model``, ``optimizer``,
+``scheduler``, ``scaler`` state dicts, ``iteration``, ``config`` (a plain
+dict), ``metrics`` and ``rng`` states. Writing goes to a temporary file in the
+same folder, is fsynced, then renamed over the target, so a kill mid-write
+leaves the previous checkpoint intact.
+"""
+import os
+import tempfile
+
+import torch
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file."""
+
+
+def save_atomic(obj: dict, path: str):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pth", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated file, pickle with code, not a torch file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({str(err).splitlines()[0][:200]})") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise CheckpointError(f"{path}: no 'model' state dict in this file")
+    return ckpt
+
+
+def load_model_weights(model: torch.nn.Module, state: dict, path: str = "checkpoint"):
+    """Strict load with one clear error listing missing / unexpected / mis-shaped keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in state and hasattr(state[k], "shape") and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (file vs model), e.g. {shapes[:3]}")
+        if missing:
+            parts.append(f"{len(missing)} missing keys, e.g. {missing[:3]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys, e.g. {unexpected[:3]}")
+        raise CheckpointError(f"{path}: does not fit this model (another head or class count?): " + "; ".join(parts))
+    model.load_state_dict(state)

@@ -1,0 +1,57 @@
+"""Evaluate a model on a labelled split: confusion matrix, per-class IoU, saved predictions."""
+import os
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .inference import predict_from_config
+from .loader import BadSampleCounter, EpochSampler, SkipBadSamples, make_loader
+from .metrics import ConfusionMatrix
+
+
+def colorize(pred: np.ndarray, palette) -> np.ndarray:
+    lut = np.zeros((256, 3), np.uint8)
+    lut[: len(palette)] = np.array(palette, np.uint8)
+    return lut[pred]
+
+
+def save_prediction(pred: np.ndarray, image_path: str, out_dir: str, palette, to_label_ids=None):
+    """``<stem>.png`` (label ids for Cityscapes, else train ids) and ``<stem>_color.png``."""
+    from ..data.io import write_png
+
+    stem = os.path.splitext(os.path.basename(image_path))[0]
+    os.makedirs(out_dir, exist_ok=True)
+    write_png(os.path.join(out_dir, stem + ".png"), to_label_ids(pred) if to_label_ids else pred.astype(np.uint8))
+    write_png(os.path.join(out_dir, stem + "_color.png"), colorize(pred, palette))
+
+
+@torch.no_grad()
+def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_images=None, vis_callback=None):
+    """Run ``dataset`` through ``model`` with the ``eval`` section's inference; return metrics."""
+    model.eval()
+    num_classes = cfg.model.num_classes
+    cm = ConfusionMatrix(num_classes, cfg.data.ignore_index)
+    wrapped = SkipBadSamples(dataset, cfg.train.seed)
+    n = len(dataset) if max_images is None else min(max_images, len(dataset))
+    loader = make_loader(wrapped, 1, cfg.data.workers, EpochSampler(n, 0, shuffle=False), drop_last=False)
+    bad = BadSampleCounter(cfg.data.max_bad_samples)
+    to_ids = None
+    if cfg.data.dataset == "cityscapes":
+        from ..data.cityscapes import train_ids_to_ids as to_ids
+    for i, (images, masks, paths, bad_msgs) in enumerate(tqdm(loader, desc="eval", disable=not progress,
+                                                              leave=False)):
+        bad.report(bad_msgs)
+        if images is None:
+            continue
+        probs = predict_from_config(model, images.to(device), cfg.eval)
+        pred = probs.argmax(1).cpu()
+        cm.update(masks, pred)
+        if save_dir:
+            save_prediction(pred[0].numpy().astype(np.uint8), paths[0], save_dir, dataset.palette, to_ids)
+        if vis_callback is not None:
+            vis_callback(i, images[0], masks[0], pred[0])
+    cm.reduce_from_all_processes()
+    metrics = cm.compute()
+    metrics["skipped"] = bad.count
+    return metrics

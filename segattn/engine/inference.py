@@ -1,0 +1,56 @@
+"""Inference on whole images: whole-image or sliding-window, multi-scale and flip averaging.
+
+All functions take a normalised batch ``(B, 3, H, W)`` and return class
+probabilities ``(B, K, H, W)`` at the input size.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def _logits(model, x):
+    out = model(x)
+    return out["main"] if isinstance(out, dict) else out
+
+
+def slide_logits(model, x, crop, stride):
+    """Sliding-window logits, as mmsegmentation's ``slide_inference``: overlapping windows averaged."""
+    b, _, h, w = x.shape
+    ch, cw = min(crop[0], h), min(crop[1], w)
+    sh, sw = min(stride[0], ch), min(stride[1], cw)
+    rows = max(math.ceil((h - ch) / sh), 0) + 1
+    cols = max(math.ceil((w - cw) / sw), 0) + 1
+    out, count = None, torch.zeros((1, 1, h, w), device=x.device)
+    for r in range(rows):
+        for c in range(cols):
+            y0, x0 = min(r * sh, h - ch), min(c * sw, w - cw)
+            logits = _logits(model, x[:, :, y0:y0 + ch, x0:x0 + cw])
+            if out is None:
+                out = torch.zeros((b, logits.shape[1], h, w), device=x.device, dtype=torch.float32)
+            out[:, :, y0:y0 + ch, x0:x0 + cw] += logits.float()
+            count[:, :, y0:y0 + ch, x0:x0 + cw] += 1
+    return out / count
+
+
+@torch.no_grad()
+def predict_probs(model, x, mode="whole", crop=(769, 769), stride=(513, 513), scales=(1.0,), flip=False):
+    h, w = x.shape[-2:]
+    total = None
+    for scale in scales:
+        xs = x if scale == 1.0 else F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+        for flipped in ((False, True) if flip else (False,)):
+            inp = xs.flip(-1) if flipped else xs
+            logits = slide_logits(model, inp, crop, stride) if mode == "slide" else _logits(model, inp).float()
+            if flipped:
+                logits = logits.flip(-1)
+            if logits.shape[-2:] != (h, w):
+                logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+            probs = logits.softmax(1)
+            total = probs if total is None else total + probs
+    return total / (len(scales) * (2 if flip else 1))
+
+
+def predict_from_config(model, x, eval_cfg):
+    return predict_probs(model, x, eval_cfg.mode, tuple(eval_cfg.crop_size), tuple(eval_cfg.stride),
+                         tuple(eval_cfg.scales), eval_cfg.flip)

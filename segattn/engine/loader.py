@@ -1,0 +1,87 @@
+"""Data loading that survives bad files and resumes exactly.
+
+``EpochSampler`` draws epoch ``e``'s order from ``(seed, e)`` and can start
+mid-epoch, so a resumed run sees the same samples as an uninterrupted one.
+``SkipBadSamples`` turns an unreadable sample into a logged warning naming the
+file, up to a limit, instead of a crash inside a worker.
+"""
+import logging
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+log = logging.getLogger("segattn")
+
+
+class EpochSampler(Sampler):
+    def __init__(self, size: int, seed: int, epoch: int = 0, start: int = 0, shuffle: bool = True):
+        self.size, self.seed, self.epoch, self.start, self.shuffle = size, seed, epoch, start, shuffle
+
+    def order(self):
+        if not self.shuffle:
+            return list(range(self.size))
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        return torch.randperm(self.size, generator=g).tolist()
+
+    def __iter__(self):
+        return iter(self.order()[self.start:])
+
+    def __len__(self):
+        return self.size - self.start
+
+
+class BadSampleLimit(RuntimeError):
+    pass
+
+
+class SkipBadSamples(torch.utils.data.Dataset):
+    """Wraps a dataset; an item that raises becomes ``None`` (dropped by :func:`collate`).
+
+    Augmentation is seeded per (seed, epoch, index), so a sample's crop does not
+    depend on which worker loads it or on where a run was resumed.
+    """
+
+    def __init__(self, dataset, seed: int = 0):
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        transform = getattr(self.dataset, "transform", None)
+        if transform is not None and hasattr(transform, "pipeline"):
+            transform.pipeline.set_random_seed(int(np.random.SeedSequence([self.seed, self.epoch, index])
+                                                   .generate_state(1)[0]))
+        try:
+            return self.dataset[index]
+        except (OSError, ValueError) as err:  # unreadable or inconsistent file
+            return ("bad", index, str(err).splitlines()[0])
+
+
+def collate(batch):
+    """Stacks good samples; bad ones come back as messages for :class:`BadSampleCounter`."""
+    good = [b for b in batch if not isinstance(b[0], str)]
+    bad = [b[2] for b in batch if isinstance(b[0], str)]
+    images = torch.stack([b[0] for b in good]) if good else None
+    masks = torch.stack([b[1] for b in good]) if good else None
+    return images, masks, [b[2] for b in good], bad
+
+
+class BadSampleCounter:
+    def __init__(self, limit: int):
+        self.limit, self.count = limit, 0
+
+    def report(self, messages):
+        for msg in messages:
+            self.count += 1
+            log.warning("skipped unreadable sample (%d/%d): %s", self.count, self.limit, msg)
+        if self.count > self.limit:
+            raise BadSampleLimit(f"more than data.max_bad_samples={self.limit} unreadable samples; "
+                                 f"last: {messages[-1]}; run tools/check_dataset.py or fix the files")
+
+
+def make_loader(dataset: SkipBadSamples, batch_size, workers, sampler, drop_last):
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      collate_fn=collate, drop_last=drop_last, pin_memory=torch.cuda.is_available(),
+                      persistent_workers=False)

@@ -1,0 +1,58 @@
+"""Losses: cross-entropy and online hard example mining (OHEM) cross-entropy.
+
+OHEM follows CCNet's ``OhemCrossEntropy2d``: pixels whose predicted probability
+for their true class is above ``thresh`` are dropped, unless fewer than
+``min_kept`` pixels would remain, in which case the ``min_kept`` hardest are kept.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def ohem_cross_entropy(logits, target, ignore_index=255, thresh=0.7, min_kept=100000):
+    with torch.no_grad():
+        valid = target != ignore_index
+        prob = torch.softmax(logits.float(), dim=1)
+        p_true = prob.gather(1, target.clamp(max=logits.shape[1] - 1).unsqueeze(1)).squeeze(1)
+        p_valid = p_true[valid]
+        threshold = thresh
+        if p_valid.numel() > 0 and min_kept > 0:
+            k = min(p_valid.numel(), min_kept)
+            threshold = max(thresh, float(p_valid.kthvalue(k).values))
+        keep = valid & (p_true <= threshold)
+        target = torch.where(keep, target, torch.full_like(target, ignore_index))
+    if not keep.any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, target, ignore_index=ignore_index)
+
+
+class SegmentationLoss(nn.Module):
+    """Weighted sum of per-output losses: ``main`` weight 1, ``aux`` and head extras from the config.
+
+    Returns ``(total, {name: loss})`` so each term can be logged.
+    """
+
+    def __init__(self, kind="ce", ignore_index=255, weights=None, ohem_thresh=0.7, ohem_min_kept=100000):
+        super().__init__()
+        self.kind, self.ignore_index = kind, ignore_index
+        self.weights = {"main": 1.0, **(weights or {})}
+        self.ohem_thresh, self.ohem_min_kept = ohem_thresh, ohem_min_kept
+
+    def single(self, logits, target):
+        if self.kind == "ohem":
+            return ohem_cross_entropy(logits, target, self.ignore_index, self.ohem_thresh, self.ohem_min_kept)
+        return F.cross_entropy(logits, target, ignore_index=self.ignore_index)
+
+    def forward(self, outputs: dict, target: torch.Tensor):
+        terms = {name: self.single(logits.float(), target) for name, logits in outputs.items()
+                 if self.weights.get(name, 0) > 0}
+        total = sum(self.weights[name] * value for name, value in terms.items())
+        return total, {name: float(v.detach()) for name, v in terms.items()}
+
+
+def build_loss(cfg) -> SegmentationLoss:
+    weights = dict(cfg.model.extra_loss_weights)
+    if cfg.model.aux.enabled:
+        weights["aux"] = cfg.model.aux.loss_weight
+    return SegmentationLoss(cfg.train.loss, cfg.data.ignore_index, weights, cfg.train.ohem_thresh,
+                            cfg.train.ohem_min_kept)

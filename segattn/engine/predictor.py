@@ -1,0 +1,83 @@
+"""Load a trained model for inference, and run it over a folder of images."""
+import os
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from tqdm import tqdm
+
+from ..data.io import IMAGE_EXTENSIONS, UnreadableImage, read_image, write_png
+from ..data.transforms import normalize_image
+from ..models import build_model
+from .checkpoint import load_checkpoint, load_model_weights
+from .evaluator import colorize
+from .inference import predict_from_config
+from .trainer import resolve_device
+
+
+def load_model(cfg, checkpoint: str, device):
+    """Build the config's model (no pretrained download) and load the checkpoint's weights."""
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    model_cfg["encoder"]["weights"] = None  # the checkpoint holds every weight
+    model = build_model(model_cfg)
+    ckpt = load_checkpoint(checkpoint)
+    load_model_weights(model, ckpt["model"], checkpoint)
+    return model.to(device).eval(), ckpt
+
+
+def list_images(folder: str, recursive: bool = False):
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"--input: {folder!r} is not a folder")
+    found = []
+    for dirpath, dirnames, files in os.walk(folder):
+        dirnames.sort()
+        found += [os.path.join(dirpath, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
+        if not recursive:
+            break
+    return found
+
+
+def safe_output_path(output_dir: str, relative: str) -> str:
+    """``output_dir/relative``, refusing anything that resolves outside ``output_dir``."""
+    root = os.path.realpath(output_dir)
+    path = os.path.realpath(os.path.join(root, relative))
+    if os.path.commonpath([root, path]) != root:
+        raise ValueError(f"refusing to write {path!r} outside --output {root!r}")
+    return path
+
+
+def overlay(image: np.ndarray, color: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    return (image.astype(np.float32) * (1 - alpha) + color.astype(np.float32) * alpha).round().astype(np.uint8)
+
+
+@torch.no_grad()
+def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=False, progress=True):
+    """Predict every image; returns ``(succeeded, [(path, reason)])``."""
+    images = list_images(input_dir, recursive)
+    if not images:
+        raise FileNotFoundError(f"--input: no images ({', '.join(IMAGE_EXTENSIONS)}) in {input_dir!r}")
+    os.makedirs(output_dir, exist_ok=True)
+    done, failed = 0, []
+    for path in tqdm(images, desc="infer", disable=not progress):
+        try:
+            image = read_image(path)
+        except UnreadableImage as err:
+            failed.append((path, str(err)))
+            tqdm.write(f"skipped {err}")
+            continue
+        rel = os.path.splitext(os.path.relpath(path, input_dir))[0]
+        base = safe_output_path(output_dir, rel)
+        os.makedirs(os.path.dirname(base), exist_ok=True)
+        probs = predict_from_config(model, normalize_image(image)[None].to(device), cfg.eval)
+        pred = probs.argmax(1)[0].cpu().numpy().astype(np.uint8)
+        color = colorize(pred, palette)
+        write_png(base + "_pred.png", pred)
+        write_png(base + "_color.png", color)
+        import cv2
+
+        cv2.imwrite(base + "_overlay.jpg", cv2.cvtColor(overlay(image, color), cv2.COLOR_RGB2BGR))
+        done += 1
+    return done, failed
+
+
+__all__ = ["infer_folder", "load_model", "resolve_device", "safe_output_path"]

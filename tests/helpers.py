@@ -1,0 +1,32 @@
+"""Shared test fixtures' builders: a tiny demo dataset and a tiny training config."""
+import os
+
+from omegaconf import OmegaConf
+
+from segattn.config import Config
+
+_DEMO_CACHE = {}
+
+
+def tiny_demo(root_parent) -> str:
+    """A 6-train / 3-val demo dataset (generated once per session)."""
+    if "root" not in _DEMO_CACHE:
+        from segattn.data.demo import generate
+
+        _DEMO_CACHE["root"] = generate(os.path.join(str(root_parent), "demo"), num_train=6, num_val=3,
+                                       progress=False)
+    return _DEMO_CACHE["root"]
+
+
+def tiny_config(root, out_dir, head="ccnet", **train):
+    cfg = OmegaConf.structured(Config)
+    cfg.model = OmegaConf.merge(cfg.model, {"head": head, "channels": 16, "aux": {"channels": 8},
+                                            "encoder": {"name": "resnet18", "weights": None}})
+    cfg.data = OmegaConf.merge(cfg.data, {"root": root, "crop_size": [64, 96], "scale_range": [0.25, 0.35],
+                                          "workers": 0})
+    cfg.train = OmegaConf.merge(cfg.train, {"experiment": "t", "out_dir": str(out_dir),
+                                            "log_dir": str(out_dir / "runs"), "batch_size": 2, "max_iters": 6,
+                                            "val_interval": 1000, "checkpoint_interval": 1000, "lr": 0.01,
+                                            "threads": 0, **train})
+    cfg.eval = OmegaConf.merge(cfg.eval, {"scales": [0.3]})
+    return cfg

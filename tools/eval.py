@@ -1,0 +1,66 @@
+#!/usr/bin/env python
+"""Evaluate a checkpoint on a labelled split: per-class IoU table, mIoU, mAcc, aAcc.
+
+    python tools/eval.py configs/demo/ccnet.yaml --checkpoint checkpoints/demo_ccnet/best.pth
+    python tools/eval.py configs/ccnet.yaml --checkpoint best.pth --mode slide --scales 0.75 1 1.25 1.5 1.75 --flip
+    python tools/eval.py configs/ccnet.yaml --checkpoint best.pth --save-pred preds/   # label-id + colour PNGs
+
+The metrics are also written as JSON next to the checkpoint (eval_<split>.json).
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from segattn.cli import run  # noqa: E402
+from segattn.config import load_config  # noqa: E402
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(description="Evaluate a segmentation checkpoint.")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*", help="key=value config overrides")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", default=None, help="split to evaluate (default: data.val_split)")
+    p.add_argument("--mode", choices=["whole", "slide"], help="override eval.mode")
+    p.add_argument("--scales", type=float, nargs="+", help="override eval.scales, e.g. 0.75 1.0 1.25")
+    p.add_argument("--flip", action="store_true", help="also average horizontally flipped predictions")
+    p.add_argument("--save-pred", metavar="DIR", help="write predictions (label ids) and colour PNGs here")
+    p.add_argument("--device", default=None, help="cpu / cuda (default: train.device)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv):
+    args = get_args_parser().parse_args(argv)
+    overrides = list(args.overrides)
+    if args.mode:
+        overrides.append(f"eval.mode={args.mode}")
+    if args.scales:
+        overrides.append(f"eval.scales=[{','.join(map(str, args.scales))}]")
+    if args.flip:
+        overrides.append("eval.flip=true")
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    cfg = load_config(args.config, overrides)
+
+    from segattn.data import build_dataset
+    from segattn.engine.evaluator import evaluate
+    from segattn.engine.metrics import format_table, save_json
+    from segattn.engine.predictor import load_model, resolve_device
+
+    device = resolve_device(cfg.train.device)
+    model, _ = load_model(cfg, args.checkpoint, device)
+    split = args.split or cfg.data.val_split
+    dataset = build_dataset(cfg.data, split)
+    metrics = evaluate(model, dataset, cfg, device, not args.no_progress, save_dir=args.save_pred)
+    print(format_table(metrics, dataset.class_names))
+    out = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), f"eval_{split}.json")
+    save_json(metrics, dataset.class_names, out)
+    print(f"wrote {out}" + (f"; predictions in {args.save_pred}" if args.save_pred else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)

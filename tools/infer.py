@@ -1,0 +1,58 @@
+#!/usr/bin/env python
+"""Segment every image in a folder with a trained checkpoint.
+
+    python tools/infer.py configs/demo/ccnet.yaml --checkpoint checkpoints/demo_ccnet/best.pth \
+        --input my_images/ --output predictions/ [--recursive]
+
+For each image writes <stem>_pred.png (train ids), <stem>_color.png (palette)
+and <stem>_overlay.jpg. Unreadable files are reported and skipped; the exit
+status is 1 when any failed.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from segattn.cli import run  # noqa: E402
+from segattn.config import load_config  # noqa: E402
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(description="Run a segmentation checkpoint on a folder of images.")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*", help="key=value config overrides")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--input", required=True, help="folder of images (png/jpg/jpeg/bmp/tif)")
+    p.add_argument("--output", required=True, help="folder for the predictions")
+    p.add_argument("--recursive", action="store_true", help="also images in sub-folders (layout kept)")
+    p.add_argument("--device", default=None, help="cpu / cuda (default: CUDA when present)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv):
+    args = get_args_parser().parse_args(argv)
+    overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
+    cfg = load_config(args.config, overrides)
+
+    from segattn.data import PALETTE
+    from segattn.engine.predictor import infer_folder, load_model, resolve_device
+
+    device = resolve_device(cfg.train.device)
+    model, _ = load_model(cfg, args.checkpoint, device)
+    palette = PALETTE if cfg.data.dataset == "cityscapes" else None
+    if palette is None:
+        from segattn.data.folder import _palette
+
+        palette = _palette(len(cfg.data.class_names))
+    done, failed = infer_folder(model, cfg, args.input, args.output, palette, device, args.recursive,
+                                not args.no_progress)
+    print(f"{done} images segmented into {args.output}, {len(failed)} failed")
+    for path, reason in failed:
+        print(f"  failed: {reason}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    run(main)

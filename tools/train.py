@@ -1,0 +1,38 @@
+#!/usr/bin/env python
+"""Train a segmentor from a YAML config, with key=value overrides.
+
+    python tools/train.py configs/demo/ccnet.yaml
+    python tools/train.py configs/ccnet.yaml train.max_iters=200 model.recurrence=1
+    python tools/train.py configs/ccnet.yaml --resume            # continue from last.pth
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from segattn.cli import run  # noqa: E402
+from segattn.config import load_config  # noqa: E402
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(description="Train a segmentation model.")
+    p.add_argument("config", help="YAML config, e.g. configs/ccnet.yaml")
+    p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. train.max_iters=200")
+    p.add_argument("--resume", nargs="?", const=True, default=None,
+                   help="resume from the experiment's last.pth, or from the given checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv):
+    args = get_args_parser().parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    from segattn.engine.trainer import train
+
+    metrics = train(cfg, resume=args.resume, progress=not args.no_progress)
+    return 0 if metrics else 1
+
+
+if __name__ == "__main__":
+    run(main)
