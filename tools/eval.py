@@ -13,22 +13,17 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from segattn.cli import run  # noqa: E402
+from segattn.cli import add_model_args, run  # noqa: E402
 from segattn.config import load_config  # noqa: E402
 
 
 def get_args_parser():
-    p = argparse.ArgumentParser(description="Evaluate a segmentation checkpoint.")
-    p.add_argument("config")
-    p.add_argument("overrides", nargs="*", help="key=value config overrides")
-    p.add_argument("--checkpoint", required=True)
+    p = add_model_args(argparse.ArgumentParser(description="Evaluate a segmentation checkpoint."))
     p.add_argument("--split", default=None, help="split to evaluate (default: data.val_split)")
     p.add_argument("--mode", choices=["whole", "slide"], help="override eval.mode")
     p.add_argument("--scales", type=float, nargs="+", help="override eval.scales, e.g. 0.75 1.0 1.25")
     p.add_argument("--flip", action="store_true", help="also average horizontally flipped predictions")
     p.add_argument("--save-pred", metavar="DIR", help="write predictions (label ids) and colour PNGs here")
-    p.add_argument("--device", default=None, help="cpu / cuda (default: train.device)")
-    p.add_argument("--no-progress", action="store_true")
     return p
 
 

@@ -14,20 +14,16 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from segattn.cli import run  # noqa: E402
+from segattn.cli import add_model_args, run  # noqa: E402
 from segattn.config import load_config  # noqa: E402
 
 
 def get_args_parser():
-    p = argparse.ArgumentParser(description="Run a segmentation checkpoint on a folder of images.")
-    p.add_argument("config")
-    p.add_argument("overrides", nargs="*", help="key=value config overrides")
-    p.add_argument("--checkpoint", required=True)
+    p = add_model_args(argparse.ArgumentParser(description="Run a segmentation checkpoint on a folder of images."),
+                       device_help="cpu / cuda (default: CUDA when present)")
     p.add_argument("--input", required=True, help="folder of images (png/jpg/jpeg/bmp/tif)")
     p.add_argument("--output", required=True, help="folder for the predictions")
     p.add_argument("--recursive", action="store_true", help="also images in sub-folders (layout kept)")
-    p.add_argument("--device", default=None, help="cpu / cuda (default: CUDA when present)")
-    p.add_argument("--no-progress", action="store_true")
     return p
 
 

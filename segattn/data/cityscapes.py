@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from .base import PairDataset, check_same_size
 from .io import read_image, read_mask
 
 IGNORE_INDEX = 255
@@ -93,7 +94,7 @@ def find_pairs(root: str, split: str, need_labels: bool = True):
     return pairs
 
 
-class CityscapesDataset:
+class CityscapesDataset(PairDataset):
     """Cityscapes-layout split; items are ``(image HxWx3 uint8 RGB, mask HxW uint8 train ids, image path)``."""
 
     class_names = CLASS_NAMES
@@ -104,9 +105,6 @@ class CityscapesDataset:
         self.root, self.split, self.transform = root, split, transform
         self.pairs = find_pairs(root, split, need_labels)
 
-    def __len__(self):
-        return len(self.pairs)
-
     def load(self, index: int):
         image_path, label_path, kind = self.pairs[index]
         image = read_image(image_path)
@@ -116,13 +114,5 @@ class CityscapesDataset:
             mask = read_mask(label_path)
             if kind == LABEL_SUFFIXES[0]:
                 mask = ids_to_train_ids(mask)
-        if mask.shape != image.shape[:2]:
-            raise ValueError(f"{label_path}: label size {mask.shape[::-1]} differs from image size "
-                             f"{image.shape[1::-1]} of {image_path}")
+        check_same_size(image, mask, image_path, label_path)
         return image, mask, image_path
-
-    def __getitem__(self, index: int):
-        image, mask, path = self.load(index)
-        if self.transform is not None:
-            image, mask = self.transform(image, mask)
-        return image, mask, path

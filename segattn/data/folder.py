@@ -7,10 +7,11 @@ import os
 
 import numpy as np
 
+from .base import PairDataset, check_same_size
 from .io import IMAGE_EXTENSIONS, read_image, read_mask
 
 
-class FolderDataset:
+class FolderDataset(PairDataset):
     ignore_index = 255
 
     def __init__(self, root: str, split: str, class_names, transform=None, ignore_index: int = 255,
@@ -36,22 +37,13 @@ class FolderDataset:
             raise FileNotFoundError(f"data.root: {len(missing)} images in {img_dir!r} have no mask in {mask_dir!r} "
                                     f"(same stem, .png), e.g. {missing[0]}")
 
-    def __len__(self):
-        return len(self.pairs)
-
     def load(self, index: int):
         image_path, mask_path = self.pairs[index]
         image = read_image(image_path)
         mask = read_mask(mask_path) if mask_path else np.full(image.shape[:2], self.ignore_index, np.uint8)
-        if mask.shape != image.shape[:2]:
-            raise ValueError(f"{mask_path}: mask size {mask.shape[::-1]} differs from image size {image.shape[1::-1]}")
+        check_same_size(image, mask, image_path, mask_path)
         return image, mask, image_path
 
-    def __getitem__(self, index: int):
-        image, mask, path = self.load(index)
-        if self.transform is not None:
-            image, mask = self.transform(image, mask)
-        return image, mask, path
 
 
 def _palette(n: int):
