@@ -89,6 +89,7 @@ class TrainConfig:
     amp: bool = True                 # autocast on CUDA
     device: str = "auto"             # auto | cpu | cuda | cuda:N
     threads: int = 0                 # torch CPU threads; 0 leaves torch's default
+    max_nonfinite: int = 5           # consecutive non-finite losses (steps skipped) before the run stops
 
 
 @dataclass
@@ -226,6 +227,7 @@ def validate(cfg: DictConfig, source: str = "config"):
     _require(t.max_iters >= 1, source, "train.max_iters", "must be >= 1")
     _require(t.lr > 0, source, "train.lr", f"must be > 0, got {t.lr}")
     _require(t.momentum >= 0 and t.weight_decay >= 0, source, "train.momentum/weight_decay", "must be >= 0")
+    _require(t.max_nonfinite >= 1, source, "train.max_nonfinite", "must be >= 1")
     _require(t.loss in ("ce", "ohem"), source, "train.loss", f"must be ce or ohem, got {t.loss!r}")
     _require(0 < t.ohem_thresh <= 1, source, "train.ohem_thresh", "must be in (0, 1]")
     for key in ("val_interval", "log_interval", "checkpoint_interval"):

@@ -26,6 +26,25 @@ from .metrics import format_table
 log = logging.getLogger("segattn")
 
 
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def newest_valid_checkpoint(folder: str) -> str:
+    """The most recently written checkpoint in ``folder`` that loads; skips damaged files."""
+    import glob
+
+    candidates = sorted(glob.glob(os.path.join(folder, "*.pth")), key=os.path.getmtime, reverse=True)
+    for path in candidates:
+        try:
+            load_checkpoint(path)
+        except Exception as err:  # damaged or foreign file: say so and try the next
+            log.warning("skipping %s: %s", path, err)
+            continue
+        return path
+    raise FileNotFoundError(f"--resume: no readable checkpoint in {folder!r}; train without --resume to start")
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -80,6 +99,7 @@ class Trainer:
         self.iteration, self.best_miou, self.metrics = 0, -1.0, {}
         self.dir = experiment_dir(cfg)
         self.bad = BadSampleCounter(cfg.data.max_bad_samples)
+        self.nonfinite = self.nonfinite_total = 0
         self.writer = None
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -88,6 +108,7 @@ class Trainer:
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
             "iteration": self.iteration, "best_miou": self.best_miou, "metrics": self.metrics,
+            "nonfinite_steps": self.nonfinite_total,
             "config": OmegaConf.to_container(self.cfg, resolve=True),
             "rng": {"torch": torch.get_rng_state(), "numpy": _np_state(), "python": _py_state()},
         }
@@ -124,12 +145,27 @@ class Trainer:
             epoch, step = epoch + 1, 0
 
     def train_step(self, images, masks) -> dict:
+        """One SGD step; a non-finite loss skips the update (weights, optimiser and schedule untouched)."""
         self.model.train()
         images, masks = images.to(self.device, non_blocking=True), masks.to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, enabled=self.amp):
             outputs = self.model(images)
         loss, terms = self.criterion(outputs, masks)
         self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            self.nonfinite += 1
+            self.nonfinite_total += 1
+            log.warning("non-finite loss %s at iteration %d: step skipped (%d in a row)", float(loss.detach()),
+                        self.iteration + 1, self.nonfinite)
+            if self.nonfinite >= self.cfg.train.max_nonfinite:
+                raise NonFiniteLoss(
+                    f"{self.nonfinite} non-finite losses in a row (train.max_nonfinite={self.cfg.train.max_nonfinite})"
+                    f" at iteration {self.iteration + 1}; stopped, last good checkpoint kept in {self.dir}. "
+                    "Lower train.lr or check the data")
+            self.scheduler.step()  # the iteration still counts: keep the poly schedule on time
+            terms["total"] = float(loss.detach())
+            return terms
+        self.nonfinite = 0
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -234,7 +270,7 @@ def train(cfg, resume=None, progress=True) -> dict:
     """Train from ``cfg``; ``resume`` is a checkpoint path or True for the experiment's last.pth."""
     trainer = Trainer(cfg, progress)
     if resume:
-        path = os.path.join(trainer.dir, "last.pth") if resume is True else resume
+        path = newest_valid_checkpoint(trainer.dir) if resume is True else resume
         trainer.resume(path)
     metrics = trainer.fit()
     if metrics:

@@ -84,3 +84,15 @@ def test_infer_folder_with_odd_images_and_a_corrupt_one(trained, tmp_path):
         pred = read_mask(str(out / f"{stem}_pred.png"))
         assert pred.shape == shape and pred.max() < 19
         assert (out / f"{stem}_color.png").is_file() and (out / f"{stem}_overlay.jpg").is_file()
+
+
+def test_check_dataset_exit_status(demo_root, tmp_path):
+    cfg = tiny_config(demo_root, tmp_path)
+    path = tmp_path / "cfg.yaml"
+    OmegaConf.save(cfg, path)
+    proc = tool("check_dataset.py", path)
+    assert "dataset OK" in proc.stdout and "split 'train': 6 pairs checked, no problems" in proc.stdout
+    cfg.data.root = str(tmp_path / "missing")
+    OmegaConf.save(cfg, path)
+    proc = tool("check_dataset.py", path, check=False)
+    assert proc.returncode == 1 and "empty split" in proc.stdout

@@ -1,0 +1,103 @@
+"""Bad files, damaged checkpoints and diverging runs never cost a user their work."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import tiny_config
+from segattn.data.check import check_split
+from segattn.data.io import write_png
+from segattn.engine.checkpoint import CheckpointError, load_checkpoint, load_model_weights, save_atomic
+from segattn.engine.predictor import safe_output_path
+from segattn.engine.trainer import NonFiniteLoss, Trainer, newest_valid_checkpoint
+
+
+def _cityscapes_tree(root):
+    for i, (img_size, lab_size, value) in enumerate([((8, 8), (8, 8), 26), ((8, 8), (6, 8), 26),
+                                                      ((8, 8), (8, 8), 250)]):
+        d_img, d_gt = root / "leftImg8bit/train/x", root / "gtFine/train/x"
+        d_img.mkdir(parents=True, exist_ok=True)
+        d_gt.mkdir(parents=True, exist_ok=True)
+        write_png(str(d_img / f"x_{i:06d}_000019_leftImg8bit.png"), np.zeros((*img_size, 3), np.uint8))
+        write_png(str(d_gt / f"x_{i:06d}_000019_gtFine_labelIds.png"), np.full(lab_size, value, np.uint8))
+    (root / "leftImg8bit/train/x/x_000003_000019_leftImg8bit.png").write_bytes(b"corrupt")
+    write_png(str(root / "gtFine/train/x/x_000003_000019_gtFine_labelIds.png"), np.zeros((8, 8), np.uint8))
+    write_png(str(root / "leftImg8bit/train/x/x_000004_000019_leftImg8bit.png"), np.zeros((8, 8, 3), np.uint8))
+    write_png(str(root / "gtFine/train/x/x_000005_000019_gtFine_labelIds.png"), np.zeros((8, 8), np.uint8))
+
+
+def test_check_split_reports_every_kind_of_problem(tmp_path):
+    _cityscapes_tree(tmp_path)
+    cfg = tiny_config(str(tmp_path), tmp_path).data
+    report = check_split(cfg, "train", 19)
+    assert not report.ok
+    assert set(report.problems) == {"images without labels", "labels without images", "unreadable files",
+                                    "image/label size mismatches", "label values outside the known ids"}
+    assert "x_000004" in report.problems["images without labels"][0]
+    assert "[250]" in report.problems["label values outside the known ids"][0]
+    assert "5 problems" in str(report) and "unreadable files: 1" in str(report)
+    assert check_split(cfg, "val", 19).problems == {"empty split (no images)": [str(tmp_path)]}
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "last.pth"
+    save_atomic({"model": {"w": torch.ones(2)}, "iteration": 1}, str(path))
+
+    def dying_save(obj, f):
+        f.write(b"partial")
+        raise KeyboardInterrupt  # killed mid-write
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_atomic({"model": {"w": torch.zeros(2)}, "iteration": 2}, str(path))
+    assert load_checkpoint(str(path))["iteration"] == 1
+    assert os.listdir(tmp_path) == ["last.pth"]  # no temporary left behind
+
+
+def test_resume_skips_damaged_newest_checkpoint(tmp_path):
+    save_atomic({"model": {}, "iteration": 4}, str(tmp_path / "best.pth"))
+    (tmp_path / "last.pth").write_bytes(b"truncated")
+    os.utime(tmp_path / "best.pth", (1, 1))
+    assert newest_valid_checkpoint(str(tmp_path)).endswith("best.pth")
+    with pytest.raises(FileNotFoundError, match="no readable checkpoint"):
+        newest_valid_checkpoint(str(tmp_path / "empty"))
+
+
+def test_checkpoint_with_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("true",))
+
+    path = tmp_path / "evil.pth"
+    torch.save({"model": {}, "payload": Evil()}, path)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(str(path))
+
+
+def test_mismatched_model_lists_keys():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1))
+    with pytest.raises(CheckpointError, match=r"shape mismatches .*0.weight \(5, 3, 1, 1\) vs \(4, 3, 1, 1\)"):
+        load_model_weights(model, {"0.weight": torch.zeros(5, 3, 1, 1), "0.bias": torch.zeros(4)}, "x.pth")
+    with pytest.raises(CheckpointError, match="1 missing keys.*0.bias"):
+        load_model_weights(model, {"0.weight": torch.zeros(4, 3, 1, 1)}, "x.pth")
+
+
+def test_non_finite_losses_skip_steps_then_stop(demo_root, tmp_path):
+    trainer = Trainer(tiny_config(demo_root, tmp_path, max_nonfinite=3), progress=False)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    real = trainer.criterion.forward
+    trainer.criterion.forward = lambda out, t: (real(out, t)[0] * float("nan"), {})
+    with pytest.raises(NonFiniteLoss, match="3 non-finite losses in a row"):
+        trainer.fit()
+    assert trainer.nonfinite_total == 3
+    after = trainer.model.state_dict()
+    for k, v in before.items():
+        if "running" not in k and "num_batches" not in k:  # BN statistics move in forward
+            torch.testing.assert_close(after[k], v, rtol=0, atol=0)
+
+
+def test_outputs_never_escape_the_output_folder(tmp_path):
+    assert safe_output_path(str(tmp_path), "a/b").startswith(str(tmp_path))
+    with pytest.raises(ValueError, match="outside --output"):
+        safe_output_path(str(tmp_path), "../escape")

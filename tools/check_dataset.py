@@ -1,0 +1,42 @@
+#!/usr/bin/env python
+"""Scan a dataset for the problems that would break or silently spoil training.
+
+    python tools/check_dataset.py configs/ccnet.yaml [--split train --split val]
+
+Exit status 1 when anything is wrong.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from segattn.cli import run  # noqa: E402
+from segattn.config import load_config  # noqa: E402
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*")
+    p.add_argument("--split", action="append", help="split(s) to check (default: train and val splits)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    from segattn.data.check import check_split
+
+    if cfg.data.demo:
+        from segattn.data.demo import generate
+
+        generate(cfg.data.root)
+    ok = True
+    for split in args.split or [cfg.data.train_split, cfg.data.val_split]:
+        report = check_split(cfg.data, split, cfg.model.num_classes, decode=True, progress=not args.no_progress)
+        print(report)
+        ok &= report.ok
+    print("dataset OK" if ok else "dataset has problems (see above)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    run(main)
