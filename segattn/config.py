@@ -25,6 +25,8 @@ class EncoderConfig:
     name: str = "resnet101"          # smp encoder name, or tu-<timm name>
     weights: Optional[str] = "imagenet"  # imagenet | path to a state dict | null
     output_stride: int = 8           # 8 (dilations 2, 4) or 16
+    block_attention: str = "none"    # none | se | eca | cbam | sk | residual | mhsa: in every block of the stages
+    attention_stages: List[int] = field(default_factory=lambda: [1, 2, 3, 4])
 
 
 @dataclass
@@ -37,6 +39,7 @@ class AuxConfig:
 @dataclass
 class ModelConfig:
     head: str = "ccnet"              # fcn | danet | ccnet | nonlocal
+    context_block: str = "none"      # an attention block on layer4 features before the head
     num_classes: int = 19
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     channels: int = 512              # inner width of every head
@@ -155,6 +158,10 @@ def validate_model(model: DictConfig, source: str = "config", prefix: str = "mod
     _require(model.reduction >= 1, source, f"{prefix}reduction", "must be >= 1")
     _require(model.encoder.output_stride in (8, 16, 32), source, f"{prefix}encoder.output_stride",
              f"must be 8, 16 or 32, got {model.encoder.output_stride}")
+    blocks = ("none", "se", "eca", "cbam", "sk", "residual", "mhsa", "nonlocal")
+    for key in ("encoder.block_attention", "context_block"):
+        value = OmegaConf.select(model, key)
+        _require(value in blocks, source, f"{prefix}{key}", f"must be one of {', '.join(blocks)}, got {value!r}")
     _require(model.aux.channels >= 1, source, f"{prefix}aux.channels", "must be >= 1")
     _require(model.aux.loss_weight >= 0, source, f"{prefix}aux.loss_weight", "must be >= 0")
 

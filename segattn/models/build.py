@@ -6,6 +6,7 @@ validated first, so a wrong head name or a typo in a key is one clear error.
 from torch import nn
 
 from ..config import model_config
+from .attention import create_attention
 from .encoders import Encoder
 from .heads import AuxFCNHead, DANetHead, FCNHead, NonLocalHead, RCCAHead
 from .layers import norm_layer
@@ -30,11 +31,14 @@ def build_model(cfg=None, source: str = "config") -> Segmentor:
     """Build a :class:`Segmentor` from a whole config or its ``model`` section."""
     model = model_config(cfg, source)
     norm = norm_layer(model.norm)
-    encoder = Encoder(model.encoder.name, model.encoder.weights, model.encoder.output_stride)
+    encoder = Encoder(model.encoder.name, model.encoder.weights, model.encoder.output_stride,
+                      block_attention=model.encoder.block_attention,
+                      attention_stages=tuple(model.encoder.attention_stages))
     aux_in, head_in = encoder.out_channels
     head = build_head(model, head_in, norm)
     aux = AuxFCNHead(aux_in, model.num_classes, model.aux.channels, model.dropout, norm) if model.aux.enabled else None
-    segmentor = Segmentor(encoder, head, aux)
+    context = create_attention(model.context_block, head_in)
+    segmentor = Segmentor(encoder, head, aux, context)
     if model.norm == "syncbn":
         segmentor = nn.SyncBatchNorm.convert_sync_batchnorm(segmentor)
     return segmentor

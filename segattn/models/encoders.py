@@ -41,6 +41,33 @@ def load_state_dict_file(path: str) -> dict:
     return state
 
 
+def _resnet_stages(body):
+    root = body if hasattr(body, "layer1") else getattr(body, "model", None)
+    if root is None or not hasattr(root, "layer1"):
+        raise ValueError("model.encoder.block_attention works with ResNet-family encoders (layer1..layer4)")
+    return [getattr(root, f"layer{i}") for i in range(1, 5)]
+
+
+def insert_block_attention(body: nn.Module, name: str, stages=(1, 2, 3, 4)):
+    """Put an attention block on the residual branch of every block of ``stages``, before the addition.
+
+    That is where SE, ECA and CBAM sit in their papers: after the block's last
+    norm (``bn3`` of a bottleneck, ``bn2`` of a basic block), so the block
+    reweights the residual and the identity path stays untouched. Done after
+    pretrained weights are loaded.
+    """
+    from .attention import create_attention
+
+    layers = _resnet_stages(body)
+    for stage in stages:
+        if stage not in (1, 2, 3, 4):
+            raise ValueError(f"model.encoder.attention_stages: {stage} is not a stage 1..4")
+        for block in layers[stage - 1]:
+            attr = "bn3" if hasattr(block, "bn3") else "bn2"
+            norm = getattr(block, attr)
+            setattr(block, attr, nn.Sequential(norm, create_attention(name, norm.num_features)))
+
+
 def _close_names(name: str, smp) -> str:
     import difflib
 
@@ -51,7 +78,8 @@ def _close_names(name: str, smp) -> str:
 class Encoder(nn.Module):
     """Wraps an smp encoder; exposes ``out_channels = (aux, head)``."""
 
-    def __init__(self, name: str = "resnet101", weights=None, output_stride: int = 8, in_channels: int = 3):
+    def __init__(self, name: str = "resnet101", weights=None, output_stride: int = 8, in_channels: int = 3,
+                 block_attention: str = "none", attention_stages=(1, 2, 3, 4)):
         super().__init__()
         if output_stride not in OUTPUT_STRIDES:
             raise ValueError(f"model.encoder.output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
@@ -71,6 +99,8 @@ class Encoder(nn.Module):
         self.out_channels = tuple(self.body.out_channels[-2:])
         if weights and _looks_like_path(str(weights)):
             self.load_weights(str(weights))
+        if block_attention not in (None, "none"):
+            insert_block_attention(self.body, block_attention, attention_stages)
 
     def load_weights(self, path: str):
         """Load a local state dict into the encoder, logging missing / unexpected keys."""

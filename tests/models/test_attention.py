@@ -1,0 +1,128 @@
+"""Attention blocks: shapes, gradients, parameter counts from the papers, formulas recomputed."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from segattn import build_model
+from segattn.models.attention import (BLOCKS, CBAMBlock, ECABlock, ResidualAttentionBlock, SEBlock, SKBlock,
+                                      SelfAttentionBlock, create_attention)
+from segattn.models.attention.eca import eca_kernel_size
+from segattn.models.encoders import Encoder
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKS))
+def test_shape_and_gradient(name):
+    block = create_attention(name, 32)
+    x = torch.randn(2, 32, 9, 11, requires_grad=True)
+    y = block(x)
+    assert y.shape == x.shape
+    y.square().sum().backward()
+    assert x.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in block.parameters() if p.requires_grad and p.numel() > 1)
+
+
+def test_unknown_block():
+    with pytest.raises(ValueError, match="unknown attention block 'sa'; valid: none, se, eca"):
+        create_attention("sa", 8)
+
+
+def test_se_formula():
+    b = SEBlock(32)
+    x = torch.randn(2, 32, 4, 5)
+    s = x.mean((2, 3))
+    w = torch.sigmoid(F.linear(torch.relu(F.linear(s, b.fc1.weight[:, :, 0, 0], b.fc1.bias)),
+                               b.fc2.weight[:, :, 0, 0], b.fc2.bias))
+    torch.testing.assert_close(b(x), x * w[:, :, None, None])
+
+
+def test_eca_kernel_sizes_and_formula():
+    assert [eca_kernel_size(c) for c in (64, 128, 256, 512, 1024, 2048)] == [3, 5, 5, 5, 5, 7]
+    b = ECABlock(64)
+    x = torch.randn(2, 64, 3, 3)
+    s = x.mean((2, 3))
+    kw = b.conv.weight[0, 0]
+    padded = F.pad(s, (1, 1))
+    w = torch.sigmoid(torch.stack([(padded[:, i:i + 3] * kw).sum(1) for i in range(64)], 1))
+    torch.testing.assert_close(b(x), x * w[:, :, None, None])
+
+
+def test_cbam_formula():
+    b = CBAMBlock(32)
+    x = torch.randn(2, 32, 6, 7)
+    mlp = b.mlp
+    ca = torch.sigmoid(mlp(F.adaptive_avg_pool2d(x, 1)) + mlp(F.adaptive_max_pool2d(x, 1)))
+    x1 = x * ca
+    sa = torch.sigmoid(b.spatial(torch.cat([x1.mean(1, keepdim=True), x1.max(1, keepdim=True).values], 1)))
+    torch.testing.assert_close(b(x), x1 * sa)
+
+
+def test_sk_formula():
+    b = SKBlock(32).eval()
+    x = torch.randn(2, 32, 6, 6)
+    u1, u2 = b.branches[0](x), b.branches[1](x)
+    z = b.fc((u1 + u2).mean((2, 3), keepdim=True))
+    logits = b.select(z).view(2, 2, 32)
+    a = torch.softmax(logits, dim=1)
+    torch.testing.assert_close(b(x), a[:, 0, :, None, None] * u1 + a[:, 1, :, None, None] * u2)
+
+
+def test_residual_attention_is_one_plus_mask_times_trunk():
+    b = ResidualAttentionBlock(16).eval()
+    x = torch.randn(1, 16, 13, 17)
+    m = b.mask(x)
+    assert ((m > 0) & (m < 1)).all()
+    torch.testing.assert_close(b(x), (1 + m) * b.trunk(x))
+
+
+def test_self_attention_formula():
+    b = SelfAttentionBlock(16, heads=4)
+    b.gamma.data.fill_(0.5)
+    x = torch.randn(2, 16, 3, 4)
+    t = b.norm(x.flatten(2).transpose(1, 2))
+    q, k, v = b.qkv(t).chunk(3, dim=-1)
+    outs = []
+    for h in range(4):
+        sl = slice(4 * h, 4 * h + 4)
+        a = torch.softmax(q[..., sl] @ k[..., sl].transpose(1, 2) / 2.0, dim=-1)
+        outs.append(a @ v[..., sl])
+    y = b.proj(torch.cat(outs, -1)).transpose(1, 2).reshape(2, 16, 3, 4)
+    torch.testing.assert_close(b(x), x + 0.5 * y, atol=1e-5, rtol=1e-5)
+    b.gamma.data.zero_()
+    torch.testing.assert_close(b(x), x)
+
+
+def _params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_parameter_counts_match_the_papers():
+    base = _params(Encoder("resnet50", None, 8))
+    se = _params(Encoder("resnet50", None, 8, block_attention="se")) - base
+    assert 2.4e6 < se < 2.6e6  # SE-ResNet-50: about 2.5M more (Hu et al., Table 2)
+    eca = _params(Encoder("resnet50", None, 8, block_attention="eca")) - base
+    assert 10 < eca < 500  # ECA: tens to hundreds (Wang et al., Table 2: 80)
+    cbam = _params(Encoder("resnet50", None, 8, block_attention="cbam")) - base
+    assert 2.4e6 < cbam < 2.6e6  # CBAM: SE's MLP plus a 7x7x2 conv per block
+
+
+def test_encoder_insertion_sits_on_the_residual_branch():
+    enc = Encoder("resnet18", None, 8, block_attention="se", attention_stages=(4,))
+    block = enc.body.layer4[0]
+    assert isinstance(block.bn2[1], SEBlock) and not isinstance(enc.body.layer3[0].bn2, torch.nn.Sequential)
+    block.eval()
+    x = torch.randn(1, 256, 5, 5)
+    torch.nn.init.constant_(block.bn2[1].fc2.bias, -1e4)  # SE weights -> 0: only the identity path remains
+    torch.testing.assert_close(block(x), torch.relu(block.downsample(x)))
+
+
+def test_build_with_block_attention_and_context_block():
+    model = build_model({"head": "fcn", "channels": 16, "context_block": "cbam",
+                         "encoder": {"name": "resnet18", "weights": None, "block_attention": "eca"}}).train()
+    out = model(torch.randn(2, 3, 64, 64))
+    assert out["main"].shape == (2, 19, 64, 64)
+    assert isinstance(model.context, CBAMBlock)
+    with pytest.raises(ValueError, match="model.encoder.block_attention must be one of"):
+        build_model({"encoder": {"block_attention": "xyz"}})
+    assert math.isfinite(float(out["main"].detach().sum()))
