@@ -96,3 +96,18 @@ def test_check_dataset_exit_status(demo_root, tmp_path):
     OmegaConf.save(cfg, path)
     proc = tool("check_dataset.py", path, check=False)
     assert proc.returncode == 1 and "empty split" in proc.stdout
+
+
+def test_visualize_attention_writes_a_panel(trained, demo_root, tmp_path):
+    cfg, ckpt = trained
+    import glob
+
+    image = sorted(glob.glob(os.path.join(demo_root, "leftImg8bit", "val", "*", "*.png")))[0]
+    out = tmp_path / "att.png"
+    proc = tool("visualize_attention.py", cfg, "--checkpoint", ckpt, "--image", image, "--query", "60,100",
+                "--query", "200,400", "--output", out)
+    assert "2 queries" in proc.stdout
+    import cv2
+
+    panel = cv2.imread(str(out))
+    assert panel is not None and panel.shape[0] > 300 and panel.shape[1] > 600

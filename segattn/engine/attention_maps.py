@@ -1,0 +1,130 @@
+"""Attention maps of a trained head for chosen query pixels, and a matplotlib panel of them.
+
+``attention_maps(model, image, queries)`` runs one forward pass, captures the
+inputs of the head's attention modules with hooks, and returns, per query
+pixel (given in feature-map coordinates), maps over the feature grid that sum
+to 1 where the attention is a softmax:
+
+* CCNet: ``cca_loop1`` (one loop: the pixel's row and column) and
+  ``cca_effective`` (all R loops composed: ``A_R ... A_1``, the full-image
+  context of the paper's Fig. 1);
+* DANet: ``pam`` (position attention) and the top channel-attention weights
+  (``cam_top``: channel index, weight) of the channel most active at the query;
+* Non-local: ``nonlocal``.
+"""
+import numpy as np
+import torch
+
+from ..ops.reference import criss_cross_attention_maps
+
+
+def _capture(module, store, key):
+    return module.register_forward_hook(lambda m, inp, out: store.setdefault(key, []).append(inp[0].detach()))
+
+
+def cca_dense_map(attn: torch.Tensor, h: int, w: int, qy: int, qx: int) -> torch.Tensor:
+    """One criss-cross loop's weights for query (qy, qx) spread on the (H, W) grid."""
+    a = attn[qy, qx]
+    m = torch.zeros(h, w, dtype=a.dtype)
+    m[:, qx] += a[:h]
+    m[qy, :] += a[h:]
+    return m
+
+
+def cca_effective_map(loop_maps, h: int, w: int, qy: int, qx: int) -> torch.Tensor:
+    """Composition of R loops: where information at (qy, qx) comes from after all loops."""
+    current = cca_dense_map(loop_maps[-1], h, w, qy, qx)
+    for attn in reversed(loop_maps[:-1]):
+        nxt = torch.zeros(h, w, dtype=current.dtype)
+        for y, x in zip(*torch.nonzero(current, as_tuple=True)):
+            nxt += current[y, x] * cca_dense_map(attn, h, w, int(y), int(x))
+        current = nxt
+    return current
+
+
+@torch.no_grad()
+def attention_maps(model, image: torch.Tensor, queries):
+    """``image (1, 3, H, W)`` normalised; ``queries`` list of (y, x) feature coordinates."""
+    model.eval()
+    head, store, hooks = model.head, {}, []
+    if hasattr(head, "cca"):
+        hooks.append(_capture(head.cca, store, "cca"))
+    if hasattr(head, "pam"):
+        hooks += [_capture(head.pam, store, "pam"), _capture(head.cam, store, "cam")]
+    if hasattr(head, "nl_block"):
+        hooks.append(_capture(head.nl_block, store, "nonlocal"))
+    try:
+        logits = model(image)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    results = {"prediction": logits.argmax(1)[0].cpu(), "maps": []}
+    for qy, qx in queries:
+        maps = {}
+        if "cca" in store:
+            loops = []
+            for x in store["cca"]:
+                q, k, _ = head.cca.qkv(x)
+                loops.append(criss_cross_attention_maps(q, k)[0].cpu())
+            h, w = store["cca"][0].shape[-2:]
+            maps["cca_loop1"] = cca_dense_map(loops[0], h, w, qy, qx)
+            maps["cca_effective"] = cca_effective_map(loops, h, w, qy, qx)
+        if "pam" in store:
+            x = store["pam"][0]
+            h, w = x.shape[-2:]
+            maps["pam"] = head.pam.attention(x)[0, qy * w + qx].view(h, w).cpu()
+            xc = store["cam"][0]
+            channel = int(xc[0, :, qy, qx].argmax())
+            weights = head.cam.attention(xc)[0, channel].cpu()
+            top = torch.topk(weights, min(10, weights.numel()))
+            maps["cam_top"] = (channel, top.indices.tolist(), top.values.tolist())
+        if "nonlocal" in store:
+            x = store["nonlocal"][0]
+            h, w = x.shape[-2:]
+            maps["nonlocal"] = head.nl_block.attention(x)[0, qy * w + qx].view(h, w).cpu()
+        results["maps"].append(((qy, qx), maps))
+    return results
+
+
+def save_panel(path: str, image_rgb: np.ndarray, results: dict, palette, stride: int):
+    """One row per query: image with the query marked, each map (colour bar), prediction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["maps"]
+    names = [k for k in rows[0][1]] if rows else []
+    cols = 2 + len(names)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(3.2 * cols, 2.6 * len(rows)), squeeze=False)
+    lut = np.zeros((256, 3), np.uint8)
+    lut[: len(palette)] = np.array(palette, np.uint8)
+    pred = lut[results["prediction"].numpy().astype(np.uint8)]
+    for r, ((qy, qx), maps) in enumerate(rows):
+        ax = axes[r, 0]
+        ax.imshow(image_rgb)
+        ax.plot([qx * stride + stride / 2], [qy * stride + stride / 2], "o", ms=8, mec="white", mfc="red")
+        ax.set_title(f"query ({qy}, {qx}) of the feature grid", fontsize=9)
+        for c, name in enumerate(names, start=1):
+            ax = axes[r, c]
+            value = maps[name]
+            if name == "cam_top":
+                channel, idx, w = value
+                ax.barh(range(len(idx))[::-1], w, color="tab:blue")
+                ax.set_yticks(range(len(idx))[::-1], [str(i) for i in idx], fontsize=7)
+                ax.set_title(f"CAM: top weights of channel {channel}", fontsize=9)
+                continue
+            im = ax.imshow(value.numpy(), cmap="viridis")
+            ax.plot([qx], [qy], "x", color="red")
+            ax.set_title({"cca_loop1": "CCNet: one loop", "cca_effective": "CCNet: all loops composed",
+                          "pam": "DANet: position attention", "nonlocal": "Non-local"}[name], fontsize=9)
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        axes[r, -1].imshow(pred)
+        axes[r, -1].set_title("prediction", fontsize=9)
+    for ax in axes.flat:
+        if not ax.get_title().startswith("CAM"):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

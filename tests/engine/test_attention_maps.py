@@ -1,0 +1,36 @@
+import torch
+
+from segattn import build_model
+from segattn.engine.attention_maps import attention_maps
+
+
+def _model(head):
+    m = build_model({"head": head, "channels": 16, "encoder": {"name": "resnet18", "weights": None}})
+    for p in m.parameters():
+        if p.numel() == 1:  # gammas: let attention change the features
+            p.data.fill_(1.0)
+    return m.eval()
+
+
+def test_ccnet_maps_sum_to_one_and_two_loops_reach_the_whole_image():
+    res = attention_maps(_model("ccnet"), torch.randn(1, 3, 64, 96), [(3, 5)])
+    (q, maps), = res["maps"]
+    one, eff = maps["cca_loop1"], maps["cca_effective"]
+    assert one.shape == eff.shape == (8, 12)
+    torch.testing.assert_close(one.sum(), torch.tensor(1.0))
+    torch.testing.assert_close(eff.sum(), torch.tensor(1.0))
+    off_cross = torch.ones(8, 12, dtype=torch.bool)
+    off_cross[3, :] = False
+    off_cross[:, 5] = False
+    assert one[off_cross].abs().max() == 0  # one loop: row and column only
+    assert (eff[off_cross] > 0).all()  # two loops: every pixel contributes
+    assert res["prediction"].shape == (64, 96)
+
+
+def test_danet_and_nonlocal_maps():
+    (_, d), = attention_maps(_model("danet"), torch.randn(1, 3, 64, 64), [(2, 2)])["maps"]
+    torch.testing.assert_close(d["pam"].sum(), torch.tensor(1.0))
+    channel, idx, w = d["cam_top"]
+    assert len(idx) == 10 and w == sorted(w, reverse=True)
+    (_, n), = attention_maps(_model("nonlocal"), torch.randn(1, 3, 64, 64), [(7, 0)])["maps"]
+    torch.testing.assert_close(n["nonlocal"].sum(), torch.tensor(1.0))

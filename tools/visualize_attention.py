@@ -1,0 +1,69 @@
+#!/usr/bin/env python
+"""Save a PNG panel of what a trained head attends to, for chosen query pixels.
+
+    python tools/visualize_attention.py configs/demo/ccnet.yaml --checkpoint checkpoints/demo_ccnet/best.pth \
+        --image data/demo/leftImg8bit/val/frankfurt/frankfurt_000000_000019_leftImg8bit.png \
+        --query 60,100 --query 100,400 --output attention.png
+
+Queries are (y, x) in image pixels; ``--grid N`` picks an N x N grid instead.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from segattn.cli import add_model_args, run  # noqa: E402
+from segattn.config import load_config  # noqa: E402
+
+
+def main(argv):
+    p = add_model_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    p.add_argument("--image", required=True)
+    p.add_argument("--query", action="append", default=[], help="y,x in image pixels (repeatable)")
+    p.add_argument("--grid", type=int, default=0, help="use an N x N grid of queries instead")
+    p.add_argument("--scale", type=float, default=None, help="resize the image first (default: eval.scales[0])")
+    p.add_argument("--output", default="attention.png")
+    args = p.parse_args(argv)
+    cfg = load_config(args.config, args.overrides + ([f"train.device={args.device}"] if args.device else []))
+
+    import cv2
+    import torch
+
+    from segattn.data import PALETTE
+    from segattn.data.io import read_image
+    from segattn.data.transforms import normalize_image
+    from segattn.engine.attention_maps import attention_maps, save_panel
+    from segattn.engine.predictor import load_model, resolve_device
+
+    device = resolve_device(cfg.train.device)
+    model, _ = load_model(cfg, args.checkpoint, device)
+    image = read_image(args.image)
+    scale = args.scale or cfg.eval.scales[0]
+    if scale != 1.0:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    stride = cfg.model.encoder.output_stride
+    fh, fw = (image.shape[0] - 1) // stride + 1, (image.shape[1] - 1) // stride + 1
+    queries = []
+    for q in args.query:
+        try:
+            y, x = (float(v) for v in q.split(","))
+        except ValueError:
+            raise ValueError(f"--query {q!r}: expected y,x in image pixels") from None
+        queries.append((min(fh - 1, int(y * scale) // stride), min(fw - 1, int(x * scale) // stride)))
+    if args.grid:
+        queries += [(int((i + 0.5) * fh / args.grid), int((j + 0.5) * fw / args.grid))
+                    for i in range(args.grid) for j in range(args.grid)]
+    if not queries:
+        queries = [(fh // 2, fw // 2)]
+    if not any(hasattr(model.head, a) for a in ("cca", "pam", "nl_block")):
+        raise ValueError(f"model.head={cfg.model.head!r} has no attention to show (ccnet, danet or nonlocal)")
+    with torch.no_grad():
+        results = attention_maps(model, normalize_image(image)[None].to(device), queries)
+    save_panel(args.output, image, results, PALETTE, stride)
+    print(f"wrote {args.output} ({len(queries)} queries)")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
