@@ -30,3 +30,28 @@ def tiny_config(root, out_dir, head="ccnet", **train):
                                             "threads": 0, **train})
     cfg.eval = OmegaConf.merge(cfg.eval, {"scales": [0.3]})
     return cfg
+
+
+def ddp_config(root, out_dir, **train):
+    """Deterministic settings under which 1 and 2 processes must agree: GroupNorm, no dropout, no padding."""
+    cfg = tiny_config(root, out_dir, batch_size=4, max_iters=3, val_interval=3, threads=1, **train)
+    cfg.model.norm = "gn"
+    cfg.model.dropout = 0.0
+    cfg.data.scale_range = [0.3, 0.3]
+    return cfg
+
+
+def ddp_worker(rank, world, port, root, out_dir, overrides):
+    """Entry point of one spawned process: train with the DDP config as rank ``rank``."""
+    import torch.distributed as dist
+
+    from segattn.engine.trainer import Trainer
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    cfg = ddp_config(root, out_dir, **overrides)
+    cfg.train.device = "cpu"
+    try:
+        Trainer(cfg, progress=False).fit()
+    finally:
+        dist.destroy_process_group()

@@ -6,6 +6,7 @@
     python tools/eval.py configs/ccnet.yaml --checkpoint best.pth --save-pred preds/   # label-id + colour PNGs
 
 The metrics are also written as JSON next to the checkpoint (eval_<split>.json).
+Under ``torchrun --nproc_per_node=N`` the images are sharded across processes.
 """
 import argparse
 import os
@@ -42,14 +43,18 @@ def main(argv):
 
     from segattn.data import build_dataset
     from segattn.engine.evaluator import evaluate
+    from segattn.engine.distributed import init_distributed_mode
     from segattn.engine.metrics import format_table, save_json
     from segattn.engine.predictor import load_model, resolve_device
 
-    device = resolve_device(cfg.train.device)
+    rank, _, ddp_device = init_distributed_mode(cfg.train.device)  # under torchrun: sharded evaluation
+    device = ddp_device or resolve_device(cfg.train.device)
     model, _ = load_model(cfg, args.checkpoint, device)
     split = args.split or cfg.data.val_split
     dataset = build_dataset(cfg.data, split)
     metrics = evaluate(model, dataset, cfg, device, not args.no_progress, save_dir=args.save_pred)
+    if rank != 0:
+        return 0
     print(format_table(metrics, dataset.class_names))
     out = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), f"eval_{split}.json")
     save_json(metrics, dataset.class_names, out)

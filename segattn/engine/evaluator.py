@@ -6,7 +6,8 @@ import torch
 from tqdm import tqdm
 
 from .inference import predict_from_config
-from .loader import BadSampleCounter, EpochSampler, SkipBadSamples, make_loader
+from .distributed import get_rank, get_world_size
+from .loader import BadSampleCounter, ShardSampler, SkipBadSamples, make_loader
 from .metrics import ConfusionMatrix
 
 
@@ -28,19 +29,24 @@ def save_prediction(pred: np.ndarray, image_path: str, out_dir: str, palette, to
 
 @torch.no_grad()
 def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_images=None, vis_callback=None):
-    """Run ``dataset`` through ``model`` with the ``eval`` section's inference; return metrics."""
+    """Run ``dataset`` through ``model`` with the ``eval`` section's inference; return metrics.
+
+    Under torch.distributed each rank takes every world-size-th image and the
+    confusion matrices are summed, so the numbers equal a single-process run.
+    """
     model.eval()
     num_classes = cfg.model.num_classes
     cm = ConfusionMatrix(num_classes, cfg.data.ignore_index)
     wrapped = SkipBadSamples(dataset, cfg.train.seed)
     n = len(dataset) if max_images is None else min(max_images, len(dataset))
-    loader = make_loader(wrapped, 1, cfg.data.workers, EpochSampler(n, 0, shuffle=False), drop_last=False)
+    sampler = ShardSampler(n, get_rank(), get_world_size())
+    loader = make_loader(wrapped, 1, cfg.data.workers, sampler, drop_last=False)
     bad = BadSampleCounter(cfg.data.max_bad_samples)
     to_ids = None
     if cfg.data.dataset == "cityscapes":
         from ..data.cityscapes import train_ids_to_ids as to_ids
-    for i, (images, masks, paths, bad_msgs) in enumerate(tqdm(loader, desc="eval", disable=not progress,
-                                                              leave=False)):
+    for i, (images, masks, paths, bad_msgs) in enumerate(tqdm(loader, desc="eval", leave=False,
+                                                              disable=not progress or get_rank() != 0)):
         bad.report(bad_msgs)
         if images is None:
             continue
@@ -49,9 +55,9 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
         cm.update(masks, pred)
         if save_dir:
             save_prediction(pred[0].numpy().astype(np.uint8), paths[0], save_dir, dataset.palette, to_ids)
-        if vis_callback is not None:
+        if vis_callback is not None and get_rank() == 0:
             vis_callback(i, images[0], masks[0], pred[0])
     cm.reduce_from_all_processes()
     metrics = cm.compute()
-    metrics["skipped"] = bad.count
+    metrics["skipped"] = bad.count  # this rank's
     return metrics

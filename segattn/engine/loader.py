@@ -15,20 +15,48 @@ log = logging.getLogger("segattn")
 
 
 class EpochSampler(Sampler):
-    def __init__(self, size: int, seed: int, epoch: int = 0, start: int = 0, shuffle: bool = True):
-        self.size, self.seed, self.epoch, self.start, self.shuffle = size, seed, epoch, start, shuffle
+    """This rank's share of epoch ``epoch``'s global batches, from global batch ``start_batch`` on.
+
+    The epoch's order is a permutation drawn from ``(seed, epoch)``; global
+    batch b is ``order[b * batch : (b + 1) * batch]`` and rank r takes its r-th
+    contiguous slice, so any world size sees the same global batches.
+    """
+
+    def __init__(self, size: int, seed: int, epoch: int = 0, start_batch: int = 0, batch: int = 1,
+                 rank: int = 0, world: int = 1):
+        self.size, self.seed, self.epoch, self.start_batch = size, seed, epoch, start_batch
+        self.batch, self.rank, self.world = batch, rank, world
 
     def order(self):
-        if not self.shuffle:
-            return list(range(self.size))
         g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
         return torch.randperm(self.size, generator=g).tolist()
 
+    def indices(self):
+        order, per_rank = self.order(), self.batch // self.world
+        out = []
+        for b in range(self.start_batch, self.size // self.batch):
+            start = b * self.batch + self.rank * per_rank
+            out += order[start:start + per_rank]
+        return out
+
     def __iter__(self):
-        return iter(self.order()[self.start:])
+        return iter(self.indices())
 
     def __len__(self):
-        return self.size - self.start
+        return len(self.indices())
+
+
+class ShardSampler(Sampler):
+    """Evaluation: the first ``size`` indices in order, every ``world``-th one from ``rank``."""
+
+    def __init__(self, size: int, rank: int = 0, world: int = 1):
+        self.items = list(range(rank, size, world))
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self):
+        return len(self.items)
 
 
 class BadSampleLimit(RuntimeError):

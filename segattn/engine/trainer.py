@@ -17,7 +17,10 @@ from tqdm import tqdm
 
 from ..data import build_dataset
 from ..models import build_model
+from contextlib import nullcontext
+
 from .checkpoint import load_checkpoint, load_model_weights, save_atomic
+from .distributed import barrier, broadcast_flag, init_distributed_mode
 from .evaluator import evaluate
 from .loader import BadSampleCounter, EpochSampler, SkipBadSamples, make_loader
 from .losses import build_loss
@@ -79,14 +82,30 @@ def build_optimizer(model, cfg):
 
 
 class Trainer:
+    """One training run. Under torchrun it is one process of a DDP run (see distributed.py)."""
+
     def __init__(self, cfg, progress: bool = True):
-        self.cfg, self.progress = cfg, progress
+        self.cfg = cfg
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
+        self.rank, self.world, ddp_device = init_distributed_mode(t.device)
+        self.main = self.rank == 0
+        self.progress = progress and self.main
+        if t.batch_size % (self.world * t.accumulate):
+            raise ValueError(f"train.batch_size={t.batch_size} (the global batch) must divide by the world size "
+                             f"{self.world} x train.accumulate {t.accumulate}")
+        self.micro_batch = t.batch_size // (self.world * t.accumulate)
         seed_everything(t.seed)
-        self.device = resolve_device(t.device)
-        self.model = build_model(cfg).to(self.device)
+        self.device = ddp_device or resolve_device(t.device)
+        model = build_model(cfg)
+        if self.world > 1 and cfg.model.norm == "syncbn":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model.to(self.device)
+        self.net = self.model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.train_set = build_dataset(cfg.data, cfg.data.train_split, train=True)
         self.val_set = build_dataset(cfg.data, cfg.data.val_split)
         if len(self.train_set) < t.batch_size:
@@ -94,8 +113,9 @@ class Trainer:
         self.criterion = build_loss(cfg)
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, poly_lambda(t.max_iters, t.poly_power))
-        self.amp = bool(t.amp and self.device.type == "cuda")
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        amp_ok = t.amp == "bf16" or (t.amp == "fp16" and self.device.type == "cuda")
+        self.amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(t.amp) if amp_ok else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.iteration, self.best_miou, self.metrics = 0, -1.0, {}
         self.dir = experiment_dir(cfg)
         self.bad = BadSampleCounter(cfg.data.max_bad_samples)
@@ -114,7 +134,9 @@ class Trainer:
         }
 
     def save(self, name: str):
-        save_atomic(self.state(), os.path.join(self.dir, name))
+        if self.main:  # one writer; the others wait so nobody reads a half-made run folder
+            save_atomic(self.state(), os.path.join(self.dir, name))
+        barrier()
 
     def resume(self, path: str):
         ckpt = load_checkpoint(path)
@@ -132,62 +154,81 @@ class Trainer:
 
     # -- loop --------------------------------------------------------------------------------
     def batches(self):
-        """Endless batches from the current iteration on, in the order an uninterrupted run uses."""
+        """Endless micro-batches from the current iteration on, in the order an uninterrupted run uses."""
         t = self.cfg.train
         wrapped = SkipBadSamples(self.train_set, t.seed)
         per_epoch = len(self.train_set) // t.batch_size
         epoch, step = divmod(self.iteration, per_epoch)
         while True:
             wrapped.epoch = epoch
-            sampler = EpochSampler(len(self.train_set), t.seed, epoch, start=step * t.batch_size)
-            for batch in make_loader(wrapped, t.batch_size, self.cfg.data.workers, sampler, drop_last=True):
-                yield batch
+            sampler = EpochSampler(len(self.train_set), t.seed, epoch, step, t.batch_size, self.rank, self.world)
+            yield from make_loader(wrapped, self.micro_batch, self.cfg.data.workers, sampler, drop_last=True)
             epoch, step = epoch + 1, 0
 
-    def train_step(self, images, masks) -> dict:
-        """One SGD step; a non-finite loss skips the update (weights, optimiser and schedule untouched)."""
-        self.model.train()
-        images, masks = images.to(self.device, non_blocking=True), masks.to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, enabled=self.amp):
-            outputs = self.model(images)
-        loss, terms = self.criterion(outputs, masks)
+    def train_step(self, micro_batches) -> dict:
+        """One SGD step over ``train.accumulate`` micro-batches (no DDP sync but on the last).
+
+        A non-finite loss on any rank skips the whole update (weights and
+        optimiser untouched; the schedule still advances with the iteration).
+        """
+        self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
-            self.nonfinite += 1
-            self.nonfinite_total += 1
-            log.warning("non-finite loss %s at iteration %d: step skipped (%d in a row)", float(loss.detach()),
-                        self.iteration + 1, self.nonfinite)
-            if self.nonfinite >= self.cfg.train.max_nonfinite:
-                raise NonFiniteLoss(
-                    f"{self.nonfinite} non-finite losses in a row (train.max_nonfinite={self.cfg.train.max_nonfinite})"
-                    f" at iteration {self.iteration + 1}; stopped, last good checkpoint kept in {self.dir}. "
-                    "Lower train.lr or check the data")
-            self.scheduler.step()  # the iteration still counts: keep the poly schedule on time
-            terms["total"] = float(loss.detach())
-            return terms
+        k, terms_sum = len(micro_batches), {}
+        for i, (images, masks) in enumerate(micro_batches):
+            images = images.to(self.device, non_blocking=True)
+            masks = masks.to(self.device, non_blocking=True)
+            sync = self.world == 1 or i == k - 1
+            with (nullcontext() if sync else self.net.no_sync()):
+                with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                    outputs = self.net(images)
+                loss, terms = self.criterion(outputs, masks)
+                if not broadcast_flag(bool(torch.isfinite(loss))):
+                    return self._skip_step(float(loss.detach()))
+                self.scaler.scale(loss / k).backward()
+            for name, value in terms.items():
+                terms_sum[name] = terms_sum.get(name, 0.0) + value / k
         self.nonfinite = 0
-        self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        terms["total"] = float(loss.detach())
-        return terms
+        terms_sum["total"] = sum(self.criterion.weights.get(n, 0) * v for n, v in terms_sum.items())
+        return terms_sum
+
+    def _skip_step(self, loss: float) -> dict:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.nonfinite += 1
+        self.nonfinite_total += 1
+        log.warning("non-finite loss %s at iteration %d: step skipped (%d in a row)", loss, self.iteration + 1,
+                    self.nonfinite)
+        if self.nonfinite >= self.cfg.train.max_nonfinite:
+            raise NonFiniteLoss(
+                f"{self.nonfinite} non-finite losses in a row (train.max_nonfinite={self.cfg.train.max_nonfinite}) "
+                f"at iteration {self.iteration + 1}; stopped, last good checkpoint kept in {self.dir}. "
+                "Lower train.lr or check the data")
+        self.scheduler.step()  # the iteration still counts: keep the poly schedule on time
+        return {"total": loss}
 
     def fit(self, until: int = None) -> dict:
         """Train to ``train.max_iters`` (or stop early at iteration ``until``, saving last.pth)."""
         t = self.cfg.train
         stop = t.max_iters if until is None else min(until, t.max_iters)
-        os.makedirs(self.dir, exist_ok=True)
-        self.writer = _tensorboard(os.path.join(t.log_dir, t.experiment))
+        if self.main:
+            os.makedirs(self.dir, exist_ok=True)
+        self.writer = _tensorboard(os.path.join(t.log_dir, t.experiment)) if self.main else _NullWriter()
         bar = tqdm(total=t.max_iters, initial=self.iteration, desc=f"train {t.experiment}", disable=not self.progress,
                    dynamic_ncols=True)
         batches = self.batches()
         while self.iteration < stop:
-            images, masks, _, bad = next(batches)
-            self.bad.report(bad)
-            if images is None:
-                continue
-            terms = self.train_step(images, masks)
+            micro = []
+            while len(micro) < t.accumulate:
+                images, masks, _, bad = next(batches)
+                self.bad.report(bad)
+                if images is not None:
+                    micro.append((images, masks))
+                elif self.world > 1:
+                    raise RuntimeError("a micro-batch had no readable sample; under DDP every rank must step: "
+                                       "run tools/check_dataset.py and fix the files")
+            terms = self.train_step(micro)
             self.iteration += 1
             lr = self.optimizer.param_groups[0]["lr"]
             bar.update(1)
@@ -200,7 +241,7 @@ class Trainer:
                 self.validate()
             if self.iteration % t.checkpoint_interval == 0 or self.iteration in (t.max_iters, stop):
                 self.save("last.pth")
-            if not self.progress and self.iteration % t.log_interval == 0:
+            if self.main and not self.progress and self.iteration % t.log_interval == 0:
                 log.info("iter %d/%d loss %.4f lr %.2e", self.iteration, t.max_iters, terms["total"], lr)
         bar.close()
         self.writer.close()
@@ -216,7 +257,8 @@ class Trainer:
         for name, iou in zip(self.val_set.class_names, metrics["IoU"]):
             if iou == iou:  # not NaN
                 self.writer.add_scalar(f"val_IoU/{name}", iou, self.iteration)
-        tqdm.write(f"[iter {self.iteration}] val mIoU {100 * metrics['mIoU']:.2f} ({time.time() - start:.0f}s)")
+        if self.main:
+            tqdm.write(f"[iter {self.iteration}] val mIoU {100 * metrics['mIoU']:.2f} ({time.time() - start:.0f}s)")
         if metrics["mIoU"] > self.best_miou:
             self.best_miou = metrics["mIoU"]
             self.save("best.pth")
@@ -239,6 +281,13 @@ class _Visualiser:
         panel = np.concatenate([img, colorize(mask.numpy().astype(np.uint8), self.palette),
                                 colorize(pred.numpy().astype(np.uint8), self.palette)], axis=1)
         self.writer.add_image(f"val/{index}", panel, self.step, dataformats="HWC")
+
+
+class _NullWriter:
+    """TensorBoard stand-in for ranks other than 0."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
 
 
 def _tensorboard(path):
@@ -273,6 +322,6 @@ def train(cfg, resume=None, progress=True) -> dict:
         path = newest_valid_checkpoint(trainer.dir) if resume is True else resume
         trainer.resume(path)
     metrics = trainer.fit()
-    if metrics:
+    if metrics and trainer.main:
         tqdm.write(format_table(metrics, trainer.val_set.class_names))
     return metrics

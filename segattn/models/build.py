@@ -9,7 +9,7 @@ from ..config import model_config
 from .attention import create_attention
 from .encoders import Encoder
 from .heads import AuxFCNHead, DANetHead, FCNHead, NonLocalHead, RCCAHead
-from .layers import norm_layer
+from .layers import convert_batchnorm_to_groupnorm, norm_layer
 from .segmentor import Segmentor
 
 
@@ -39,6 +39,6 @@ def build_model(cfg=None, source: str = "config") -> Segmentor:
     aux = AuxFCNHead(aux_in, model.num_classes, model.aux.channels, model.dropout, norm) if model.aux.enabled else None
     context = create_attention(model.context_block, head_in)
     segmentor = Segmentor(encoder, head, aux, context)
-    if model.norm == "syncbn":
-        segmentor = nn.SyncBatchNorm.convert_sync_batchnorm(segmentor)
+    if model.norm == "gn":
+        convert_batchnorm_to_groupnorm(segmentor)
     return segmentor

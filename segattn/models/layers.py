@@ -1,6 +1,7 @@
 """Small building blocks shared by every head: norm factory, conv-norm-relu, classifier."""
 from functools import partial
 
+import torch
 from torch import nn
 
 NORMS = ("bn", "syncbn", "gn")
@@ -9,15 +10,33 @@ NORMS = ("bn", "syncbn", "gn")
 def norm_layer(name: str = "bn"):
     """Return a callable ``channels -> nn.Module`` for the named normalisation.
 
-    ``syncbn`` builds plain BatchNorm here; :func:`segattn.models.build.build_model`
-    converts every BatchNorm (encoder included) to SyncBatchNorm, which behaves
-    as BatchNorm until a process group is running.
+    ``syncbn`` builds plain BatchNorm here; the trainer converts every BatchNorm
+    (encoder included) to SyncBatchNorm when it runs under DDP, so one process
+    trains with plain BatchNorm. ``gn`` is GroupNorm everywhere.
     """
     if name in ("bn", "syncbn"):
         return nn.BatchNorm2d
     if name == "gn":
         return partial(_group_norm, 32)
     raise ValueError(f"model.norm: unknown norm {name!r}; valid: {', '.join(NORMS)}")
+
+
+def convert_batchnorm_to_groupnorm(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm2d (the encoder's too) by GroupNorm(32), affine weights kept.
+
+    For small per-process batches and gradient accumulation, where batch
+    statistics are too noisy (Wu & He, ECCV 2018).
+    """
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            gn = _group_norm(32, child.num_features)
+            with torch.no_grad():
+                gn.weight.copy_(child.weight)
+                gn.bias.copy_(child.bias)
+            setattr(module, name, gn)
+        else:
+            convert_batchnorm_to_groupnorm(child)
+    return module
 
 
 def _group_norm(groups: int, channels: int) -> nn.GroupNorm:

@@ -14,7 +14,7 @@ def test_loss_decreases_and_checkpoints_are_written(demo_root, tmp_path):
     trainer = Trainer(cfg, progress=False)
     losses = []
     step = trainer.train_step
-    trainer.train_step = lambda x, y: losses.append(step(x, y)) or losses[-1]
+    trainer.train_step = lambda micro: losses.append(step(micro)) or losses[-1]
     metrics = trainer.fit()
     first, last = sum(l["total"] for l in losses[:5]) / 5, sum(l["total"] for l in losses[-5:]) / 5
     assert last < first * 0.8, (first, last)

@@ -59,7 +59,15 @@ def test_missing_weights_file_is_clear(tmp_path):
         Encoder("resnet18", str(tmp_path / "nope.pth"), 8)
 
 
-def test_syncbn_converts_encoder_too():
+def test_syncbn_is_plain_bn_until_ddp_converts_it():
     model = build_model({"norm": "syncbn", "channels": 8, "encoder": {"name": "resnet18", "weights": None}})
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
+    model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # what the trainer does under DDP
     assert isinstance(model.encoder.body.bn1, torch.nn.SyncBatchNorm)
     assert not any(type(m) is torch.nn.BatchNorm2d for m in model.modules())
+
+
+def test_gn_replaces_every_batchnorm():
+    model = build_model({"norm": "gn", "channels": 32, "encoder": {"name": "resnet18", "weights": None}})
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert isinstance(model.encoder.body.bn1, torch.nn.GroupNorm) and model.encoder.body.bn1.num_groups == 32

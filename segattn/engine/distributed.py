@@ -1,0 +1,54 @@
+"""torch.distributed in the open, as torchvision's reference scripts do it.
+
+``torchrun --nproc_per_node=N tools/train.py CONFIG`` sets RANK / WORLD_SIZE /
+LOCAL_RANK; ``init_distributed_mode`` reads them and joins the process group
+(NCCL on CUDA, gloo on CPU). Without torchrun everything runs as one process.
+"""
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def init_distributed_mode(device_name: str = "auto"):
+    """Returns ``(rank, world_size, device)``; a no-op ``(0, 1, device)`` outside torchrun."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
+        return 0, 1, None
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    use_cuda = torch.cuda.is_available() and device_name != "cpu"
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return rank, world, torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main_process() -> bool:
+    return get_rank() == 0
+
+
+def barrier():
+    if is_distributed():
+        dist.barrier()
+
+
+def broadcast_flag(value: bool) -> bool:
+    """Rank 0's decision, on every rank (e.g. whether a loss was finite everywhere)."""
+    if not is_distributed():
+        return value
+    t = torch.tensor([1.0 if value else 0.0])
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
