@@ -1,0 +1,41 @@
+#!/usr/bin/env python
+"""Train every given config under the same schedule and write one comparison table.
+
+    python tools/compare.py configs/demo/{fcn,ccnet,danet,nonlocal,fcn_se,fcn_eca,fcn_cbam,fcn_sk}.yaml \
+        --readme README.md [key=value overrides applied to every config]
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from segattn.cli import run  # noqa: E402
+from segattn.config import load_config  # noqa: E402
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("items", nargs="+", help="config files, then key=value overrides for all of them")
+    p.add_argument("--readme", help="write the table between the compare markers of this file")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    configs = [a for a in args.items if "=" not in a]
+    overrides = [a for a in args.items if "=" in a]
+    from segattn.engine.compare import compare_row, markdown, write_into
+
+    rows = []
+    for path in configs:
+        cfg = load_config(path, overrides)
+        print(f"== {path}", flush=True)
+        rows.append(compare_row(cfg, os.path.splitext(os.path.basename(path))[0], not args.no_progress))
+    table = markdown(rows)
+    print(table)
+    if args.readme:
+        write_into(args.readme, table, "python tools/compare.py " + " ".join(args.items))
+        print(f"wrote the table into {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
