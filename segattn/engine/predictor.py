@@ -50,6 +50,19 @@ def overlay(image: np.ndarray, color: np.ndarray, alpha: float = 0.5) -> np.ndar
     return (image.astype(np.float32) * (1 - alpha) + color.astype(np.float32) * alpha).round().astype(np.uint8)
 
 
+def eval_settings(eval_cfg, image: np.ndarray):
+    """The config's inference, switched to sliding windows for images far larger than a window.
+
+    A whole-image pass over a huge image would hold every activation of it at
+    once; windows of ``eval.crop_size`` bound the memory whatever the size.
+    """
+    h, w = image.shape[:2]
+    ch, cw = eval_cfg.crop_size
+    if eval_cfg.mode == "whole" and h * w * min(eval_cfg.scales) ** 2 > 4 * ch * cw:
+        eval_cfg = OmegaConf.merge(eval_cfg, {"mode": "slide"})
+    return eval_cfg
+
+
 @torch.no_grad()
 def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=False, progress=True):
     """Predict every image; returns ``(succeeded, [(path, reason)])``."""
@@ -68,7 +81,7 @@ def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=F
         rel = os.path.splitext(os.path.relpath(path, input_dir))[0]
         base = safe_output_path(output_dir, rel)
         os.makedirs(os.path.dirname(base), exist_ok=True)
-        probs = predict_from_config(model, normalize_image(image)[None].to(device), cfg.eval)
+        probs = predict_from_config(model, normalize_image(image)[None].to(device), eval_settings(cfg.eval, image))
         pred = probs.argmax(1)[0].cpu().numpy().astype(np.uint8)
         color = colorize(pred, palette)
         write_png(base + "_pred.png", pred)

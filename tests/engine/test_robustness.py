@@ -101,3 +101,54 @@ def test_outputs_never_escape_the_output_folder(tmp_path):
     assert safe_output_path(str(tmp_path), "a/b").startswith(str(tmp_path))
     with pytest.raises(ValueError, match="outside --output"):
         safe_output_path(str(tmp_path), "../escape")
+
+
+def test_huge_images_are_tiled():
+    from omegaconf import OmegaConf
+
+    from segattn.config import EvalConfig
+    from segattn.engine.predictor import eval_settings
+
+    cfg = OmegaConf.structured(EvalConfig(crop_size=[64, 64], stride=[48, 48]))
+    assert eval_settings(cfg, np.zeros((100, 100, 3), np.uint8)).mode == "whole"
+    assert eval_settings(cfg, np.zeros((300, 400, 3), np.uint8)).mode == "slide"
+
+
+def test_sixteen_bit_and_exif_rotated_images_are_read(tmp_path):
+    import cv2
+
+    from segattn.data.io import read_image
+
+    deep = (np.arange(12 * 10 * 3).reshape(12, 10, 3) * 100).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    img = read_image(str(tmp_path / "deep.png"))
+    assert img.dtype == np.uint8 and img.shape == (12, 10, 3)
+    np.testing.assert_allclose(img[..., ::-1].astype(float), np.round(deep / 257.0), atol=1)
+    # a JPEG whose EXIF orientation says "rotate 90 CW": stored 20 wide x 10 high, shown 10 x 20
+    from PIL import Image
+
+    stored = Image.new("RGB", (20, 10), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "rot.jpg", exif=exif.tobytes())
+    assert read_image(str(tmp_path / "rot.jpg")).shape == (20, 10, 3)
+
+
+def test_corrupt_training_sample_is_skipped_then_aborts_past_the_limit(demo_root, tmp_path, caplog):
+    import glob
+    import shutil
+
+    from segattn.engine.loader import BadSampleLimit
+
+    root = tmp_path / "demo"
+    shutil.copytree(demo_root, root)
+    bad = sorted(glob.glob(str(root / "leftImg8bit" / "train" / "*" / "*.png")))[0]
+    with open(bad, "wb") as f:
+        f.write(b"\x89PNG\r\n broken")
+    cfg = tiny_config(str(root), tmp_path, max_iters=3, val_interval=3)
+    cfg.data.max_bad_samples = 5
+    Trainer(cfg, progress=False).fit()
+    assert "skipped unreadable sample" in caplog.text and os.path.basename(bad) in caplog.text
+    cfg.data.max_bad_samples = 0
+    with pytest.raises(BadSampleLimit, match="more than data.max_bad_samples=0 .*" + os.path.basename(bad)):
+        Trainer(cfg, progress=False).fit()
