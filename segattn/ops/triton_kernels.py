@@ -383,3 +383,41 @@ def criss_cross_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
     check_supported(q, v)
     return CrissCrossAttentionFunction.apply(q, k, v)
+
+
+def compile_all(arch: int = 90, dtypes=("fp32", "bf16", "fp16")):
+    """Compile every kernel ahead of time for CUDA compute capability ``arch``, no GPU needed.
+
+    Catches what the CPU interpreter cannot: code the GPU compiler rejects.
+    Returns ``{(kernel, dtype): shared memory bytes}``. Needs TRITON_INTERPRET unset.
+    """
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    target = GPUTarget("cuda", arch, 32)
+    geometry = {"CQ": "i32", "C": "i32", "L": "i32", "line_stride": "i32", "pos_stride": "i32", "HW": "i32"}
+    out = {}
+    for dtype in dtypes:
+        ptr, prec = f"*{dtype}", "ieee" if dtype == "fp32" else "tf32"
+        blocks = {"BLOCK_Q": 64, "BLOCK_K": 64, "BLOCK_CQ": 64}
+        fwd_meta = {"FIRST": False, "MASK_SELF": True, "PRECISION": prec, **blocks, "BLOCK_C": 128}
+        bwd_meta = {"ACCUM": True, "MASK_SELF": True, "PRECISION": prec, **blocks, "BLOCK_C": 64}
+        tensors = lambda names, fp32: {n: ("*fp32" if n in fp32 else ptr) for n in names}  # noqa: E731
+        jobs = [
+            (_fwd_line_kernel, {**tensors(["q_ptr", "k_ptr", "v_ptr", "out_ptr", "lse_in_ptr", "lse_ptr"],
+                                          ["out_ptr", "lse_in_ptr", "lse_ptr"]), **geometry, "N_CBLOCKS": "i32"},
+             fwd_meta),
+            (_bwd_dq_kernel, {**tensors(["q_ptr", "k_ptr", "v_ptr", "do_ptr", "lse_ptr", "delta_ptr", "dq_ptr"],
+                                        ["lse_ptr", "delta_ptr", "dq_ptr"]), **geometry}, bwd_meta),
+            (_bwd_dk_kernel, {**tensors(["q_ptr", "k_ptr", "v_ptr", "do_ptr", "lse_ptr", "delta_ptr", "dk_ptr"],
+                                        ["lse_ptr", "delta_ptr", "dk_ptr"]), **geometry}, bwd_meta),
+            (_bwd_dv_kernel, {**tensors(["q_ptr", "k_ptr", "do_ptr", "lse_ptr", "dv_ptr"], ["lse_ptr", "dv_ptr"]),
+                              **geometry, "N_CBLOCKS": "i32"}, bwd_meta),
+            (_bwd_delta_kernel, {**tensors(["do_ptr", "o_ptr", "delta_ptr"], ["delta_ptr"]), "C": "i32",
+                                 "HW": "i32"}, {"BLOCK_P": 64, "BLOCK_C": 64}),
+        ]
+        for fn, signature, meta in jobs:
+            signature = {**signature, **{k: "constexpr" for k in meta}}
+            compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=meta), target=target)
+            out[(fn.__name__, dtype)] = compiled.metadata.shared
+    return out
