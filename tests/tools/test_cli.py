@@ -151,3 +151,12 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(demo_root, tmp_path):
     assert a["iteration"] == b["iteration"] == 8
     for key in a["model"]:
         torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0, msg=key)
+
+
+def test_out_of_range_values_are_one_line_and_debug_shows_the_traceback(trained):
+    cfg, _ = trained
+    proc = tool("train.py", cfg, "train.lr=-1", check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith("train.lr must be > 0, got -1.0")
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = tool("train.py", cfg, "train.lr=-1", "--debug", check=False)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "ConfigError" in proc.stderr
