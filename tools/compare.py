@@ -32,7 +32,7 @@ def main(argv):
     table = markdown(rows)
     print(table)
     if args.readme:
-        write_into(args.readme, table, "python tools/compare.py " + " ".join(args.items))
+        write_into(args.readme, table, f"python tools/compare.py {' '.join(args.items)} --readme {args.readme}")
         print(f"wrote the table into {args.readme}")
     return 0
 
