@@ -32,16 +32,12 @@ def main(argv):
     overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
     cfg = load_config(args.config, overrides)
 
-    from segattn.data import PALETTE
+    from segattn.data import dataset_palette
     from segattn.engine.predictor import infer_folder, load_model, resolve_device
 
     device = resolve_device(cfg.train.device)
     model, _ = load_model(cfg, args.checkpoint, device)
-    palette = PALETTE if cfg.data.dataset == "cityscapes" else None
-    if palette is None:
-        from segattn.data.folder import _palette
-
-        palette = _palette(len(cfg.data.class_names))
+    palette = dataset_palette(cfg.data)
     done, failed = infer_folder(model, cfg, args.input, args.output, palette, device, args.recursive,
                                 not args.no_progress)
     print(f"{done} images segmented into {args.output}, {len(failed)} failed")

@@ -21,5 +21,14 @@ def build_dataset(data_cfg, split: str, train: bool = False, need_labels: bool =
     return FolderDataset(data_cfg.root, split, data_cfg.class_names, transform, data_cfg.ignore_index, need_labels)
 
 
-__all__ = ["CLASS_NAMES", "PALETTE", "CityscapesDataset", "FolderDataset", "build_dataset", "eval_preset",
+def dataset_palette(data_cfg):
+    """The colours predictions are drawn in: Cityscapes' official palette, else a fixed one per class."""
+    if data_cfg.dataset == "cityscapes":
+        return PALETTE
+    from .folder import default_palette
+
+    return default_palette(len(data_cfg.class_names))
+
+
+__all__ = ["dataset_palette", "CLASS_NAMES", "PALETTE", "CityscapesDataset", "FolderDataset", "build_dataset", "eval_preset",
            "train_preset"]

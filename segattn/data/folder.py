@@ -18,7 +18,7 @@ class FolderDataset(PairDataset):
                  need_labels: bool = True):
         self.transform, self.ignore_index = transform, ignore_index
         self.class_names = list(class_names)
-        self.palette = _palette(len(self.class_names))
+        self.palette = default_palette(len(self.class_names))
         img_dir, mask_dir = os.path.join(root, split, "images"), os.path.join(root, split, "masks")
         if not os.path.isdir(img_dir):
             raise FileNotFoundError(f"data.root: no folder {img_dir!r} (expected <root>/<split>/images and "
@@ -46,6 +46,7 @@ class FolderDataset(PairDataset):
 
 
 
-def _palette(n: int):
+def default_palette(n: int):
+    """A fixed random colour per class for datasets without an official palette."""
     rng = np.random.default_rng(0)
     return [tuple(int(c) for c in rng.integers(0, 256, 3)) for _ in range(n)]

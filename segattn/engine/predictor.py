@@ -1,6 +1,7 @@
 """Load a trained model for inference, and run it over a folder of images."""
 import os
 
+import cv2
 import numpy as np
 import torch
 from omegaconf import OmegaConf
@@ -86,8 +87,6 @@ def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=F
         color = colorize(pred, palette)
         write_png(base + "_pred.png", pred)
         write_png(base + "_color.png", color)
-        import cv2
-
         cv2.imwrite(base + "_overlay.jpg", cv2.cvtColor(overlay(image, color), cv2.COLOR_RGB2BGR))
         done += 1
     return done, failed

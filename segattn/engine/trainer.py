@@ -9,6 +9,7 @@ import logging
 import os
 import random
 import time
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -17,8 +18,6 @@ from tqdm import tqdm
 
 from ..data import build_dataset
 from ..models import build_model
-from contextlib import nullcontext
-
 from .checkpoint import load_checkpoint, load_model_weights, save_atomic
 from .distributed import barrier, broadcast_flag, init_distributed_mode
 from .evaluator import evaluate

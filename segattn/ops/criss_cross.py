@@ -47,12 +47,12 @@ def select_impl(q: torch.Tensor) -> str:
             )
         from .triton_kernels import check_supported
 
-        check_supported(q, q)
+        check_supported(q)
         return "triton"
     if q.is_cuda and triton_available():
         from .triton_kernels import supported
 
-        if supported(q, q):
+        if supported(q):
             return "triton"
     return "reference"
 

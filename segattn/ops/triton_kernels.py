@@ -357,7 +357,7 @@ class CrissCrossAttentionFunction(torch.autograd.Function):
         return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
 
 
-def check_supported(q: torch.Tensor, v: torch.Tensor = None):
+def check_supported(q: torch.Tensor):
     """Raise ValueError when the kernel cannot take these inputs."""
     if q.dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise ValueError(f"the Triton criss-cross kernel takes float32/float16/bfloat16, got {q.dtype}")
@@ -366,9 +366,9 @@ def check_supported(q: torch.Tensor, v: torch.Tensor = None):
                          f"got {q.shape[1]}")
 
 
-def supported(q: torch.Tensor, v: torch.Tensor = None) -> bool:
+def supported(q: torch.Tensor) -> bool:
     try:
-        check_supported(q, v)
+        check_supported(q)
     except ValueError:
         return False
     return True
@@ -381,7 +381,7 @@ def criss_cross_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     """
     dtype = torch.promote_types(torch.promote_types(q.dtype, k.dtype), v.dtype)
     q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
-    check_supported(q, v)
+    check_supported(q)
     return CrissCrossAttentionFunction.apply(q, k, v)
 
 
