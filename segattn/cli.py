@@ -1,19 +1,30 @@
-"""What every tool shares: logging setup and turning user errors into one clear line."""
+"""What every tool shares: logging setup, config loading, and turning user errors into one clear line."""
 import logging
 import sys
 
-from .config import ConfigError
+from .config import load_config
+from .errors import SegattnError
 
 
 def setup_logging():
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
 
-USER_ERRORS = (ConfigError, FileNotFoundError, ValueError, RuntimeError, OSError)
+def load_tool_config(path: str, overrides=None):
+    """``load_config`` plus the model section's names and options checked against the registries."""
+    from .models import check_model_config
+
+    cfg = load_config(path, overrides)
+    check_model_config(cfg.model, path)
+    return cfg
 
 
 def run(main, argv=None):
-    """Run ``main(argv)``; user errors print ``error: ...`` and exit 2 (``--debug`` shows the traceback)."""
+    """Run ``main(argv)``; a :class:`SegattnError` prints ``error: ...`` and exits 2 (``--debug``: traceback).
+
+    Every other exception is a bug or the machine's problem (out of memory, a
+    shape mismatch) and keeps its traceback.
+    """
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
@@ -23,7 +34,7 @@ def run(main, argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except USER_ERRORS as err:
+    except SegattnError as err:
         if debug:
             raise
         print(f"error: {err}", file=sys.stderr)

@@ -6,6 +6,7 @@ line naming the file and the dotted key: unknown keys (with the closest valid
 key suggested), wrong types and out-of-range values.
 """
 import difflib
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -13,11 +14,16 @@ from typing import Any, Dict, List, Optional
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-HEADS = ("fcn", "danet", "ccnet", "nonlocal")
+from .errors import ConfigError
 
+log = logging.getLogger(__name__)
 
-class ConfigError(ValueError):
-    """A user-facing configuration mistake; the message is one line."""
+# config nodes that name a registered class: {type: NAME, <that class's options>} (or just NAME)
+TYPED_KEYS = ("model.head", "model.context_block", "model.encoder.block_attention")
+# the flat model keys of the first config format -> (head that took them, its option name now)
+LEGACY_MODEL_KEYS = {"recurrence": ("ccnet", "recurrence"), "reduction": ("nonlocal", "reduction"),
+                     "use_scale": ("nonlocal", "use_scale"), "extra_loss_weights": ("danet", "loss_weights")}
+
 
 
 @dataclass
@@ -25,7 +31,7 @@ class EncoderConfig:
     name: str = "resnet101"          # smp encoder name, or tu-<timm name>
     weights: Optional[str] = "imagenet"  # imagenet | path to a state dict | null
     output_stride: int = 8           # 8 (dilations 2, 4) or 16
-    block_attention: str = "none"    # none | se | eca | cbam | sk | residual | mhsa: in every block of the stages
+    block_attention: Any = "none"    # none | an attention block name or {type: se, <its options>}: in every block
     attention_stages: List[int] = field(default_factory=lambda: [1, 2, 3, 4])
 
 
@@ -38,19 +44,14 @@ class AuxConfig:
 
 @dataclass
 class ModelConfig:
-    head: str = "ccnet"              # fcn | danet | ccnet | nonlocal
-    context_block: str = "none"      # an attention block on layer4 features before the head
+    head: Any = field(default_factory=lambda: {"type": "ccnet"})  # {type: fcn|ccnet|danet|nonlocal, <its options>}
+    context_block: Any = "none"      # an attention block on layer4 features before the head (name or mapping)
     num_classes: int = 19
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     channels: int = 512              # inner width of every head
     dropout: float = 0.1
     norm: str = "bn"                 # bn | syncbn | gn
-    recurrence: int = 2              # ccnet: criss-cross loops R
-    reduction: int = 2               # nonlocal: inner channels = channels / reduction
-    use_scale: bool = True           # nonlocal: divide energies by sqrt(inner channels)
     aux: AuxConfig = field(default_factory=AuxConfig)
-    # extra heads' loss weights (DANet: pam, cam), as in the authors' multi-loss
-    extra_loss_weights: Dict[str, float] = field(default_factory=lambda: {"pam": 1.0, "cam": 1.0})
 
 
 @dataclass
@@ -136,7 +137,7 @@ def _merge(schema_cls, user: Any, source: str, prefix: str = "") -> DictConfig:
     schema = OmegaConf.structured(schema_cls)
     _check_keys(user, schema, prefix, source)
     try:
-        return OmegaConf.merge(schema, user)
+        return merge_layers(schema, user, prefix)
     except OmegaConfBaseException as err:
         key = f"{prefix}{err.full_key}" if getattr(err, "full_key", None) else prefix.rstrip(".")
         msg = str(err).splitlines()[0]
@@ -148,39 +149,82 @@ def _require(cond: bool, source: str, key: str, what: str):
         raise ConfigError(f"{source}: {key} {what}")
 
 
-def validate_model(model: DictConfig, source: str = "config", prefix: str = "model."):
-    """Range checks the types alone cannot express."""
-    _require(model.head in HEADS, source, f"{prefix}head", f"must be one of {', '.join(HEADS)}, got {model.head!r}")
-    _require(model.num_classes >= 1, source, f"{prefix}num_classes", "must be >= 1")
-    _require(model.channels >= 1, source, f"{prefix}channels", "must be >= 1")
-    _require(0.0 <= model.dropout < 1.0, source, f"{prefix}dropout", "must be in [0, 1)")
-    _require(model.norm in ("bn", "syncbn", "gn"), source, f"{prefix}norm", f"must be bn, syncbn or gn, got {model.norm!r}")
-    _require(model.recurrence >= 1, source, f"{prefix}recurrence", f"must be >= 1, got {model.recurrence}")
-    _require(model.reduction >= 1, source, f"{prefix}reduction", "must be >= 1")
-    _require(model.encoder.output_stride in (8, 16, 32), source, f"{prefix}encoder.output_stride",
-             f"must be 8, 16 or 32, got {model.encoder.output_stride}")
-    blocks = ("none", "se", "eca", "cbam", "sk", "residual", "mhsa", "nonlocal")
-    for key in ("encoder.block_attention", "context_block"):
-        value = OmegaConf.select(model, key)
-        _require(value in blocks, source, f"{prefix}{key}", f"must be one of {', '.join(blocks)}, got {value!r}")
-    _require(model.aux.channels >= 1, source, f"{prefix}aux.channels", "must be >= 1")
-    _require(model.aux.loss_weight >= 0, source, f"{prefix}aux.loss_weight", "must be >= 0")
+def _typed(node: Any, key: str) -> Optional[dict]:
+    """The typed spec at dotted ``key`` of ``node`` as a plain dict (None if absent); a bare name -> ``{type: name}``."""
+    value = OmegaConf.select(node, key, default=None) if isinstance(node, DictConfig) else None
+    if isinstance(value, DictConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return {"type": value} if isinstance(value, str) else value
+
+
+def merge_layers(lower: DictConfig, upper: Any, prefix: str = "") -> DictConfig:
+    """``upper`` over ``lower``, except that a typed node whose ``type`` changes is replaced, not merged.
+
+    So a config that switches ``model.head`` from ``{type: nonlocal, reduction: 2}``
+    to ``{type: ccnet}`` does not inherit ``reduction``; an override that keeps
+    the type (``model.head.recurrence=1``) merges as usual.
+    """
+    upper = upper if isinstance(upper, DictConfig) else OmegaConf.create(upper if upper is not None else {})
+    merged = OmegaConf.merge(lower, upper)
+    for key in TYPED_KEYS:
+        if not key.startswith(prefix):
+            continue
+        local = key[len(prefix):]
+        up, low = _typed(upper, local), _typed(lower, local)
+        if up is None:
+            continue
+        new_type = "type" in up and (low is None or up["type"] != low.get("type"))
+        OmegaConf.update(merged, local, up if new_type else {**(low or {}), **up}, merge=False)
+    return merged
+
+
+def _upgrade_model(model: Any, source: str) -> Any:
+    """Move the first format's flat head options (``model.recurrence`` ...) into ``model.head``."""
+    if not isinstance(model, (dict, DictConfig)) or not any(k in model for k in LEGACY_MODEL_KEYS):
+        return model
+    model = OmegaConf.create(OmegaConf.to_container(model) if isinstance(model, DictConfig) else dict(model))
+    head = _typed(model, "head") or {"type": "ccnet"}
+    head = dict(head) if not isinstance(head, DictConfig) else OmegaConf.to_container(head)
+    moved, found = [], [k for k in LEGACY_MODEL_KEYS if k in model]
+    for old, (head_type, option) in LEGACY_MODEL_KEYS.items():
+        if old in model:
+            value = model.pop(old)
+            if head.get("type") == head_type:
+                head.setdefault(option, value)
+                moved.append(f"{option}: {value}")
+    model.head = head
+    log.warning("%s: model.%s: old flat head options; write model.head: {type: %s%s} instead",
+                source, "/".join(found), head["type"], "".join(f", {m}" for m in moved))
+    return model
 
 
 def model_config(cfg: Any = None, source: str = "config") -> DictConfig:
-    """Typed, validated model section from a mapping (a whole config or its ``model``)."""
+    """Typed model section from a mapping (a whole config or its ``model``); ranges are checked by the builder."""
     cfg = {} if cfg is None else cfg
     if isinstance(cfg, (dict, DictConfig)) and "model" in cfg:
         cfg = cfg["model"]
     if not isinstance(cfg, (dict, DictConfig)):
         raise ConfigError(f"{source}: the model section must be a mapping, got {type(cfg).__name__}")
-    model = _merge(ModelConfig, cfg, source, "model.")
+    model = _merge(ModelConfig, _upgrade_model(cfg, source), source, "model.")
     validate_model(model, source)
     return model
 
 
-def load_yaml(path: str) -> DictConfig:
-    """Read a YAML file into a DictConfig with a one-line error for every failure."""
+def validate_model(model: DictConfig, source: str = "config", prefix: str = "model."):
+    """The ranges of the model section's own numbers (names and options are the builder's to check)."""
+    _require(model.num_classes >= 1, source, f"{prefix}num_classes", "must be >= 1")
+    _require(model.channels >= 1, source, f"{prefix}channels", "must be >= 1")
+    _require(0.0 <= model.dropout < 1.0, source, f"{prefix}dropout", "must be in [0, 1)")
+    _require(model.aux.channels >= 1, source, f"{prefix}aux.channels", "must be >= 1")
+    _require(model.aux.loss_weight >= 0, source, f"{prefix}aux.loss_weight", "must be >= 0")
+
+
+def load_yaml(path: str, _seen: tuple = ()) -> DictConfig:
+    """Read a YAML file into a DictConfig with a one-line error for every failure.
+
+    A top-level ``_base_: other.yaml`` (relative to this file) is read first and
+    this file's keys are merged over it, typed nodes as :func:`merge_layers` says.
+    """
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: config file not found")
     try:
@@ -190,14 +234,24 @@ def load_yaml(path: str) -> DictConfig:
         raise ConfigError(f"{path}: not valid YAML: {first}") from None
     if isinstance(cfg, ListConfig):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, not a list")
-    return cfg
+    if "_base_" not in cfg:
+        return cfg
+    base = cfg.pop("_base_")
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: _base_ must be one file name, got {base!r}")
+    base_path = os.path.normpath(os.path.join(os.path.dirname(path), base))
+    if os.path.abspath(base_path) in _seen + (os.path.abspath(path),):
+        raise ConfigError(f"{path}: _base_ {base!r} makes a cycle")
+    if not os.path.isfile(base_path):
+        raise ConfigError(f"{path}: _base_ {base!r} not found (looked for {base_path})")
+    return merge_layers(load_yaml(base_path, _seen + (os.path.abspath(path),)), cfg)
 
 
 def parse_overrides(overrides: List[str], source: str = "command line") -> DictConfig:
-    """``["train.max_iters=200", "model.recurrence=1"]`` -> a DictConfig."""
+    """``["train.max_iters=200", "model.head.recurrence=1"]`` -> a DictConfig."""
     for item in overrides:
         if "=" not in item or item.startswith("="):
-            raise ConfigError(f"{source}: override {item!r} must look like key=value, e.g. model.recurrence=1")
+            raise ConfigError(f"{source}: override {item!r} must look like key=value, e.g. train.max_iters=200")
     try:
         return OmegaConf.from_dotlist(list(overrides))
     except OmegaConfBaseException as err:
@@ -205,12 +259,14 @@ def parse_overrides(overrides: List[str], source: str = "command line") -> DictC
 
 
 def load_config(path: str, overrides: Optional[List[str]] = None, schema=Config) -> DictConfig:
-    """Load ``path``, apply ``key=value`` overrides, check against ``schema`` and validate."""
+    """Load ``path`` (and its ``_base_``), apply ``key=value`` overrides, check against ``schema``, validate."""
     user = load_yaml(path)
+    if "model" in user:
+        user.model = _upgrade_model(user.model, path)
     if overrides:
         dotlist = parse_overrides(overrides)
         _check_keys(dotlist, OmegaConf.structured(schema), "", "command line")
-        user = OmegaConf.merge(user, dotlist)
+        user = merge_layers(user, dotlist)
     cfg = _merge(schema, user, path)
     validate(cfg, path)
     return cfg

@@ -21,7 +21,7 @@ import torch  # noqa: E402
 # FLOP counting installs a global module hook, which torch.compile warns about harmlessly
 warnings.filterwarnings("ignore", message="Using `torch.compile")
 
-from segattn.engine.benchmark import (  # noqa: E402
+from segattn.analysis.benchmark import (  # noqa: E402
     attention_cases, head_cases, markdown_table, measure, op_cases, paper_ratios, relative_to_reference)
 
 OP_COLUMNS = [("group", "group"), ("name", "impl: dtype B x C x H x W"), ("fwd_ms", "fwd ms"),

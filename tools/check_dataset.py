@@ -11,8 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from segattn.cli import run  # noqa: E402
-from segattn.config import load_config  # noqa: E402
+from segattn.cli import load_tool_config, run  # noqa: E402
 
 
 def main(argv):
@@ -22,7 +21,7 @@ def main(argv):
     p.add_argument("--split", action="append", help="split(s) to check (default: train and val splits)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_tool_config(args.config, args.overrides)
     from segattn.data.check import check_split
 
     if cfg.data.demo:

@@ -11,8 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from segattn.cli import run  # noqa: E402
-from segattn.config import load_config  # noqa: E402
+from segattn.cli import load_tool_config, run  # noqa: E402
 
 
 def main(argv):
@@ -22,9 +21,9 @@ def main(argv):
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_tool_config(args.config, args.overrides)
     from segattn.data import build_dataset
-    from segattn.engine.baselines import colour_only_floor
+    from segattn.analysis.baselines import colour_only_floor
     from segattn.engine.metrics import format_table
 
     train_set = build_dataset(cfg.data, cfg.data.train_split)

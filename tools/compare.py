@@ -10,8 +10,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from segattn.cli import run  # noqa: E402
-from segattn.config import load_config  # noqa: E402
+from segattn.cli import load_tool_config, run  # noqa: E402
 
 
 def main(argv):
@@ -22,11 +21,11 @@ def main(argv):
     args = p.parse_args(argv)
     configs = [a for a in args.items if "=" not in a]
     overrides = [a for a in args.items if "=" in a]
-    from segattn.engine.compare import compare_row, markdown, write_into
+    from segattn.analysis.compare import compare_row, markdown, write_into
 
     rows = []
     for path in configs:
-        cfg = load_config(path, overrides)
+        cfg = load_tool_config(path, overrides)
         print(f"== {path}", flush=True)
         rows.append(compare_row(cfg, os.path.splitext(os.path.basename(path))[0], not args.no_progress))
     table = markdown(rows)

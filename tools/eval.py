@@ -14,8 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from segattn.cli import add_model_args, run  # noqa: E402
-from segattn.config import load_config  # noqa: E402
+from segattn.cli import add_model_args, load_tool_config, run  # noqa: E402
 
 
 def get_args_parser():
@@ -39,7 +38,7 @@ def main(argv):
         overrides.append("eval.flip=true")
     if args.device:
         overrides.append(f"train.device={args.device}")
-    cfg = load_config(args.config, overrides)
+    cfg = load_tool_config(args.config, overrides)
 
     from segattn.data import build_dataset
     from segattn.engine.evaluator import evaluate

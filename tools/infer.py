@@ -14,8 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from segattn.cli import add_model_args, run  # noqa: E402
-from segattn.config import load_config  # noqa: E402
+from segattn.cli import add_model_args, load_tool_config, run  # noqa: E402
 
 
 def get_args_parser():
@@ -30,7 +29,7 @@ def get_args_parser():
 def main(argv):
     args = get_args_parser().parse_args(argv)
     overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
-    cfg = load_config(args.config, overrides)
+    cfg = load_tool_config(args.config, overrides)
 
     from segattn.data import dataset_palette
     from segattn.engine.predictor import infer_folder, load_model, resolve_device

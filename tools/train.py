@@ -2,7 +2,7 @@
 """Train a segmentor from a YAML config, with key=value overrides.
 
     python tools/train.py configs/demo/ccnet.yaml
-    python tools/train.py configs/ccnet.yaml train.max_iters=200 model.recurrence=1
+    python tools/train.py configs/ccnet.yaml train.max_iters=200 model.head.recurrence=1
     python tools/train.py configs/ccnet.yaml --resume            # continue from last.pth
 """
 import argparse
@@ -11,8 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from segattn.cli import run  # noqa: E402
-from segattn.config import load_config  # noqa: E402
+from segattn.cli import load_tool_config, run  # noqa: E402
 
 
 def get_args_parser():
@@ -27,7 +26,7 @@ def get_args_parser():
 
 def main(argv):
     args = get_args_parser().parse_args(argv)
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_tool_config(args.config, args.overrides)
     from segattn.engine.trainer import train
 
     metrics = train(cfg, resume=args.resume, progress=not args.no_progress)

@@ -13,8 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from segattn.cli import add_model_args, run  # noqa: E402
-from segattn.config import load_config  # noqa: E402
+from segattn.cli import add_model_args, load_tool_config, run  # noqa: E402
 
 
 def main(argv):
@@ -25,15 +24,16 @@ def main(argv):
     p.add_argument("--scale", type=float, default=None, help="resize the image first (default: eval.scales[0])")
     p.add_argument("--output", default="attention.png")
     args = p.parse_args(argv)
-    cfg = load_config(args.config, args.overrides + ([f"train.device={args.device}"] if args.device else []))
+    cfg = load_tool_config(args.config, args.overrides + ([f"train.device={args.device}"] if args.device else []))
 
     import cv2
-    import torch
 
-    from segattn.data import PALETTE
+    from segattn.errors import ConfigError
+
+    from segattn.data import dataset_palette
     from segattn.data.io import read_image
     from segattn.data.transforms import normalize_image
-    from segattn.engine.attention_maps import attention_maps, save_panel
+    from segattn.analysis.attention_maps import attention_maps, save_panel
     from segattn.engine.predictor import load_model, resolve_device
 
     device = resolve_device(cfg.train.device)
@@ -49,18 +49,15 @@ def main(argv):
         try:
             y, x = (float(v) for v in q.split(","))
         except ValueError:
-            raise ValueError(f"--query {q!r}: expected y,x in image pixels") from None
+            raise ConfigError(f"--query {q!r}: expected y,x in image pixels") from None
         queries.append((min(fh - 1, int(y * scale) // stride), min(fw - 1, int(x * scale) // stride)))
     if args.grid:
         queries += [(int((i + 0.5) * fh / args.grid), int((j + 0.5) * fw / args.grid))
                     for i in range(args.grid) for j in range(args.grid)]
     if not queries:
         queries = [(fh // 2, fw // 2)]
-    if not any(hasattr(model.head, a) for a in ("cca", "pam", "nl_block")):
-        raise ValueError(f"model.head={cfg.model.head!r} has no attention to show (ccnet, danet or nonlocal)")
-    with torch.no_grad():
-        results = attention_maps(model, normalize_image(image)[None].to(device), queries)
-    save_panel(args.output, image, results, PALETTE, stride)
+    results = attention_maps(model, normalize_image(image)[None].to(device), queries)
+    save_panel(args.output, image, results, dataset_palette(cfg.data), stride)
     print(f"wrote {args.output} ({len(queries)} queries)")
     return 0
 

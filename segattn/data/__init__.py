@@ -1,6 +1,7 @@
 """Data: Cityscapes and folder datasets, augmentation presets, the procedural demo set."""
 from .cityscapes import CLASS_NAMES, PALETTE, CityscapesDataset
 from .folder import FolderDataset
+from .palette import colorize, default_palette
 from .transforms import eval_preset, train_preset
 
 
@@ -15,20 +16,23 @@ def build_dataset(data_cfg, split: str, train: bool = False, need_labels: bool =
     if need_labels:
         from .check import startup_check
 
-        startup_check(data_cfg, [split], len(data_cfg.class_names) or 19)
+        startup_check(data_cfg, [split], len(dataset_class_names(data_cfg)))
     if data_cfg.dataset == "cityscapes":
         return CityscapesDataset(data_cfg.root, split, transform, need_labels)
     return FolderDataset(data_cfg.root, split, data_cfg.class_names, transform, data_cfg.ignore_index, need_labels)
+
+
+def dataset_class_names(data_cfg):
+    """The class names of the configured dataset: Cityscapes' 19, or ``data.class_names``."""
+    return list(CLASS_NAMES) if data_cfg.dataset == "cityscapes" else list(data_cfg.class_names)
 
 
 def dataset_palette(data_cfg):
     """The colours predictions are drawn in: Cityscapes' official palette, else a fixed one per class."""
     if data_cfg.dataset == "cityscapes":
         return PALETTE
-    from .folder import default_palette
-
     return default_palette(len(data_cfg.class_names))
 
 
-__all__ = ["dataset_palette", "CLASS_NAMES", "PALETTE", "CityscapesDataset", "FolderDataset", "build_dataset", "eval_preset",
+__all__ = ["colorize", "dataset_class_names", "dataset_palette", "default_palette", "CLASS_NAMES", "PALETTE", "CityscapesDataset", "FolderDataset", "build_dataset", "eval_preset",
            "train_preset"]

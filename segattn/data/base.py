@@ -1,4 +1,5 @@
 """What the datasets share: ``load`` returns raw arrays, ``__getitem__`` applies the transform."""
+from ..errors import DataError
 
 
 class PairDataset:
@@ -21,5 +22,5 @@ class PairDataset:
 
 def check_same_size(image, mask, image_path, mask_path):
     if mask.shape != image.shape[:2]:
-        raise ValueError(f"{mask_path}: label size {mask.shape[::-1]} differs from image size "
+        raise DataError(f"{mask_path}: label size {mask.shape[::-1]} differs from image size "
                          f"{image.shape[1::-1]} of {image_path}")

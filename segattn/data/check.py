@@ -12,6 +12,7 @@ from typing import Dict, List
 
 import numpy as np
 
+from ..errors import MissingFileError
 from .cityscapes import IMAGE_SUFFIX, LABEL_SUFFIXES, LABELS
 from .io import IMAGE_EXTENSIONS, UnreadableImage, read_image, read_mask
 
@@ -108,7 +109,7 @@ def startup_check(data_cfg, splits, num_classes: int):
         fatal = {k: v for k, v in report.problems.items() if k != "labels without images"}
         if fatal:
             kind, items = next(iter(fatal.items()))
-            raise FileNotFoundError(f"data.root={data_cfg.root!r}: split {split!r}: {kind}: {len(items)}, e.g. "
+            raise MissingFileError(f"data.root={data_cfg.root!r}: split {split!r}: {kind}: {len(items)}, e.g. "
                                     f"{items[0]}; run tools/check_dataset.py for the full report")
         for kind, items in report.problems.items():
             logging.getLogger("segattn").warning("split %r: %s: %d, e.g. %s", split, kind, len(items), items[0])

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from ..errors import MissingFileError
 from .base import PairDataset, check_same_size
 from .io import read_image, read_mask
 
@@ -68,11 +69,11 @@ def find_pairs(root: str, split: str, need_labels: bool = True):
     """Sorted ``[(image, label_or_None, label_kind)]`` of a split; a clear error when absent."""
     img_dir = os.path.join(root, "leftImg8bit", split)
     if not os.path.isdir(img_dir):
-        raise FileNotFoundError(f"data.root: no Cityscapes images at {img_dir!r} (expected "
+        raise MissingFileError(f"data.root: no Cityscapes images at {img_dir!r} (expected "
                                 f"leftImg8bit/{split}/<city>/*{IMAGE_SUFFIX}); {HOW_TO_GET}")
     images = sorted(glob.glob(os.path.join(img_dir, "*", "*" + IMAGE_SUFFIX)))
     if not images:
-        raise FileNotFoundError(f"data.root: {img_dir!r} holds no */*{IMAGE_SUFFIX} files; {HOW_TO_GET}")
+        raise MissingFileError(f"data.root: {img_dir!r} holds no */*{IMAGE_SUFFIX} files; {HOW_TO_GET}")
     pairs, missing = [], []
     for image in images:
         rel = os.path.relpath(image, img_dir)
@@ -87,7 +88,7 @@ def find_pairs(root: str, split: str, need_labels: bool = True):
             missing.append(rel)
         pairs.append((image, label, kind))
     if missing:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"data.root: {len(missing)} of {len(images)} images in {img_dir!r} have no label in "
             f"{os.path.join(root, 'gtFine', split)!r} (expected <name>_gtFine_labelIds.png), e.g. {missing[0]}; "
             f"{HOW_TO_GET}")

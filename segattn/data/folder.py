@@ -7,8 +7,10 @@ import os
 
 import numpy as np
 
+from ..errors import MissingFileError
 from .base import PairDataset, check_same_size
 from .io import IMAGE_EXTENSIONS, read_image, read_mask
+from .palette import default_palette
 
 
 class FolderDataset(PairDataset):
@@ -21,11 +23,11 @@ class FolderDataset(PairDataset):
         self.palette = default_palette(len(self.class_names))
         img_dir, mask_dir = os.path.join(root, split, "images"), os.path.join(root, split, "masks")
         if not os.path.isdir(img_dir):
-            raise FileNotFoundError(f"data.root: no folder {img_dir!r} (expected <root>/<split>/images and "
+            raise MissingFileError(f"data.root: no folder {img_dir!r} (expected <root>/<split>/images and "
                                     f"<root>/<split>/masks with matching file stems)")
         images = sorted(f for f in os.listdir(img_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
         if not images:
-            raise FileNotFoundError(f"data.root: {img_dir!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+            raise MissingFileError(f"data.root: {img_dir!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         self.pairs, missing = [], []
         for name in images:
             mask = os.path.join(mask_dir, os.path.splitext(name)[0] + ".png")
@@ -34,7 +36,7 @@ class FolderDataset(PairDataset):
                 mask = None
             self.pairs.append((os.path.join(img_dir, name), mask))
         if missing and need_labels:
-            raise FileNotFoundError(f"data.root: {len(missing)} images in {img_dir!r} have no mask in {mask_dir!r} "
+            raise MissingFileError(f"data.root: {len(missing)} images in {img_dir!r} have no mask in {mask_dir!r} "
                                     f"(same stem, .png), e.g. {missing[0]}")
 
     def load(self, index: int):
@@ -43,10 +45,3 @@ class FolderDataset(PairDataset):
         mask = read_mask(mask_path) if mask_path else np.full(image.shape[:2], self.ignore_index, np.uint8)
         check_same_size(image, mask, image_path, mask_path)
         return image, mask, image_path
-
-
-
-def default_palette(n: int):
-    """A fixed random colour per class for datasets without an official palette."""
-    rng = np.random.default_rng(0)
-    return [tuple(int(c) for c in rng.integers(0, 256, 3)) for _ in range(n)]

@@ -4,10 +4,12 @@ import os
 import cv2
 import numpy as np
 
+from ..errors import DataError, OutputError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
-class UnreadableImage(ValueError):
+class UnreadableImage(DataError):
     """An image file that cannot be decoded."""
 
 
@@ -43,4 +45,4 @@ def write_png(path: str, array: np.ndarray, rgb: bool = True):
     if array.ndim == 3 and rgb:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
     if not cv2.imwrite(path, array):
-        raise OSError(f"{path}: could not write image")
+        raise OutputError(f"{path}: could not write image")

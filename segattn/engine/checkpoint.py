@@ -11,9 +11,7 @@ import tempfile
 
 import torch
 
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message names the file."""
+from ..errors import CheckpointError
 
 
 def save_atomic(obj: dict, path: str):
@@ -49,8 +47,22 @@ def load_checkpoint(path: str) -> dict:
     return ckpt
 
 
+def upgrade_state_dict(model: torch.nn.Module, state: dict) -> dict:
+    """Rename keys a module has renamed since the checkpoint was written (its ``legacy_keys``)."""
+    for prefix, module in model.named_modules():
+        renames = getattr(type(module), "legacy_keys", None)
+        if not renames:
+            continue
+        base = f"{prefix}." if prefix else ""
+        for old, new in renames.items():
+            for key in [k for k in state if k.startswith(base + old)]:
+                state[base + new + key[len(base + old):]] = state.pop(key)
+    return state
+
+
 def load_model_weights(model: torch.nn.Module, state: dict, path: str = "checkpoint"):
     """Strict load with one clear error listing missing / unexpected / mis-shaped keys."""
+    state = upgrade_state_dict(model, dict(state))
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

@@ -36,17 +36,13 @@ def get_world_size() -> int:
     return dist.get_world_size() if is_distributed() else 1
 
 
-def is_main_process() -> bool:
-    return get_rank() == 0
-
-
 def barrier():
     if is_distributed():
         dist.barrier()
 
 
-def broadcast_flag(value: bool) -> bool:
-    """Rank 0's decision, on every rank (e.g. whether a loss was finite everywhere)."""
+def all_ranks(value: bool) -> bool:
+    """True on every rank when ``value`` is true on every rank (e.g. the loss was finite everywhere)."""
     if not is_distributed():
         return value
     t = torch.tensor([1.0 if value else 0.0])

@@ -5,16 +5,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..data.palette import colorize
 from .inference import predict_from_config
 from .distributed import get_rank, get_world_size
 from .loader import BadSampleCounter, ShardSampler, SkipBadSamples, make_loader
 from .metrics import ConfusionMatrix
-
-
-def colorize(pred: np.ndarray, palette) -> np.ndarray:
-    lut = np.zeros((256, 3), np.uint8)
-    lut[: len(palette)] = np.array(palette, np.uint8)
-    return lut[pred]
 
 
 def save_prediction(pred: np.ndarray, image_path: str, out_dir: str, palette, to_label_ids=None):

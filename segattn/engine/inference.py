@@ -10,8 +10,7 @@ import torch.nn.functional as F
 
 
 def _logits(model, x):
-    out = model(x)
-    return out["main"] if isinstance(out, dict) else out
+    return model(x)["main"]
 
 
 def slide_logits(model, x, crop, stride):

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from ..errors import DataError
+
 log = logging.getLogger("segattn")
 
 
@@ -59,8 +61,8 @@ class ShardSampler(Sampler):
         return len(self.items)
 
 
-class BadSampleLimit(RuntimeError):
-    pass
+class BadSampleLimit(DataError):
+    """More unreadable samples than ``data.max_bad_samples``."""
 
 
 class SkipBadSamples(torch.utils.data.Dataset):

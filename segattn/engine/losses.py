@@ -50,8 +50,9 @@ class SegmentationLoss(nn.Module):
         return total, {name: float(v.detach()) for name, v in terms.items()}
 
 
-def build_loss(cfg) -> SegmentationLoss:
-    weights = dict(cfg.model.extra_loss_weights)
+def build_loss(cfg, head_loss_weights=None) -> SegmentationLoss:
+    """The recipe's loss; ``head_loss_weights`` are the head's own extra terms (DANet's pam, cam)."""
+    weights = dict(head_loss_weights or {})
     if cfg.model.aux.enabled:
         weights["aux"] = cfg.model.aux.loss_weight
     return SegmentationLoss(cfg.train.loss, cfg.data.ignore_index, weights, cfg.train.ohem_thresh,

@@ -8,10 +8,11 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from ..data.io import IMAGE_EXTENSIONS, UnreadableImage, read_image, write_png
+from ..data.palette import colorize
+from ..errors import MissingFileError, OutputError
 from ..data.transforms import normalize_image
 from ..models import build_model
 from .checkpoint import load_checkpoint, load_model_weights
-from .evaluator import colorize
 from .inference import predict_from_config
 from .trainer import resolve_device
 
@@ -28,7 +29,7 @@ def load_model(cfg, checkpoint: str, device):
 
 def list_images(folder: str, recursive: bool = False):
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"--input: {folder!r} is not a folder")
+        raise MissingFileError(f"--input: {folder!r} is not a folder")
     found = []
     for dirpath, dirnames, files in os.walk(folder):
         dirnames.sort()
@@ -43,7 +44,7 @@ def safe_output_path(output_dir: str, relative: str) -> str:
     root = os.path.realpath(output_dir)
     path = os.path.realpath(os.path.join(root, relative))
     if os.path.commonpath([root, path]) != root:
-        raise ValueError(f"refusing to write {path!r} outside --output {root!r}")
+        raise OutputError(f"refusing to write {path!r} outside --output {root!r}")
     return path
 
 
@@ -69,7 +70,7 @@ def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=F
     """Predict every image; returns ``(succeeded, [(path, reason)])``."""
     images = list_images(input_dir, recursive)
     if not images:
-        raise FileNotFoundError(f"--input: no images ({', '.join(IMAGE_EXTENSIONS)}) in {input_dir!r}")
+        raise MissingFileError(f"--input: no images ({', '.join(IMAGE_EXTENSIONS)}) in {input_dir!r}")
     os.makedirs(output_dir, exist_ok=True)
     done, failed = 0, []
     for path in tqdm(images, desc="infer", disable=not progress):

@@ -17,9 +17,10 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from ..data import build_dataset
+from ..errors import ConfigError, DataError, MissingFileError, RunError
 from ..models import build_model
 from .checkpoint import load_checkpoint, load_model_weights, save_atomic
-from .distributed import barrier, broadcast_flag, init_distributed_mode
+from .distributed import all_ranks, barrier, init_distributed_mode
 from .evaluator import evaluate
 from .loader import BadSampleCounter, EpochSampler, SkipBadSamples, make_loader
 from .losses import build_loss
@@ -28,8 +29,8 @@ from .metrics import format_table
 log = logging.getLogger("segattn")
 
 
-class NonFiniteLoss(RuntimeError):
-    pass
+class NonFiniteLoss(RunError):
+    """Too many non-finite losses in a row: the run stops, its last good checkpoint kept."""
 
 
 def newest_valid_checkpoint(folder: str) -> str:
@@ -44,14 +45,14 @@ def newest_valid_checkpoint(folder: str) -> str:
             log.warning("skipping %s: %s", path, err)
             continue
         return path
-    raise FileNotFoundError(f"--resume: no readable checkpoint in {folder!r}; train without --resume to start")
+    raise MissingFileError(f"--resume: no readable checkpoint in {folder!r}; train without --resume to start")
 
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={name} but torch sees no CUDA device; use train.device=cpu")
+        raise ConfigError(f"train.device={name} but torch sees no CUDA device; use train.device=cpu")
     return torch.device(name)
 
 
@@ -92,7 +93,7 @@ class Trainer:
         self.main = self.rank == 0
         self.progress = progress and self.main
         if t.batch_size % (self.world * t.accumulate):
-            raise ValueError(f"train.batch_size={t.batch_size} (the global batch) must divide by the world size "
+            raise ConfigError(f"train.batch_size={t.batch_size} (the global batch) must divide by the world size "
                              f"{self.world} x train.accumulate {t.accumulate}")
         self.micro_batch = t.batch_size // (self.world * t.accumulate)
         seed_everything(t.seed)
@@ -108,8 +109,8 @@ class Trainer:
         self.train_set = build_dataset(cfg.data, cfg.data.train_split, train=True)
         self.val_set = build_dataset(cfg.data, cfg.data.val_split)
         if len(self.train_set) < t.batch_size:
-            raise ValueError(f"train.batch_size={t.batch_size} exceeds the {len(self.train_set)} training images")
-        self.criterion = build_loss(cfg)
+            raise ConfigError(f"train.batch_size={t.batch_size} exceeds the {len(self.train_set)} training images")
+        self.criterion = build_loss(cfg, self.model.head.loss_weights)
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, poly_lambda(t.max_iters, t.poly_power))
         amp_ok = t.amp == "bf16" or (t.amp == "fp16" and self.device.type == "cuda")
@@ -119,7 +120,8 @@ class Trainer:
         self.dir = experiment_dir(cfg)
         self.bad = BadSampleCounter(cfg.data.max_bad_samples)
         self.nonfinite = self.nonfinite_total = 0
-        self.writer = None
+        self._writer = None
+        self.step_seconds = []  # wall time of each training step of this process, for comparisons
 
     # -- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict:
@@ -181,7 +183,7 @@ class Trainer:
                 with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                     outputs = self.net(images)
                 loss, terms = self.criterion(outputs, masks)
-                if not broadcast_flag(bool(torch.isfinite(loss))):
+                if not all_ranks(bool(torch.isfinite(loss))):
                     return self._skip_step(float(loss.detach()))
                 self.scaler.scale(loss / k).backward()
             for name, value in terms.items():
@@ -213,7 +215,6 @@ class Trainer:
         stop = t.max_iters if until is None else min(until, t.max_iters)
         if self.main:
             os.makedirs(self.dir, exist_ok=True)
-        self.writer = _tensorboard(os.path.join(t.log_dir, t.experiment)) if self.main else _NullWriter()
         bar = tqdm(total=t.max_iters, initial=self.iteration, desc=f"train {t.experiment}", disable=not self.progress,
                    dynamic_ncols=True)
         batches = self.batches()
@@ -225,9 +226,11 @@ class Trainer:
                 if images is not None:
                     micro.append((images, masks))
                 elif self.world > 1:
-                    raise RuntimeError("a micro-batch had no readable sample; under DDP every rank must step: "
+                    raise DataError("a micro-batch had no readable sample; under DDP every rank must step: "
                                        "run tools/check_dataset.py and fix the files")
+            start = time.perf_counter()
             terms = self.train_step(micro)
+            self.step_seconds.append(time.perf_counter() - start)
             self.iteration += 1
             lr = self.optimizer.param_groups[0]["lr"]
             bar.update(1)
@@ -244,7 +247,16 @@ class Trainer:
                 log.info("iter %d/%d loss %.4f lr %.2e", self.iteration, t.max_iters, terms["total"], lr)
         bar.close()
         self.writer.close()
+        self._writer = None
         return self.metrics
+
+    @property
+    def writer(self):
+        """TensorBoard on rank 0 (opened on first use, so validate() works without fit()); a no-op elsewhere."""
+        if self._writer is None:
+            t = self.cfg.train
+            self._writer = _tensorboard(os.path.join(t.log_dir, t.experiment)) if self.main else _NullWriter()
+        return self._writer
 
     def validate(self):
         start = time.time()
@@ -273,7 +285,7 @@ class _Visualiser:
         if index >= self.n:
             return
         from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
-        from .evaluator import colorize
+        from ..data.palette import colorize
 
         img = image.cpu() * torch.tensor(IMAGENET_STD)[:, None, None] + torch.tensor(IMAGENET_MEAN)[:, None, None]
         img = (img.clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()

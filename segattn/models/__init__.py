@@ -1,5 +1,6 @@
 """Models: encoders, decode heads, attention blocks, the segmentor and its builder."""
-from .build import build_model
+from .build import build_model, check_model_config
+from .registry import ATTENTION, HEADS
 from .segmentor import Segmentor
 
-__all__ = ["Segmentor", "build_model"]
+__all__ = ["ATTENTION", "HEADS", "Segmentor", "build_model", "check_model_config"]

@@ -1,35 +1,50 @@
 """Config -> model. ``build_model(cfg)`` is the one way to make a segmentor.
 
-The model section (see :class:`segattn.config.ModelConfig`) is type-checked and
-validated first, so a wrong head name or a typo in a key is one clear error.
+The model section (see :class:`segattn.config.ModelConfig`) is type-checked
+first; :func:`check_model_config` then checks every name against the
+registries and every head / block option against that class's signature, so a
+wrong name or a typo in an option is one clear error naming the key.
 """
+from omegaconf import OmegaConf
 from torch import nn
 
 from ..config import model_config
-from .attention import create_attention
+from ..errors import ConfigError
+from .attention import create_attention, is_none
 from .encoders import Encoder
-from .heads import AuxFCNHead, DANetHead, FCNHead, NonLocalHead, RCCAHead
+from .heads import AuxFCNHead
 from .layers import convert_batchnorm_to_groupnorm, norm_layer
+from .registry import ATTENTION, HEADS, NORMS, OUTPUT_STRIDES
 from .segmentor import Segmentor
 
 
+def check_model_config(model, source: str = "config"):
+    """Names and options of the model section against what is registered; ConfigError naming the key."""
+    try:
+        HEADS.check(model.head, "model.head")
+        for key in ("context_block", "encoder.block_attention"):
+            spec = OmegaConf.select(model, key)
+            if not is_none(spec):
+                ATTENTION.check(spec, f"model.{key}")
+        if model.norm not in NORMS:
+            raise ConfigError(f"model.norm must be one of {', '.join(NORMS)}, got {model.norm!r}")
+        if model.encoder.output_stride not in OUTPUT_STRIDES:
+            raise ConfigError(f"model.encoder.output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))}, "
+                              f"got {model.encoder.output_stride}")
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
 def build_head(model, in_channels: int, norm) -> nn.Module:
-    common = dict(in_channels=in_channels, channels=model.channels, num_classes=model.num_classes,
-                  dropout=model.dropout, norm=norm)
-    if model.head == "fcn":
-        return FCNHead(**common)
-    if model.head == "ccnet":
-        return RCCAHead(recurrence=model.recurrence, **common)
-    if model.head == "danet":
-        return DANetHead(**common)
-    if model.head == "nonlocal":
-        return NonLocalHead(reduction=model.reduction, use_scale=model.use_scale, **common)
-    raise AssertionError(model.head)  # model_config() validated the name
+    """The head ``model.head`` names, with its own options."""
+    return HEADS.build(model.head, "model.head", in_channels, model.channels, model.num_classes,
+                       dropout=model.dropout, norm=norm)
 
 
 def build_model(cfg=None, source: str = "config") -> Segmentor:
     """Build a :class:`Segmentor` from a whole config or its ``model`` section."""
     model = model_config(cfg, source)
+    check_model_config(model, source)
     norm = norm_layer(model.norm)
     encoder = Encoder(model.encoder.name, model.encoder.weights, model.encoder.output_stride,
                       block_attention=model.encoder.block_attention,
@@ -37,7 +52,7 @@ def build_model(cfg=None, source: str = "config") -> Segmentor:
     aux_in, head_in = encoder.out_channels
     head = build_head(model, head_in, norm)
     aux = AuxFCNHead(aux_in, model.num_classes, model.aux.channels, model.dropout, norm) if model.aux.enabled else None
-    context = create_attention(model.context_block, head_in)
+    context = create_attention(model.context_block, head_in, "model.context_block")
     segmentor = Segmentor(encoder, head, aux, context)
     if model.norm == "gn":
         convert_batchnorm_to_groupnorm(segmentor)

@@ -15,9 +15,11 @@ import os
 import torch
 from torch import nn
 
-log = logging.getLogger(__name__)
+from ..errors import ConfigError, MissingFileError
+from .attention import create_attention, is_none
+from .registry import OUTPUT_STRIDES
 
-OUTPUT_STRIDES = (8, 16, 32)
+log = logging.getLogger(__name__)
 
 
 def _looks_like_path(weights: str) -> bool:
@@ -27,7 +29,7 @@ def _looks_like_path(weights: str) -> bool:
 def load_state_dict_file(path: str) -> dict:
     """Read a state dict from ``.pth/.pt`` (weights only) or ``.safetensors``."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"model.encoder.weights: no such file {path!r}")
+        raise MissingFileError(f"model.encoder.weights: no such file {path!r}")
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
@@ -37,18 +39,18 @@ def load_state_dict_file(path: str) -> dict:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
-        raise ValueError(f"model.encoder.weights: {path!r} does not hold a state dict")
+        raise ConfigError(f"model.encoder.weights: {path!r} does not hold a state dict")
     return state
 
 
 def _resnet_stages(body):
     root = body if hasattr(body, "layer1") else getattr(body, "model", None)
     if root is None or not hasattr(root, "layer1"):
-        raise ValueError("model.encoder.block_attention works with ResNet-family encoders (layer1..layer4)")
+        raise ConfigError("model.encoder.block_attention works with ResNet-family encoders (layer1..layer4)")
     return [getattr(root, f"layer{i}") for i in range(1, 5)]
 
 
-def insert_block_attention(body: nn.Module, name: str, stages=(1, 2, 3, 4)):
+def insert_block_attention(body: nn.Module, spec, stages=(1, 2, 3, 4)):
     """Put an attention block on the residual branch of every block of ``stages``, before the addition.
 
     That is where SE, ECA and CBAM sit in their papers: after the block's last
@@ -56,16 +58,15 @@ def insert_block_attention(body: nn.Module, name: str, stages=(1, 2, 3, 4)):
     reweights the residual and the identity path stays untouched. Done after
     pretrained weights are loaded.
     """
-    from .attention import create_attention
-
     layers = _resnet_stages(body)
     for stage in stages:
         if stage not in (1, 2, 3, 4):
-            raise ValueError(f"model.encoder.attention_stages: {stage} is not a stage 1..4")
+            raise ConfigError(f"model.encoder.attention_stages: {stage} is not a stage 1..4")
         for block in layers[stage - 1]:
             attr = "bn3" if hasattr(block, "bn3") else "bn2"
             norm = getattr(block, attr)
-            setattr(block, attr, nn.Sequential(norm, create_attention(name, norm.num_features)))
+            block_module = create_attention(spec, norm.num_features, "model.encoder.block_attention")
+            setattr(block, attr, nn.Sequential(norm, block_module))
 
 
 def _close_names(name: str, smp) -> str:
@@ -82,7 +83,7 @@ class Encoder(nn.Module):
                  block_attention: str = "none", attention_stages=(1, 2, 3, 4)):
         super().__init__()
         if output_stride not in OUTPUT_STRIDES:
-            raise ValueError(f"model.encoder.output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
+            raise ConfigError(f"model.encoder.output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
         import segmentation_models_pytorch as smp
 
         hub_weights = weights if weights and not _looks_like_path(str(weights)) else None
@@ -92,14 +93,14 @@ class Encoder(nn.Module):
         except (KeyError, RuntimeError) as err:
             if "unknown model" not in str(err).lower() and "encoder name" not in str(err).lower():
                 raise
-            raise ValueError(f"model.encoder.name: unknown encoder {name!r}{_close_names(name, smp)}; use an smp "
+            raise ConfigError(f"model.encoder.name: unknown encoder {name!r}{_close_names(name, smp)}; use an smp "
                              "encoder such as resnet50 / resnet101, or a timm one with the tu- prefix") from None
         self.name = name
         self.output_stride = output_stride
         self.out_channels = tuple(self.body.out_channels[-2:])
         if weights and _looks_like_path(str(weights)):
             self.load_weights(str(weights))
-        if block_attention not in (None, "none"):
+        if not is_none(block_attention):
             insert_block_attention(self.body, block_attention, attention_stages)
 
     def load_weights(self, path: str):
@@ -113,10 +114,10 @@ class Encoder(nn.Module):
         bad_shape = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
                      for k in own if k in state and state[k].shape != own[k].shape]
         if bad_shape:
-            raise ValueError(f"model.encoder.weights: {path!r} does not fit {self.name!r}: "
+            raise ConfigError(f"model.encoder.weights: {path!r} does not fit {self.name!r}: "
                              f"{len(bad_shape)} shape mismatches, e.g. {bad_shape[:3]}")
         if len(missing) == len(own):
-            raise ValueError(f"model.encoder.weights: no key of {path!r} matches encoder {self.name!r}")
+            raise ConfigError(f"model.encoder.weights: no key of {path!r} matches encoder {self.name!r}")
         if missing:
             log.warning("encoder weights %s: %d missing keys, e.g. %s", path, len(missing), missing[:5])
         if unexpected:

@@ -4,7 +4,8 @@ from functools import partial
 import torch
 from torch import nn
 
-NORMS = ("bn", "syncbn", "gn")
+from ..errors import ConfigError
+from .registry import NORMS
 
 
 def norm_layer(name: str = "bn"):
@@ -18,7 +19,7 @@ def norm_layer(name: str = "bn"):
         return nn.BatchNorm2d
     if name == "gn":
         return partial(_group_norm, 32)
-    raise ValueError(f"model.norm: unknown norm {name!r}; valid: {', '.join(NORMS)}")
+    raise ConfigError(f"model.norm: unknown norm {name!r}; valid: {', '.join(NORMS)}")
 
 
 def convert_batchnorm_to_groupnorm(module: nn.Module) -> nn.Module:

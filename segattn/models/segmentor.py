@@ -1,9 +1,9 @@
 """Segmentor: encoder -> (optional context block) -> decode head (+ auxiliary FCN head on layer3).
 
-Training forward returns a dict of logits, every entry upsampled (bilinear) to
-the input size: ``main``, ``aux`` when the aux head is on, and any
-head-specific extras (DANet's ``pam`` and ``cam``). Eval forward returns the
-main logits ``(B, K, H, W)`` at the input size.
+Forward returns a dict of logits ``(B, K, H, W)``, every entry upsampled
+(bilinear) to the input size, in both modes (one return type, as torchvision's
+segmentation models): ``main`` always; in training also ``aux`` when the aux
+head is on, and any head-specific extras (DANet's ``pam`` and ``cam``).
 """
 import torch
 import torch.nn.functional as F
@@ -24,14 +24,14 @@ class Segmentor(nn.Module):
         self.head = head
         self.aux_head = aux_head
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, x: torch.Tensor) -> dict:
         size = x.shape[-2:]
         aux_features, features = self.encoder(x)
         if self.context is not None:
             features = self.context(features)
         out = self.head(features)
         if not self.training:
-            return resize(out["main"], size)
+            return {"main": resize(out["main"], size)}
         if self.aux_head is not None:
             out["aux"] = self.aux_head(aux_features)["main"]
         return {name: resize(logits, size) for name, logits in out.items()}

@@ -10,6 +10,7 @@ import os
 import torch
 from torch import nn
 
+from ..errors import ConfigError, RunError
 from .reference import criss_cross_attention_reference
 
 IMPLS = ("auto", "reference", "triton")
@@ -34,14 +35,14 @@ def select_impl(q: torch.Tensor) -> str:
     """Name of the implementation ``criss_cross_attention`` uses for ``q``."""
     impl = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
     if impl not in IMPLS:
-        raise ValueError(f"{ENV_VAR}={impl!r} is not one of {', '.join(IMPLS)}")
+        raise ConfigError(f"{ENV_VAR}={impl!r} is not one of {', '.join(IMPLS)}")
     if impl == "reference":
         return "reference"
     if impl == "triton":
         if not triton_available():
-            raise RuntimeError(f"{ENV_VAR}=triton but triton is not importable; install triton or unset {ENV_VAR}")
+            raise RunError(f"{ENV_VAR}=triton but triton is not importable; install triton or unset {ENV_VAR}")
         if not _triton_can_run(q):
-            raise RuntimeError(
+            raise RunError(
                 f"{ENV_VAR}=triton but the inputs are on {q.device}; the Triton kernel needs CUDA tensors "
                 "(or TRITON_INTERPRET=1 for CPU testing)"
             )

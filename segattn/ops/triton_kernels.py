@@ -28,6 +28,8 @@ import torch
 import triton
 import triton.language as tl
 
+from ..errors import ConfigError
+
 MAX_QK_CHANNELS = 256  # q/k channels held in one register tile
 
 # Largest tiles: positions along a line, value channels in forward and backward.
@@ -279,8 +281,8 @@ def _pow2(n: int, lo: int, hi: int) -> int:
 
 
 def _lines(h: int, w: int):
-    """(name, L, n_lines, line_stride, pos_stride, mask_self): column pass first, then row pass."""
-    return (("col", h, w, 1, w, True), ("row", w, h, w, 1, False))
+    """(L, n_lines, line_stride, pos_stride, mask_self) per pass: the column pass first, then the row pass."""
+    return ((h, w, 1, w, True), (w, h, w, 1, False))
 
 
 def _precision(dtype: torch.dtype) -> str:
@@ -299,7 +301,7 @@ def _forward(q, k, v):
     lse = torch.empty((b, h, w), device=q.device, dtype=torch.float32)
     block_c = _pow2(c, 16, MAX_BLOCKS["c_fwd"])
     n_cblocks = triton.cdiv(c, block_c)
-    for i, (_, length, n_lines, line_stride, pos_stride, mask_self) in enumerate(_lines(h, w)):
+    for i, (length, n_lines, line_stride, pos_stride, mask_self) in enumerate(_lines(h, w)):
         block = _pow2(length, 16, MAX_BLOCKS["line"])
         grid = (n_lines, triton.cdiv(length, block), b * n_cblocks)
         _fwd_line_kernel[grid](
@@ -324,7 +326,7 @@ def _backward(q, k, v, out, lse, grad_out):
     block_c = _pow2(c, 16, MAX_BLOCKS["c_bwd"])
     n_cblocks = triton.cdiv(c, block_c)
     precision = _precision(q.dtype)
-    for i, (_, length, n_lines, line_stride, pos_stride, mask_self) in enumerate(_lines(h, w)):
+    for i, (length, n_lines, line_stride, pos_stride, mask_self) in enumerate(_lines(h, w)):
         block = _pow2(length, 16, MAX_BLOCKS["line"])
         n_blocks = triton.cdiv(length, block)
         geometry = (cq, c, length, line_stride, pos_stride, hw)
@@ -358,11 +360,11 @@ class CrissCrossAttentionFunction(torch.autograd.Function):
 
 
 def check_supported(q: torch.Tensor):
-    """Raise ValueError when the kernel cannot take these inputs."""
+    """Raise ConfigError (a ValueError) when the kernel cannot take these inputs."""
     if q.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise ValueError(f"the Triton criss-cross kernel takes float32/float16/bfloat16, got {q.dtype}")
+        raise ConfigError(f"the Triton criss-cross kernel takes float32/float16/bfloat16, got {q.dtype}")
     if q.shape[1] > MAX_QK_CHANNELS:
-        raise ValueError(f"the Triton criss-cross kernel takes at most {MAX_QK_CHANNELS} q/k channels, "
+        raise ConfigError(f"the Triton criss-cross kernel takes at most {MAX_QK_CHANNELS} q/k channels, "
                          f"got {q.shape[1]}")
 
 
@@ -383,41 +385,3 @@ def criss_cross_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
     check_supported(q)
     return CrissCrossAttentionFunction.apply(q, k, v)
-
-
-def compile_all(arch: int = 90, dtypes=("fp32", "bf16", "fp16")):
-    """Compile every kernel ahead of time for CUDA compute capability ``arch``, no GPU needed.
-
-    Catches what the CPU interpreter cannot: code the GPU compiler rejects.
-    Returns ``{(kernel, dtype): shared memory bytes}``. Needs TRITON_INTERPRET unset.
-    """
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
-    target = GPUTarget("cuda", arch, 32)
-    geometry = {"CQ": "i32", "C": "i32", "L": "i32", "line_stride": "i32", "pos_stride": "i32", "HW": "i32"}
-    out = {}
-    for dtype in dtypes:
-        ptr, prec = f"*{dtype}", "ieee" if dtype == "fp32" else "tf32"
-        blocks = {"BLOCK_Q": 64, "BLOCK_K": 64, "BLOCK_CQ": 64}
-        fwd_meta = {"FIRST": False, "MASK_SELF": True, "PRECISION": prec, **blocks, "BLOCK_C": 128}
-        bwd_meta = {"ACCUM": True, "MASK_SELF": True, "PRECISION": prec, **blocks, "BLOCK_C": 64}
-        tensors = lambda names, fp32: {n: ("*fp32" if n in fp32 else ptr) for n in names}  # noqa: E731
-        jobs = [
-            (_fwd_line_kernel, {**tensors(["q_ptr", "k_ptr", "v_ptr", "out_ptr", "lse_in_ptr", "lse_ptr"],
-                                          ["out_ptr", "lse_in_ptr", "lse_ptr"]), **geometry, "N_CBLOCKS": "i32"},
-             fwd_meta),
-            (_bwd_dq_kernel, {**tensors(["q_ptr", "k_ptr", "v_ptr", "do_ptr", "lse_ptr", "delta_ptr", "dq_ptr"],
-                                        ["lse_ptr", "delta_ptr", "dq_ptr"]), **geometry}, bwd_meta),
-            (_bwd_dk_kernel, {**tensors(["q_ptr", "k_ptr", "v_ptr", "do_ptr", "lse_ptr", "delta_ptr", "dk_ptr"],
-                                        ["lse_ptr", "delta_ptr", "dk_ptr"]), **geometry}, bwd_meta),
-            (_bwd_dv_kernel, {**tensors(["q_ptr", "k_ptr", "do_ptr", "lse_ptr", "dv_ptr"], ["lse_ptr", "dv_ptr"]),
-                              **geometry, "N_CBLOCKS": "i32"}, bwd_meta),
-            (_bwd_delta_kernel, {**tensors(["do_ptr", "o_ptr", "delta_ptr"], ["delta_ptr"]), "C": "i32",
-                                 "HW": "i32"}, {"BLOCK_P": 64, "BLOCK_C": 64}),
-        ]
-        for fn, signature, meta in jobs:
-            signature = {**signature, **{k: "constexpr" for k in meta}}
-            compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=meta), target=target)
-            out[(fn.__name__, dtype)] = compiled.metadata.shared
-    return out

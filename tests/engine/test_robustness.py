@@ -11,6 +11,7 @@ from segattn.data.io import write_png
 from segattn.engine.checkpoint import CheckpointError, load_checkpoint, load_model_weights, save_atomic
 from segattn.engine.predictor import safe_output_path
 from segattn.engine.trainer import NonFiniteLoss, Trainer, newest_valid_checkpoint
+from segattn.errors import OutputError
 
 
 def _cityscapes_tree(root):
@@ -99,7 +100,7 @@ def test_non_finite_losses_skip_steps_then_stop(demo_root, tmp_path):
 
 def test_outputs_never_escape_the_output_folder(tmp_path):
     assert safe_output_path(str(tmp_path), "a/b").startswith(str(tmp_path))
-    with pytest.raises(ValueError, match="outside --output"):
+    with pytest.raises(OutputError, match="outside --output"):
         safe_output_path(str(tmp_path), "../escape")
 
 

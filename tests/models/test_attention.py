@@ -6,13 +6,14 @@ import torch
 import torch.nn.functional as F
 
 from segattn import build_model
-from segattn.models.attention import (BLOCKS, CBAMBlock, ECABlock, ResidualAttentionBlock, SEBlock, SKBlock,
+from segattn.models.attention import (ATTENTION, CBAMBlock, ECABlock, ResidualAttentionBlock, SEBlock, SKBlock,
                                       SelfAttentionBlock, create_attention)
 from segattn.models.attention.eca import eca_kernel_size
+from segattn.errors import ConfigError
 from segattn.models.encoders import Encoder
 
 
-@pytest.mark.parametrize("name", sorted(BLOCKS))
+@pytest.mark.parametrize("name", sorted(ATTENTION.names()))
 def test_shape_and_gradient(name):
     block = create_attention(name, 32)
     x = torch.randn(2, 32, 9, 11, requires_grad=True)
@@ -24,8 +25,19 @@ def test_shape_and_gradient(name):
 
 
 def test_unknown_block():
-    with pytest.raises(ValueError, match="unknown attention block 'sa'; valid: none, se, eca"):
+    with pytest.raises(ConfigError, match="unknown attention block 'sa'; valid: .*eca.*se"):
         create_attention("sa", 8)
+    assert create_attention("none", 8) is None and create_attention({"type": "none"}, 8) is None
+
+
+def test_block_options_from_a_spec_are_checked_against_the_signature():
+    assert create_attention({"type": "se", "reduction": 4}, 32).fc1.out_channels == 8
+    with pytest.raises(ConfigError, match="attention block 'se' has no option 'reduce'; did you mean 'reduction'"):
+        create_attention({"type": "se", "reduce": 4}, 32)
+    with pytest.raises(ConfigError, match="reduction: expected a number"):
+        create_attention({"type": "nonlocal", "reduction": "two"}, 32)
+    with pytest.raises(ConfigError, match="reduction must be >= 1"):
+        create_attention({"type": "nonlocal", "reduction": 0}, 32)
 
 
 def test_se_formula():
@@ -123,6 +135,6 @@ def test_build_with_block_attention_and_context_block():
     out = model(torch.randn(2, 3, 64, 64))
     assert out["main"].shape == (2, 19, 64, 64)
     assert isinstance(model.context, CBAMBlock)
-    with pytest.raises(ValueError, match="model.encoder.block_attention must be one of"):
+    with pytest.raises(ConfigError, match="model.encoder.block_attention.type: unknown attention block 'xyz'"):
         build_model({"encoder": {"block_attention": "xyz"}})
     assert math.isfinite(float(out["main"].detach().sum()))

@@ -2,42 +2,64 @@ import pytest
 import torch
 
 from segattn import build_model
-from segattn.config import ConfigError, load_config
+from segattn.config import load_config
+from segattn.errors import ConfigError
 from segattn.models.encoders import Encoder
+from segattn.registry import parse_spec
+
+TINY = {"channels": 16, "num_classes": 5, "aux": {"channels": 8}, "encoder": {"name": "resnet18", "weights": None}}
 
 
 def test_unknown_head_lists_valid_ones():
-    with pytest.raises(ConfigError, match="model.head must be one of fcn, danet, ccnet, nonlocal"):
+    with pytest.raises(ConfigError, match=r"model.head.type: unknown head 'pspnet'; valid: fcn, ccnet, danet, nonlocal"):
         build_model({"head": "pspnet"})
 
 
 def test_typo_suggests_closest_key():
-    with pytest.raises(ConfigError, match="unknown key 'model.recurence'; did you mean 'model.recurrence'"):
-        build_model({"recurence": 1})
+    with pytest.raises(ConfigError, match="head 'ccnet' has no option 'recurence'; did you mean 'recurrence'"):
+        build_model({"head": {"type": "ccnet", "recurence": 1}})
     with pytest.raises(ConfigError, match="'model.encoder.outputstride'.*'model.encoder.output_stride'"):
         build_model({"encoder": {"outputstride": 8}})
+    with pytest.raises(ConfigError, match="unknown key 'model.chanels'; did you mean 'model.channels'"):
+        build_model({"chanels": 8})
 
 
 def test_bad_values():
-    with pytest.raises(ConfigError, match="model.recurrence must be >= 1"):
-        build_model({"recurrence": 0, "encoder": {"weights": None}})
+    with pytest.raises(ConfigError, match="model.head: recurrence must be >= 1, got 0"):
+        build_model({"head": {"type": "ccnet", "recurrence": 0}, **TINY})
+    with pytest.raises(ConfigError, match="model.head.recurrence: expected a number"):
+        build_model({"head": {"type": "ccnet", "recurrence": "two"}, **TINY})
     with pytest.raises(ConfigError, match="model.num_classes"):
         build_model({"num_classes": "many"})
-    with pytest.raises(ConfigError, match="output_stride must be 8, 16 or 32"):
+    with pytest.raises(ConfigError, match="output_stride must be one of 8, 16, 32"):
         build_model({"encoder": {"output_stride": 4}})
+    with pytest.raises(ConfigError, match="model.head: a mapping needs a 'type' key"):
+        parse_spec({"recurrence": 2}, "model.head")
+    with pytest.raises(ConfigError, match="model.head: expected a name or a mapping"):
+        parse_spec(3, "model.head")
+
+
+def test_each_head_takes_its_own_options():
+    model = build_model({"head": {"type": "nonlocal", "reduction": 4, "use_scale": False, "block_norm": True}, **TINY})
+    assert model.head.attention.inter_channels == 4 and not model.head.attention.use_scale
+    assert isinstance(model.head.attention.conv_out[1], torch.nn.BatchNorm2d)  # block_norm reached the block
+    model = build_model({"head": {"type": "danet", "loss_weights": {"pam": 0.5}}, **TINY})
+    assert model.head.loss_weights == {"pam": 0.5, "cam": 1.0}
+    with pytest.raises(ConfigError, match="head 'fcn' has no option 'recurrence'"):
+        build_model({"head": {"type": "fcn", "recurrence": 2}, **TINY})
 
 
 def test_unknown_encoder():
-    with pytest.raises(ValueError, match="unknown encoder 'resnet10'.*resnet101"):
+    with pytest.raises(ConfigError, match="unknown encoder 'resnet10'.*resnet101"):
         build_model({"encoder": {"name": "resnet10", "weights": None}})
 
 
 @pytest.mark.parametrize("head", ["fcn", "danet", "ccnet", "nonlocal"])
 def test_shipped_configs_validate(head):
     cfg = load_config(f"configs/{head}.yaml")
-    assert cfg.model.head == head
+    assert cfg.model.head.type == head
     assert cfg.model.encoder.name == "resnet101" and cfg.model.encoder.output_stride == 8
-    assert cfg.model.num_classes == 19
+    assert cfg.model.num_classes == 19 and cfg.data.crop_size == [769, 769]
 
 
 def test_local_weights_loaded_and_mismatch_reported(tmp_path, caplog):

@@ -34,7 +34,8 @@ def test_shapes_and_gradients_reach_encoder(head, os_):
     assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0
     model.eval()
     with torch.no_grad():
-        assert model(torch.randn(1, 3, 33, 47)).shape == (1, 5, 33, 47)
+        out = model(torch.randn(1, 3, 33, 47))
+    assert set(out) == {"main"} and out["main"].shape == (1, 5, 33, 47)  # one return type in both modes
 
 
 def test_eval_danet_returns_only_main():
@@ -102,9 +103,40 @@ def test_rcca_loops_share_weights():
     n_r1 = sum(p.numel() for p in RCCAHead(32, 16, 3, recurrence=1).parameters())
     assert sum(p.numel() for p in head.parameters()) == n_r1
     calls = []
-    head.cca.register_forward_hook(lambda *a: calls.append(1))
+    head.attention.register_forward_hook(lambda *a: calls.append(1))
     head(torch.randn(1, 32, 5, 5))
     assert len(calls) == 3
-    # gamma = 0: the R loops are exact identities, so context() is convb(conva(x))
+    # gamma = 0: the R loops are exact identities, so context() is the FCN branch convs[1](convs[0](x))
     x = torch.randn(1, 32, 5, 5)
-    torch.testing.assert_close(head.context(x), head.convb(head.conva(x)))
+    torch.testing.assert_close(head.context(x), head.convs[1](head.convs[0](x)))
+
+
+def test_attention_heads_share_the_fcn_frame():
+    from segattn.models.heads import FCNHead, NonLocalHead
+
+    fcn, rcca, nl = FCNHead(32, 16, 3), RCCAHead(32, 16, 3), NonLocalHead(32, 16, 3)
+    frame = {k for k in fcn.state_dict()}
+    assert frame <= set(rcca.state_dict()) and frame <= set(nl.state_dict())
+    assert {k.split(".")[0] for k in set(rcca.state_dict()) - frame} == {"attention"}
+
+
+def test_checkpoint_of_the_first_head_layout_still_loads():
+    """Before the heads shared FCNHead, RCCA used conva/cca/convb/bottleneck and Non-local conv_in/nl_block/..."""
+    from segattn.engine.checkpoint import load_model_weights
+
+    for head, renames in (("ccnet", {"convs.0.": "conva.", "convs.1.": "convb.", "attention.": "cca.",
+                                     "conv_cat.": "bottleneck."}),
+                          ("nonlocal", {"convs.0.": "conv_in.", "convs.1.": "conv_out.", "attention.": "nl_block.",
+                                        "conv_cat.": "bottleneck."})):
+        src = tiny(head)
+        old_state = {}
+        for key, value in src.state_dict().items():
+            for new, old in renames.items():
+                if key.startswith("head." + new):
+                    key = "head." + old + key[len("head." + new):]
+            old_state[key] = value
+        assert any(".conva." in k or ".conv_in." in k for k in old_state)
+        dst = tiny(head)
+        load_model_weights(dst, old_state)
+        for (k, a), b in zip(src.state_dict().items(), dst.state_dict().values()):
+            torch.testing.assert_close(a, b, msg=k)

@@ -171,9 +171,8 @@ def test_kernels_compile_for_hopper():
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    code = ("import json; from segattn.ops.triton_kernels import compile_all; "
-            "print(json.dumps({f'{k[0]} {k[1]}': v for k, v in compile_all(90).items()}))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "aot_compile.py")
+    proc = subprocess.run([sys.executable, script, "90"], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     shared = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(shared) == 15

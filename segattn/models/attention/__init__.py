@@ -1,7 +1,13 @@
-"""Reusable attention blocks, one file each, and ``create_attention(name, channels)``.
+"""Reusable attention blocks, one file each, registered by name; ``create_attention(spec, channels)``.
 
-Every block maps ``(B, C, H, W) -> (B, C, H, W)``.
+Every block maps ``(B, C, H, W) -> (B, C, H, W)`` and takes ``channels``
+first. A spec is a name (``"se"``) or a mapping with the block's own options
+(``{"type": "se", "reduction": 8}``); ``"none"`` means no block.
 """
+import importlib
+import pkgutil
+
+from ..registry import ATTENTION
 from .cbam import CBAMBlock
 from .eca import ECABlock
 from .non_local import NonLocalBlock
@@ -10,18 +16,20 @@ from .selective_kernel import SKBlock
 from .self_attention import SelfAttentionBlock
 from .squeeze_excite import SEBlock
 
-BLOCKS = {"se": SEBlock, "eca": ECABlock, "sk": SKBlock, "cbam": CBAMBlock, "residual": ResidualAttentionBlock,
-          "mhsa": SelfAttentionBlock, "nonlocal": NonLocalBlock}
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
-def create_attention(name: str, channels: int):
-    """Attention block by name; ``none`` gives None."""
-    if name in (None, "none"):
+def is_none(spec) -> bool:
+    return spec is None or spec == "none" or (hasattr(spec, "get") and spec.get("type") == "none")
+
+
+def create_attention(spec, channels: int, key: str = "attention"):
+    """The block ``spec`` names, for ``channels`` channels; None for ``none``."""
+    if is_none(spec):
         return None
-    if name not in BLOCKS:
-        raise ValueError(f"unknown attention block {name!r}; valid: none, {', '.join(BLOCKS)}")
-    return BLOCKS[name](channels)
+    return ATTENTION.build(spec, key, channels)
 
 
-__all__ = ["BLOCKS", "CBAMBlock", "ECABlock", "NonLocalBlock", "ResidualAttentionBlock", "SEBlock", "SKBlock",
-           "SelfAttentionBlock", "create_attention"]
+__all__ = ["ATTENTION", "CBAMBlock", "ECABlock", "NonLocalBlock", "ResidualAttentionBlock", "SEBlock", "SKBlock",
+           "SelfAttentionBlock", "create_attention", "is_none"]

@@ -7,7 +7,10 @@ MLP (C -> C/r -> C); then spatial attention on the channel-refined map:
 import torch
 from torch import nn
 
+from ..registry import ATTENTION
 
+
+@ATTENTION.register("cbam")
 class CBAMBlock(nn.Module):
     def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7):
         super().__init__()

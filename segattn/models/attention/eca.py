@@ -9,12 +9,15 @@ import math
 import torch
 from torch import nn
 
+from ..registry import ATTENTION
+
 
 def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
     t = int(abs(math.log2(channels) / gamma + b / gamma))
     return t if t % 2 else t + 1
 
 
+@ATTENTION.register("eca")
 class ECABlock(nn.Module):
     def __init__(self, channels: int, gamma: int = 2, b: int = 1):
         super().__init__()

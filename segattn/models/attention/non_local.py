@@ -5,29 +5,38 @@
 inner channels first when ``use_scale``, as mmsegmentation does);
 ``y = g f^T``; ``z = W_z(y) + x``. ``W_z`` is a 1x1 conv back to C, followed by
 a norm whose weight starts at 0 (paper Sec. 4.1) or, without norm, a conv
-whose weights start at 0, so the block starts as the identity.
+whose weights start at 0, so the block starts as the identity. ``norm`` is
+None, a norm name (``bn``, ``gn``) or a ``channels -> module`` callable.
 """
 import torch
 from torch import nn
 
+from ..layers import norm_layer
+from ..registry import ATTENTION
 
+
+@ATTENTION.register("nonlocal")
 class NonLocalBlock(nn.Module):
-    def __init__(self, in_channels: int, reduction: int = 2, use_scale: bool = True, norm=None):
+    def __init__(self, channels: int, reduction: int = 2, use_scale: bool = True, norm=None):
         super().__init__()
-        inter = max(1, in_channels // reduction)
+        if reduction < 1:
+            raise ValueError(f"reduction must be >= 1, got {reduction}")
+        if isinstance(norm, str):
+            norm = norm_layer(norm)
+        inter = max(1, channels // reduction)
         self.inter_channels = inter
         self.use_scale = use_scale
-        self.theta = nn.Conv2d(in_channels, inter, 1)
-        self.phi = nn.Conv2d(in_channels, inter, 1)
-        self.g = nn.Conv2d(in_channels, inter, 1)
+        self.theta = nn.Conv2d(channels, inter, 1)
+        self.phi = nn.Conv2d(channels, inter, 1)
+        self.g = nn.Conv2d(channels, inter, 1)
         if norm is None:
-            self.conv_out = nn.Conv2d(inter, in_channels, 1)
+            self.conv_out = nn.Conv2d(inter, channels, 1)
             nn.init.zeros_(self.conv_out.weight)
             nn.init.zeros_(self.conv_out.bias)
         else:
-            bn = norm(in_channels)
+            bn = norm(channels)
             nn.init.zeros_(bn.weight)
-            self.conv_out = nn.Sequential(nn.Conv2d(inter, in_channels, 1, bias=False), bn)
+            self.conv_out = nn.Sequential(nn.Conv2d(inter, channels, 1, bias=False), bn)
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """Pairwise weights ``(B, HW, HW)``, row i = query position i."""

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..registry import ATTENTION
+
 
 class PreActUnit(nn.Module):
     def __init__(self, channels: int):
@@ -22,6 +24,7 @@ class PreActUnit(nn.Module):
         return x + self.body(x)
 
 
+@ATTENTION.register("residual")
 class ResidualAttentionBlock(nn.Module):
     def __init__(self, channels: int):
         super().__init__()

@@ -8,7 +8,10 @@ across the branches, ``V = a1 * U1 + a2 * U2``.
 import torch
 from torch import nn
 
+from ..registry import ATTENTION
 
+
+@ATTENTION.register("sk")
 class SKBlock(nn.Module):
     def __init__(self, channels: int, reduction: int = 16, min_dim: int = 32, groups: int = 1):
         super().__init__()

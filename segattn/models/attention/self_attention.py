@@ -8,7 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..registry import ATTENTION
 
+
+@ATTENTION.register("mhsa")
 class SelfAttentionBlock(nn.Module):
     def __init__(self, channels: int, heads: int = 8):
         super().__init__()

@@ -5,7 +5,10 @@
 import torch
 from torch import nn
 
+from ..registry import ATTENTION
 
+
+@ATTENTION.register("se")
 class SEBlock(nn.Module):
     def __init__(self, channels: int, reduction: int = 16):
         super().__init__()

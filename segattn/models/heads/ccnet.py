@@ -3,35 +3,42 @@
 ``x (B, 2048, H, W)`` -> 3x3 conv to 512 -> criss-cross attention applied
 ``recurrence`` times with shared weights (R = 2 in the paper: two loops give
 every pixel full-image context) -> 3x3 conv -> concat with ``x`` -> 3x3
-bottleneck to 512 -> dropout 0.1 -> 1x1 classifier.
+bottleneck to 512 -> dropout 0.1 -> 1x1 classifier: the FCN frame with the
+attention between its two convs.
 """
 import torch
 from torch import nn
 
 from ...ops import CrissCrossAttention
-from ..layers import ConvNormReLU
-from .base import DecodeHead
+from ...ops.reference import criss_cross_attention_maps
+from ..registry import HEADS
+from .fcn import FCNHead
 
 
-class RCCAHead(DecodeHead):
+@HEADS.register("ccnet")
+class RCCAHead(FCNHead):
+    legacy_keys = {"conva.": "convs.0.", "convb.": "convs.1.", "cca.": "attention.", "bottleneck.": "conv_cat."}
+
     def __init__(self, in_channels: int, channels: int, num_classes: int, recurrence: int = 2,
                  dropout: float = 0.1, norm=nn.BatchNorm2d):
-        super().__init__(in_channels, channels, num_classes, dropout, norm)
         if recurrence < 1:
-            raise ValueError(f"model.recurrence must be >= 1, got {recurrence}")
+            raise ValueError(f"recurrence must be >= 1, got {recurrence}")
+        super().__init__(in_channels, channels, num_classes, num_convs=2, concat_input=True, dropout=dropout,
+                         norm=norm)
         self.recurrence = recurrence
-        self.conva = ConvNormReLU(in_channels, channels, norm=norm)
-        self.cca = CrissCrossAttention(channels)
-        self.convb = ConvNormReLU(channels, channels, norm=norm)
-        self.bottleneck = ConvNormReLU(in_channels + channels, channels, norm=norm)
 
-    def context(self, x: torch.Tensor) -> torch.Tensor:
-        """The conva -> R x CCA -> convb branch, before the concat."""
-        out = self.conva(x)
+    def make_attention(self, channels: int):
+        return CrissCrossAttention(channels)
+
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
         for _ in range(self.recurrence):  # one module: the loops share weights
-            out = self.cca(out)
-        return self.convb(out)
+            x = self.attention(x)
+        return x
 
-    def forward(self, x: torch.Tensor) -> dict:
-        out = self.bottleneck(torch.cat([x, self.context(x)], dim=1))
-        return {"main": self.cls_seg(out)}
+    def attention_maps(self, x: torch.Tensor) -> dict:
+        out, loops = self.convs[0](x), []
+        for _ in range(self.recurrence):
+            q, k, _ = self.attention.qkv(out)
+            loops.append(criss_cross_attention_maps(q, k))
+            out = self.attention(out)
+        return {"criss_cross": torch.stack(loops)}

@@ -4,12 +4,14 @@ Two branches from the 2048-channel features, each a 3x3 conv to 512:
 the position attention module (PAM, Sec. 3.2) and the channel attention module
 (CAM, Sec. 3.3), each followed by a 3x3 conv. Their sum is classified; in
 training the PAM-only and CAM-only predictions are returned too, so the three
-losses of the paper's code can be summed.
+losses of the paper's code can be summed; ``loss_weights`` weighs the two extra
+losses (1 and 1 in the authors' code).
 """
 import torch
 from torch import nn
 
 from ..layers import Classifier, ConvNormReLU
+from ..registry import HEADS
 from .base import DecodeHead
 
 
@@ -65,10 +67,15 @@ class ChannelAttention(nn.Module):
         return self.gamma * out + x
 
 
+@HEADS.register("danet")
 class DANetHead(DecodeHead):
-    def __init__(self, in_channels: int, channels: int, num_classes: int, dropout: float = 0.1,
-                 norm=nn.BatchNorm2d):
+    def __init__(self, in_channels: int, channels: int, num_classes: int, loss_weights=None,
+                 dropout: float = 0.1, norm=nn.BatchNorm2d):
         super().__init__(in_channels, channels, num_classes, dropout, norm)
+        weights = {"pam": 1.0, "cam": 1.0, **(loss_weights or {})}
+        if set(weights) != {"pam", "cam"} or min(weights.values()) < 0:
+            raise ValueError(f"loss_weights takes pam and cam, each >= 0; got {dict(loss_weights)}")
+        self.loss_weights = {name: float(w) for name, w in weights.items()}
         self.conv_pam_in = ConvNormReLU(in_channels, channels, norm=norm)
         self.pam = PositionAttention(channels)
         self.conv_pam_out = ConvNormReLU(channels, channels, norm=norm)
@@ -86,3 +93,8 @@ class DANetHead(DecodeHead):
             out["pam"] = self.cls_pam(pam)
             out["cam"] = self.cls_cam(cam)
         return out
+
+    def attention_maps(self, x: torch.Tensor) -> dict:
+        pam_in, cam_in = self.conv_pam_in(x), self.conv_cam_in(x)
+        return {"position": self.pam.attention(pam_in), "channel": self.cam.attention(cam_in),
+                "channel_input": cam_in}

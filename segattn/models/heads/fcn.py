@@ -5,25 +5,49 @@ concatenated with the input and fused by one more 3x3 conv; then the
 classifier. The default (2 convs, concat) is the FCN baseline of the CCNet and
 DANet comparisons; ``num_convs=1, concat_input=False`` with 256 channels is the
 auxiliary head on layer3 (1024 -> 256 -> classes, dropout 0.1).
+
+Attention heads that share this frame (CCNet, Non-local; mmsegmentation's
+``CCHead`` and ``NLHead`` do the same) subclass it and put their block between
+the first two convs: they override :meth:`make_attention` and, where the block
+is applied more than once, :meth:`attend`.
 """
 import torch
 from torch import nn
 
 from ..layers import ConvNormReLU
+from ..registry import HEADS
 from .base import DecodeHead
 
 
+@HEADS.register("fcn")
 class FCNHead(DecodeHead):
     def __init__(self, in_channels: int, channels: int, num_classes: int, num_convs: int = 2,
                  concat_input: bool = True, dropout: float = 0.1, norm=nn.BatchNorm2d):
         super().__init__(in_channels, channels, num_classes, dropout, norm)
-        assert num_convs >= 1
-        self.convs = nn.Sequential(*[ConvNormReLU(in_channels if i == 0 else channels, channels, norm=norm)
-                                     for i in range(num_convs)])
+        if num_convs < 1:
+            raise ValueError(f"num_convs must be >= 1, got {num_convs}")
+        first = ConvNormReLU(in_channels, channels, norm=norm)
+        self.attention = self.make_attention(channels)  # built here, so parameters initialise in forward order
+        rest = [ConvNormReLU(channels, channels, norm=norm) for _ in range(num_convs - 1)]
+        self.convs = nn.Sequential(first, *rest)
         self.conv_cat = ConvNormReLU(in_channels + channels, channels, norm=norm) if concat_input else None
 
+    def make_attention(self, channels: int):
+        """The attention block after the first conv; None for plain FCN."""
+        return None
+
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attention(x)
+
+    def context(self, x: torch.Tensor) -> torch.Tensor:
+        """The conv -> attention -> conv branch, before the concat."""
+        out = self.convs[0](x)
+        if self.attention is not None:
+            out = self.attend(out)
+        return self.convs[1:](out)
+
     def forward(self, x: torch.Tensor) -> dict:
-        out = self.convs(x)
+        out = self.context(x)
         if self.conv_cat is not None:
             out = self.conv_cat(torch.cat([x, out], dim=1))
         return {"main": self.cls_seg(out)}

@@ -1,5 +1,5 @@
 from helpers import tiny_config
-from segattn.engine.compare import MARK_END, MARK_START, compare_row, markdown, write_into
+from segattn.analysis.compare import MARK_END, MARK_START, compare_row, markdown, write_into
 
 
 def test_rows_and_readme_section(demo_root, tmp_path):

@@ -1,7 +1,7 @@
 import torch
 
 from segattn import build_model
-from segattn.engine.attention_maps import attention_maps
+from segattn.analysis.attention_maps import attention_maps
 
 
 def _model(head):

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .metrics import ConfusionMatrix
+from ..engine.metrics import ConfusionMatrix
 
 
 def colour_only_model(num_classes: int, hidden: int = 64) -> nn.Module:

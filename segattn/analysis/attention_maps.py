@@ -1,7 +1,7 @@
 """Attention maps of a trained head for chosen query pixels, and a matplotlib panel of them.
 
-``attention_maps(model, image, queries)`` runs one forward pass, captures the
-inputs of the head's attention modules with hooks, and returns, per query
+``attention_maps(model, image, queries)`` asks the head for its maps
+(``DecodeHead.attention_maps``, keyed by attention form) and returns, per query
 pixel (given in feature-map coordinates), maps over the feature grid that sum
 to 1 where the attention is a softmax:
 
@@ -15,11 +15,8 @@ to 1 where the attention is a softmax:
 import numpy as np
 import torch
 
-from ..ops.reference import criss_cross_attention_maps
-
-
-def _capture(module, store, key):
-    return module.register_forward_hook(lambda m, inp, out: store.setdefault(key, []).append(inp[0].detach()))
+from ..data.palette import colorize
+from ..errors import ConfigError
 
 
 def cca_dense_map(attn: torch.Tensor, h: int, w: int, qy: int, qx: int) -> torch.Tensor:
@@ -42,52 +39,52 @@ def cca_effective_map(loop_maps, h: int, w: int, qy: int, qx: int) -> torch.Tens
     return current
 
 
+def head_input(model, image: torch.Tensor) -> torch.Tensor:
+    """The features the decode head reads: layer4, after the context block if there is one."""
+    features = model.encoder(image)[1]
+    return model.context(features) if model.context is not None else features
+
+
+def query_maps(maps: dict, qy: int, qx: int) -> dict:
+    """One query's maps on the feature grid, from a head's ``attention_maps`` output (batch item 0)."""
+    out = {}
+    if "criss_cross" in maps:
+        loops = [loop[0].cpu() for loop in maps["criss_cross"]]
+        h, w = loops[0].shape[:2]
+        out["cca_loop1"] = cca_dense_map(loops[0], h, w, qy, qx)
+        out["cca_effective"] = cca_effective_map(loops, h, w, qy, qx)
+    for key, name in (("position", "pam"), ("non_local", "nonlocal")):
+        if key in maps:
+            h, w = maps["grid"]
+            out[name] = maps[key][0, qy * w + qx].view(h, w).cpu()
+    if "channel" in maps:
+        channel = int(maps["channel_input"][0, :, qy, qx].argmax())
+        weights = maps["channel"][0, channel].cpu()
+        top = torch.topk(weights, min(10, weights.numel()))
+        out["cam_top"] = (channel, top.indices.tolist(), top.values.tolist())
+    return out
+
+
 @torch.no_grad()
 def attention_maps(model, image: torch.Tensor, queries):
-    """``image (1, 3, H, W)`` normalised; ``queries`` list of (y, x) feature coordinates."""
+    """``image (1, 3, H, W)`` normalised; ``queries`` list of (y, x) feature coordinates.
+
+    A head without attention maps is a :class:`ConfigError`.
+    """
     model.eval()
-    head, store, hooks = model.head, {}, []
-    if hasattr(head, "cca"):
-        hooks.append(_capture(head.cca, store, "cca"))
-    if hasattr(head, "pam"):
-        hooks += [_capture(head.pam, store, "pam"), _capture(head.cam, store, "cam")]
-    if hasattr(head, "nl_block"):
-        hooks.append(_capture(head.nl_block, store, "nonlocal"))
-    try:
-        logits = model(image)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    results = {"prediction": logits.argmax(1)[0].cpu(), "maps": []}
-    for qy, qx in queries:
-        maps = {}
-        if "cca" in store:
-            loops = []
-            for x in store["cca"]:
-                q, k, _ = head.cca.qkv(x)
-                loops.append(criss_cross_attention_maps(q, k)[0].cpu())
-            h, w = store["cca"][0].shape[-2:]
-            maps["cca_loop1"] = cca_dense_map(loops[0], h, w, qy, qx)
-            maps["cca_effective"] = cca_effective_map(loops, h, w, qy, qx)
-        if "pam" in store:
-            x = store["pam"][0]
-            h, w = x.shape[-2:]
-            maps["pam"] = head.pam.attention(x)[0, qy * w + qx].view(h, w).cpu()
-            xc = store["cam"][0]
-            channel = int(xc[0, :, qy, qx].argmax())
-            weights = head.cam.attention(xc)[0, channel].cpu()
-            top = torch.topk(weights, min(10, weights.numel()))
-            maps["cam_top"] = (channel, top.indices.tolist(), top.values.tolist())
-        if "nonlocal" in store:
-            x = store["nonlocal"][0]
-            h, w = x.shape[-2:]
-            maps["nonlocal"] = head.nl_block.attention(x)[0, qy * w + qx].view(h, w).cpu()
-        results["maps"].append(((qy, qx), maps))
-    return results
+    features = head_input(model, image)
+    maps = dict(model.head.attention_maps(features))
+    if not maps:
+        raise ConfigError(f"model.head: {type(model.head).__name__} has no attention maps to show; "
+                          "use a head with attention (ccnet, danet, nonlocal)")
+    maps["grid"] = features.shape[-2:]
+    logits = model(image)["main"]
+    return {"prediction": logits.argmax(1)[0].cpu(), "maps": [((qy, qx), query_maps(maps, qy, qx))
+                                                              for qy, qx in queries]}
 
 
 def save_panel(path: str, image_rgb: np.ndarray, results: dict, palette, stride: int):
-    """One row per query: image with the query marked, each map (colour bar), prediction."""
+    """One row per query: image with the query marked, each map (colour bar), prediction in ``palette``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,9 +94,7 @@ def save_panel(path: str, image_rgb: np.ndarray, results: dict, palette, stride:
     names = [k for k in rows[0][1]] if rows else []
     cols = 2 + len(names)
     fig, axes = plt.subplots(len(rows), cols, figsize=(3.2 * cols, 2.6 * len(rows)), squeeze=False)
-    lut = np.zeros((256, 3), np.uint8)
-    lut[: len(palette)] = np.array(palette, np.uint8)
-    pred = lut[results["prediction"].numpy().astype(np.uint8)]
+    pred = colorize(results["prediction"].numpy().astype(np.uint8), palette)
     for r, ((qy, qx), maps) in enumerate(rows):
         ax = axes[r, 0]
         ax.imshow(image_rgb)

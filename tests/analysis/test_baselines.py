@@ -1,6 +1,6 @@
 import numpy as np
 
-from segattn.engine.baselines import colour_only_floor
+from segattn.analysis.baselines import colour_only_floor
 
 
 class _ColourCoded:

@@ -167,12 +167,12 @@ def dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.
 
 
 def head_cases(in_channels=2048, height=97, width=97, batch=1, channels=512, num_classes=19, recurrence=2):
-    """Every decode head on layer4-sized features (default: the 769-crop Cityscapes case)."""
-    from ..models.heads import DANetHead, FCNHead, NonLocalHead, RCCAHead
+    """Every registered decode head on layer4-sized features (default: the 769-crop Cityscapes case)."""
+    from ..models import HEADS
 
-    common = dict(in_channels=in_channels, channels=channels, num_classes=num_classes)
-    heads = {"fcn": FCNHead(**common), "ccnet": RCCAHead(recurrence=recurrence, **common),
-             "danet": DANetHead(**common), "nonlocal": NonLocalHead(**common)}
+    specs = {name: {"type": name, **({"recurrence": recurrence} if "recurrence" in HEADS.options(name) else {})}
+             for name in HEADS.names()}
+    heads = {name: HEADS.build(spec, "head", in_channels, channels, num_classes) for name, spec in specs.items()}
 
     def inputs():
         return (torch.randn(batch, in_channels, height, width),)

@@ -5,13 +5,15 @@ memory the head (with any context block) saves for backward at that crop, and
 the mean wall time of a training step, all measured in the same process.
 """
 import os
-import time
 
 import torch
 from torch import nn
 
+from ..models.attention import is_none
+from ..registry import parse_spec
+
 from .benchmark import count_flops, saved_activation_bytes
-from .trainer import Trainer
+from ..engine.trainer import Trainer
 
 MARK_START, MARK_END = "<!-- compare:start -->", "<!-- compare:end -->"
 
@@ -25,19 +27,18 @@ class _Head(nn.Module):
         return self.head(self.context(x) if self.context is not None else x)
 
 
+def _block_name(model_cfg) -> str:
+    """The attention block a config adds (in the encoder's blocks, else as context block), or none."""
+    for spec in (model_cfg.encoder.block_attention, model_cfg.context_block):
+        if not is_none(spec):
+            return parse_spec(spec, "block")[0]
+    return "none"
+
+
 def compare_row(cfg, name: str, progress: bool = False) -> dict:
     trainer = Trainer(cfg, progress=progress)
-    times = []
-    step = trainer.train_step
-
-    def timed(micro):
-        start = time.perf_counter()
-        out = step(micro)
-        times.append(time.perf_counter() - start)
-        return out
-
-    trainer.train_step = timed
     metrics = trainer.fit()
+    times = trainer.step_seconds
     model = trainer.model.eval()
     h, w = cfg.data.crop_size
     x = torch.randn(1, 3, h, w)
@@ -45,9 +46,8 @@ def compare_row(cfg, name: str, progress: bool = False) -> dict:
         feats = model.encoder(x)[1]
     head = _Head(model).train()
     return {
-        "name": name, "head": cfg.model.head,
-        "block": cfg.model.encoder.block_attention if cfg.model.encoder.block_attention != "none"
-        else cfg.model.context_block,
+        "name": name, "head": parse_spec(cfg.model.head, "model.head")[0],
+        "block": _block_name(cfg.model),
         "mIoU": metrics.get("mIoU", float("nan")),
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "gflops": count_flops(model, (x,)) / 1e9,

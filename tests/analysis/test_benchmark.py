@@ -1,6 +1,6 @@
 import torch
 
-from segattn.engine.benchmark import (Case, _Op, attention_cases, count_flops, dense_attention, markdown_table,
+from segattn.analysis.benchmark import (Case, _Op, attention_cases, count_flops, dense_attention, markdown_table,
                                       measure, op_cases, paper_ratios, saved_activation_bytes)
 from segattn.ops import criss_cross_attention
 

@@ -1,0 +1,102 @@
+"""Name -> class tables filled where each class is defined, as timm's and smp's factories.
+
+A head or an attention block registers itself with a decorator::
+
+    @HEADS.register("ccnet")
+    class RCCAHead(FCNHead): ...
+
+and a config names it with its own options, ``{"type": "ccnet", "recurrence": 2}``
+(a bare ``"ccnet"`` means no options). The options are checked against the
+class's signature, so a typo gets the closest valid option and an unknown name
+the list of valid ones; a ``ValueError`` the constructor raises for a bad value
+becomes a :class:`ConfigError` naming the config key.
+"""
+import difflib
+import inspect
+from typing import Any, Dict, Iterable, Tuple
+
+from omegaconf import OmegaConf
+
+from .errors import ConfigError
+
+
+def parse_spec(spec: Any, key: str) -> Tuple[str, dict]:
+    """``"ccnet"`` or ``{"type": "ccnet", **options}`` (a dict or an OmegaConf node) -> ``("ccnet", options)``."""
+    if OmegaConf.is_config(spec):
+        spec = OmegaConf.to_container(spec, resolve=True)
+    if isinstance(spec, str):
+        return spec, {}
+    if hasattr(spec, "items"):
+        options = dict(spec.items())
+        if "type" not in options:
+            raise ConfigError(f"{key}: a mapping needs a 'type' key, e.g. {{type: ccnet}}")
+        return str(options.pop("type")), options
+    raise ConfigError(f"{key}: expected a name or a mapping with 'type', got {type(spec).__name__}")
+
+
+def suggest(word: str, valid: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for a close match, else the list of valid words."""
+    valid = sorted(valid)
+    close = difflib.get_close_matches(word, valid, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(valid) or '(none)'}"
+
+
+class Registry:
+    """A table of one kind of thing (``"head"``); ``reserved`` are the constructor arguments the builder fills."""
+
+    def __init__(self, kind: str, reserved: Iterable[str] = ()):
+        self.kind = kind
+        self.reserved = frozenset(reserved)
+        self._classes: Dict[str, type] = {}
+
+    def register(self, name: str):
+        def add(cls):
+            assert name not in self._classes, f"{self.kind} {name!r} registered twice"
+            self._classes[name] = cls
+            return cls
+        return add
+
+    def names(self):
+        return list(self._classes)
+
+    def __contains__(self, name) -> bool:
+        return name in self._classes
+
+    def get(self, name: str, key: str = None) -> type:
+        if name not in self._classes:
+            raise ConfigError(f"{key or self.kind}: unknown {self.kind} {name!r}; valid: {', '.join(self._classes)}")
+        return self._classes[name]
+
+    def options(self, name: str) -> Dict[str, Any]:
+        """The class's own options and their defaults (what a config may set)."""
+        params = inspect.signature(self.get(name).__init__).parameters.values()
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return {p.name: p.default for p in params
+                if p.kind in kinds and p.name != "self" and p.name not in self.reserved}
+
+    def check(self, spec: Any, key: str) -> Tuple[str, dict]:
+        """Parse ``spec`` and check its options against the class; returns ``(name, options)``."""
+        name, options = parse_spec(spec, key)
+        self.get(name, f"{key}.type")
+        valid = self.options(name)
+        for option, value in options.items():
+            if option not in valid:
+                raise ConfigError(f"{key}: {self.kind} {name!r} has no option {option!r}"
+                                  f"{suggest(option, valid)}")
+            default = valid[option]
+            if isinstance(default, bool) and not isinstance(value, bool):
+                raise ConfigError(f"{key}.{option}: expected true or false, got {value!r}")
+            if isinstance(default, (int, float)) and not isinstance(default, bool) and (
+                    isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ConfigError(f"{key}.{option}: expected a number, got {value!r}")
+        return name, options
+
+    def build(self, spec: Any, key: str, *args, **kwargs):
+        """Construct the named class with ``args``/``kwargs`` (the reserved ones) plus the spec's options."""
+        name, options = self.check(spec, key)
+        try:
+            return self._classes[name](*args, **kwargs, **options)
+        except ConfigError:
+            raise
+        except ValueError as err:  # the constructor's own check of an option's value
+            raise ConfigError(f"{key}: {err}") from None

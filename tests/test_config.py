@@ -1,0 +1,71 @@
+"""Config files: inheritance through _base_, typed nodes, overrides, and the first format still loading."""
+import logging
+
+import pytest
+import yaml
+
+from segattn.config import load_config
+from segattn.errors import ConfigError
+
+
+def write(path, data):
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_base_then_the_lines_that_differ(tmp_path):
+    write(tmp_path / "base.yaml", {"model": {"head": {"type": "nonlocal", "reduction": 4}, "channels": 64},
+                                   "train": {"lr": 0.5, "experiment": "base"}})
+    child = write(tmp_path / "child.yaml", {"_base_": "base.yaml", "model": {"head": {"type": "ccnet"}},
+                                            "train": {"experiment": "child"}})
+    cfg = load_config(child)
+    # a new head type replaces the base's head options instead of inheriting reduction
+    assert dict(cfg.model.head) == {"type": "ccnet"}
+    assert cfg.model.channels == 64 and cfg.train.lr == 0.5 and cfg.train.experiment == "child"
+    same = write(tmp_path / "same.yaml", {"_base_": "base.yaml", "model": {"head": {"use_scale": False}}})
+    assert dict(load_config(same).model.head) == {"type": "nonlocal", "reduction": 4, "use_scale": False}
+
+
+def test_overrides_on_typed_nodes(tmp_path):
+    cfg = load_config("configs/demo/ccnet.yaml", ["model.head.recurrence=1"])
+    assert dict(cfg.model.head) == {"type": "ccnet", "recurrence": 1}
+    cfg = load_config("configs/demo/ccnet.yaml", ["model.head.type=danet"])
+    assert dict(cfg.model.head) == {"type": "danet"}
+    cfg = load_config("configs/demo/fcn.yaml", ["model.head=nonlocal"])
+    assert dict(cfg.model.head) == {"type": "nonlocal"}
+
+
+def test_base_errors_are_one_line(tmp_path):
+    missing = write(tmp_path / "a.yaml", {"_base_": "nope.yaml"})
+    with pytest.raises(ConfigError, match=r"a.yaml: _base_ 'nope.yaml' not found"):
+        load_config(missing)
+    write(tmp_path / "x.yaml", {"_base_": "y.yaml"})
+    cyc = write(tmp_path / "y.yaml", {"_base_": "x.yaml"})
+    with pytest.raises(ConfigError, match="makes a cycle"):
+        load_config(cyc)
+    bad = write(tmp_path / "b.yaml", {"_base_": "base.yaml", "model": {"chanels": 3}})
+    write(tmp_path / "base.yaml", {})
+    with pytest.raises(ConfigError, match="b.yaml: unknown key 'model.chanels'; did you mean 'model.channels'"):
+        load_config(bad)
+
+
+def test_first_format_loads_with_a_hint(tmp_path, caplog):
+    old = write(tmp_path / "old.yaml", {"model": {"head": "nonlocal", "reduction": 4, "use_scale": False,
+                                                  "recurrence": 2}})
+    with caplog.at_level(logging.WARNING):
+        cfg = load_config(old)
+    assert dict(cfg.model.head) == {"type": "nonlocal", "reduction": 4, "use_scale": False}
+    assert "write model.head: {type: nonlocal, reduction: 4, use_scale: False} instead" in caplog.text
+    danet = write(tmp_path / "danet.yaml", {"model": {"head": "danet", "extra_loss_weights": {"pam": 0.5,
+                                                                                                 "cam": 1.0}}})
+    assert dict(load_config(danet).model.head.loss_weights) == {"pam": 0.5, "cam": 1.0}
+
+
+def test_demo_configs_are_short_overrides():
+    import glob
+
+    for path in glob.glob("configs/demo/*.yaml") + glob.glob("configs/*.yaml"):
+        if "base" in path:
+            continue
+        text = open(path).read()
+        assert "_base_:" in text and len(text.splitlines()) <= 16, path
