@@ -9,7 +9,7 @@ import difflib
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -69,6 +69,7 @@ class DataConfig:
     photometric: bool = False
     workers: int = 4
     max_bad_samples: int = 20        # unreadable samples skipped (with a warning) before aborting
+    unknown_labels: str = "warn"     # label values the dataset does not define: warn (train as ignore) | error
 
 
 @dataclass
@@ -287,6 +288,8 @@ def validate(cfg: DictConfig, source: str = "config"):
              "must be [low, high] with 0 < low <= high")
     _require(0 <= d.ignore_index <= 255, source, "data.ignore_index", "must be in 0..255")
     _require(d.workers >= 0, source, "data.workers", "must be >= 0")
+    _require(d.unknown_labels in ("warn", "error"), source, "data.unknown_labels",
+             f"must be warn or error, got {d.unknown_labels!r}")
     _require(t.batch_size >= 1, source, "train.batch_size", "must be >= 1")
     _require(t.max_iters >= 1, source, "train.max_iters", "must be >= 1")
     _require(t.lr > 0, source, "train.lr", f"must be > 0, got {t.lr}")

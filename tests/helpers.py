@@ -55,3 +55,26 @@ def ddp_worker(rank, world, port, root, out_dir, overrides):
         Trainer(cfg, progress=False).fit()
     finally:
         dist.destroy_process_group()
+
+
+def ddp_probe_worker(rank, world, port, root, out_dir, norm="bn"):
+    """One rank of a 2-process run that records its dropout stream and the loss it logs for one step."""
+    import torch
+    import torch.distributed as dist
+
+    from segattn.engine.trainer import Trainer
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    cfg = tiny_config(root, out_dir, batch_size=4, max_iters=1, val_interval=100, threads=1)
+    cfg.train.device, cfg.model.norm = "cpu", norm
+    try:
+        trainer = Trainer(cfg, progress=False)
+        state = torch.get_rng_state()
+        draws = torch.rand(8)  # what the next dropout mask is made from
+        torch.set_rng_state(state)
+        batch = next(trainer.batches())
+        terms = trainer.train_step([(batch.images, batch.masks)])
+        torch.save({"draws": draws, "terms": terms}, os.path.join(str(out_dir), f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()

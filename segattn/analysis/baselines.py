@@ -21,7 +21,7 @@ def colour_only_model(num_classes: int, hidden: int = 64) -> nn.Module:
 def _pixels(dataset, per_image: int, rng, ignore_index: int):
     xs, ys = [], []
     for i in range(len(dataset)):
-        image, mask, _ = dataset.load(i)
+        image, mask = dataset.load(i)[:2]
         keep = np.flatnonzero(mask.reshape(-1) != ignore_index)
         pick = rng.choice(keep, size=min(per_image, keep.size), replace=False)
         xs.append(image.reshape(-1, 3)[pick])
@@ -47,7 +47,7 @@ def colour_only_floor(train_set, val_set, num_classes: int, ignore_index: int = 
     cm = ConfusionMatrix(num_classes, ignore_index)
     with torch.no_grad():
         for i in range(len(val_set)):
-            image, mask, _ = val_set.load(i)
+            image, mask = val_set.load(i)[:2]
             inp = torch.from_numpy(image).float().permute(2, 0, 1)[None] / 255.0
             cm.update(torch.from_numpy(mask), model(inp).argmax(1)[0])
     return cm.compute()

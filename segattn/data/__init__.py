@@ -18,8 +18,9 @@ def build_dataset(data_cfg, split: str, train: bool = False, need_labels: bool =
 
         startup_check(data_cfg, [split], len(dataset_class_names(data_cfg)))
     if data_cfg.dataset == "cityscapes":
-        return CityscapesDataset(data_cfg.root, split, transform, need_labels)
-    return FolderDataset(data_cfg.root, split, data_cfg.class_names, transform, data_cfg.ignore_index, need_labels)
+        return CityscapesDataset(data_cfg.root, split, transform, need_labels, data_cfg.unknown_labels)
+    return FolderDataset(data_cfg.root, split, data_cfg.class_names, transform, data_cfg.ignore_index, need_labels,
+                         data_cfg.unknown_labels)
 
 
 def dataset_class_names(data_cfg):

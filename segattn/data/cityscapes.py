@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from ..errors import MissingFileError
-from .base import PairDataset, check_same_size
+from .base import PairDataset, allowed_values, check_same_size
 from .io import read_image, read_mask
 
 IGNORE_INDEX = 255
@@ -47,6 +47,9 @@ TRAINID_TO_ID = np.array([next(i for n, i, t in LABELS if t == train) for train 
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_SUFFIXES = ("_gtFine_labelIds.png", "_gtFine_labelTrainIds.png")
+# what each label file may hold: the official ids, or the 19 train ids (255 = ignore in both)
+ALLOWED = {LABEL_SUFFIXES[0]: allowed_values([i for _, i, _ in LABELS if i >= 0], IGNORE_INDEX),
+           LABEL_SUFFIXES[1]: allowed_values(range(19), IGNORE_INDEX)}
 HOW_TO_GET = ("download leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from "
               "https://www.cityscapes-dataset.com and unzip both into this folder, point data.root elsewhere, "
               "or train on the demo data: python tools/train.py configs/demo/ccnet.yaml")
@@ -102,18 +105,21 @@ class CityscapesDataset(PairDataset):
     palette = PALETTE
     ignore_index = IGNORE_INDEX
 
-    def __init__(self, root: str, split: str = "train", transform=None, need_labels: bool = True):
+    def __init__(self, root: str, split: str = "train", transform=None, need_labels: bool = True,
+                 unknown_labels: str = "warn"):
         self.root, self.split, self.transform = root, split, transform
+        self.unknown_labels = unknown_labels
         self.pairs = find_pairs(root, split, need_labels)
 
     def load(self, index: int):
         image_path, label_path, kind = self.pairs[index]
-        image = read_image(image_path)
+        image, notes = read_image(image_path), []
         if label_path is None:
             mask = np.full(image.shape[:2], IGNORE_INDEX, np.uint8)
         else:
             mask = read_mask(label_path)
+            notes = self.label_notes(mask, ALLOWED[kind], label_path)
             if kind == LABEL_SUFFIXES[0]:
                 mask = ids_to_train_ids(mask)
         check_same_size(image, mask, image_path, label_path)
-        return image, mask, image_path
+        return image, mask, image_path, notes

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from ..errors import MissingFileError
-from .base import PairDataset, check_same_size
+from .base import PairDataset, allowed_values, check_same_size
 from .io import IMAGE_EXTENSIONS, read_image, read_mask
 from .palette import default_palette
 
@@ -17,10 +17,11 @@ class FolderDataset(PairDataset):
     ignore_index = 255
 
     def __init__(self, root: str, split: str, class_names, transform=None, ignore_index: int = 255,
-                 need_labels: bool = True):
-        self.transform, self.ignore_index = transform, ignore_index
+                 need_labels: bool = True, unknown_labels: str = "warn"):
+        self.transform, self.ignore_index, self.unknown_labels = transform, ignore_index, unknown_labels
         self.class_names = list(class_names)
         self.palette = default_palette(len(self.class_names))
+        self.allowed = allowed_values(range(len(self.class_names)), ignore_index)
         img_dir, mask_dir = os.path.join(root, split, "images"), os.path.join(root, split, "masks")
         if not os.path.isdir(img_dir):
             raise MissingFileError(f"data.root: no folder {img_dir!r} (expected <root>/<split>/images and "
@@ -42,6 +43,10 @@ class FolderDataset(PairDataset):
     def load(self, index: int):
         image_path, mask_path = self.pairs[index]
         image = read_image(image_path)
-        mask = read_mask(mask_path) if mask_path else np.full(image.shape[:2], self.ignore_index, np.uint8)
+        if mask_path:
+            mask = read_mask(mask_path)
+            notes = self.label_notes(mask, self.allowed, mask_path)
+        else:
+            mask, notes = np.full(image.shape[:2], self.ignore_index, np.uint8), []
         check_same_size(image, mask, image_path, mask_path)
-        return image, mask, image_path
+        return image, mask, image_path, notes

@@ -6,7 +6,9 @@ dict), ``metrics`` and ``rng`` states. Writing goes to a temporary file in the
 same folder, is fsynced, then renamed over the target, so a kill mid-write
 leaves the previous checkpoint intact.
 """
+import glob
 import os
+import re
 import tempfile
 
 import torch
@@ -14,11 +16,33 @@ import torch
 from ..errors import CheckpointError
 
 
+TMP_PREFIX = ".tmp-"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(folder: str) -> list:
+    """Delete what a write killed mid-way left in ``folder`` (``.tmp-*.pth``); returns the paths removed.
+
+    Only one process writes checkpoints into a run folder, and only while it
+    runs, so at start-up every temporary there is stale.
+    """
+    stale = glob.glob(os.path.join(glob.escape(folder), TMP_PREFIX + "*.pth"))
+    for path in stale:
+        os.unlink(path)
+    return stale
+
+
 def save_atomic(obj: dict, path: str):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pth", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".pth", dir=folder)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is an ordinary file
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -41,6 +65,10 @@ def load_checkpoint(path: str) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated file, pickle with code, not a torch file
+        wanted = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if wanted:
+            raise CheckpointError(f"{path}: holds pickled code, which is not executed (it asks for the global "
+                                  f"{wanted.group(1)}); load only plain weights: tensors, numbers and dicts") from None
         raise CheckpointError(f"{path}: not a readable checkpoint ({str(err).splitlines()[0][:200]})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{path}: no 'model' state dict in this file")

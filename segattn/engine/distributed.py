@@ -41,10 +41,27 @@ def barrier():
         dist.barrier()
 
 
+def _collective_device() -> torch.device:
+    """NCCL reduces CUDA tensors only; gloo takes CPU ones."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def all_ranks(value: bool) -> bool:
     """True on every rank when ``value`` is true on every rank (e.g. the loss was finite everywhere)."""
     if not is_distributed():
         return value
-    t = torch.tensor([1.0 if value else 0.0])
+    t = torch.tensor([1.0 if value else 0.0], device=_collective_device())
     dist.all_reduce(t, op=dist.ReduceOp.MIN)
     return bool(t.item())
+
+
+def mean_over_ranks(values: dict) -> dict:
+    """Each value averaged over the ranks (every rank passes the same keys): the logged loss of the global batch."""
+    if not is_distributed() or not values:
+        return values
+    keys = sorted(values)
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=_collective_device())
+    dist.all_reduce(t)
+    return {k: float(v) / get_world_size() for k, v in zip(keys, t.tolist())}

@@ -35,14 +35,14 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
     wrapped = SkipBadSamples(dataset, cfg.train.seed)
     n = len(dataset) if max_images is None else min(max_images, len(dataset))
     sampler = ShardSampler(n, get_rank(), get_world_size())
-    loader = make_loader(wrapped, 1, cfg.data.workers, sampler, drop_last=False)
+    loader = make_loader(wrapped, 1, cfg.data.workers, sampler, drop_last=False, seed=cfg.train.seed)
     bad = BadSampleCounter(cfg.data.max_bad_samples)
     to_ids = None
     if cfg.data.dataset == "cityscapes":
         from ..data.cityscapes import train_ids_to_ids as to_ids
-    for i, (images, masks, paths, bad_msgs) in enumerate(tqdm(loader, desc="eval", leave=False,
-                                                              disable=not progress or get_rank() != 0)):
-        bad.report(bad_msgs)
+    for i, batch in enumerate(tqdm(loader, desc="eval", leave=False, disable=not progress or get_rank() != 0)):
+        bad.report(batch)
+        images, masks, paths = batch.images, batch.masks, batch.paths
         if images is None:
             continue
         probs = predict_from_config(model, images.to(device), cfg.eval)

@@ -3,14 +3,19 @@
 ``EpochSampler`` draws epoch ``e``'s order from ``(seed, e)`` and can start
 mid-epoch, so a resumed run sees the same samples as an uninterrupted one.
 ``SkipBadSamples`` turns an unreadable sample into a logged warning naming the
-file, up to a limit, instead of a crash inside a worker.
+file, up to a limit, instead of a crash inside a worker. Every loader draws its
+workers' seeds from its own generator, never from the global one, so building
+a loader mid-epoch (on resume) leaves the dropout stream where an
+uninterrupted run has it.
 """
 import logging
+from typing import List, NamedTuple, Optional
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from ..data.base import LabelError
 from ..errors import DataError
 
 log = logging.getLogger("segattn")
@@ -85,24 +90,44 @@ class SkipBadSamples(torch.utils.data.Dataset):
                                                    .generate_state(1)[0]))
         try:
             return self.dataset[index]
+        except LabelError as err:  # refused by data.unknown_labels=error: the main process stops the run
+            return ("refused", index, str(err))
         except (OSError, ValueError) as err:  # unreadable or inconsistent file
             return ("bad", index, str(err).splitlines()[0])
 
 
-def collate(batch):
-    """Stacks good samples; bad ones come back as messages for :class:`BadSampleCounter`."""
-    good = [b for b in batch if not isinstance(b[0], str)]
-    bad = [b[2] for b in batch if isinstance(b[0], str)]
-    images = torch.stack([b[0] for b in good]) if good else None
-    masks = torch.stack([b[1] for b in good]) if good else None
-    return images, masks, [b[2] for b in good], bad
+class Batch(NamedTuple):
+    images: Optional[torch.Tensor]  # None when no sample of the batch could be read
+    masks: Optional[torch.Tensor]
+    paths: List[str]
+    bad: List[str]  # one message per skipped sample
+    notes: List[str]  # warnings about samples that were used
+    refused: List[str]  # samples data.unknown_labels=error refuses
+
+
+def collate(samples) -> Batch:
+    """Good samples stacked; skipped and refused ones, and notes, as messages for the main process."""
+    good = [s for s in samples if not isinstance(s[0], str)]
+    images = torch.stack([s[0] for s in good]) if good else None
+    masks = torch.stack([s[1] for s in good]) if good else None
+    return Batch(images, masks, [s[2] for s in good], [s[2] for s in samples if s[0] == "bad"],
+                 [note for s in good for note in s[3]], [s[2] for s in samples if s[0] == "refused"])
 
 
 class BadSampleCounter:
-    def __init__(self, limit: int):
-        self.limit, self.count = limit, 0
+    """Counts skipped samples against ``data.max_bad_samples``; logs each, and each file's notes once."""
 
-    def report(self, messages):
+    def __init__(self, limit: int):
+        self.limit, self.count, self.noted = limit, 0, set()
+
+    def report(self, batch: Batch):
+        if batch.refused:
+            raise LabelError(batch.refused[0])
+        messages = batch.bad
+        for note in batch.notes:
+            if note not in self.noted:
+                self.noted.add(note)
+                log.warning("%s", note)
         for msg in messages:
             self.count += 1
             log.warning("skipped unreadable sample (%d/%d): %s", self.count, self.limit, msg)
@@ -111,7 +136,8 @@ class BadSampleCounter:
                                  f"last: {messages[-1]}; run tools/check_dataset.py or fix the files")
 
 
-def make_loader(dataset: SkipBadSamples, batch_size, workers, sampler, drop_last):
+def make_loader(dataset: SkipBadSamples, batch_size, workers, sampler, drop_last, seed: int = 0):
+    """A loader whose worker seeds come from its own generator, seeded from ``seed``."""
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       collate_fn=collate, drop_last=drop_last, pin_memory=torch.cuda.is_available(),
-                      persistent_workers=False)
+                      persistent_workers=False, generator=torch.Generator().manual_seed(seed))

@@ -7,7 +7,6 @@ TensorBoard; writes ``<out_dir>/<experiment>/last.pth`` every
 """
 import logging
 import os
-import random
 import time
 from contextlib import nullcontext
 
@@ -19,12 +18,13 @@ from tqdm import tqdm
 from ..data import build_dataset
 from ..errors import ConfigError, DataError, MissingFileError, RunError
 from ..models import build_model
-from .checkpoint import load_checkpoint, load_model_weights, save_atomic
-from .distributed import all_ranks, barrier, init_distributed_mode
+from .checkpoint import load_checkpoint, load_model_weights, remove_stale_temporaries, save_atomic
+from .distributed import all_ranks, barrier, init_distributed_mode, mean_over_ranks
 from .evaluator import evaluate
 from .loader import BadSampleCounter, EpochSampler, SkipBadSamples, make_loader
 from .losses import build_loss
 from .metrics import format_table
+from .rng import rank_seed, rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger("segattn")
 
@@ -56,18 +56,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def seed_everything(seed: int):
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def poly_lambda(max_iters: int, power: float):
     return lambda it: (1 - min(it, max_iters) / max_iters) ** power
 
 
 def experiment_dir(cfg) -> str:
     return os.path.join(cfg.train.out_dir, cfg.train.experiment)
+
+
+def gradients_finite(model) -> bool:
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    return bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()) if grads else True
 
 
 def build_optimizer(model, cfg):
@@ -98,8 +97,13 @@ class Trainer:
         self.micro_batch = t.batch_size // (self.world * t.accumulate)
         seed_everything(t.seed)
         self.device = ddp_device or resolve_device(t.device)
-        model = build_model(cfg)
+        model = build_model(cfg)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+        if self.rank:  # then each rank its own dropout stream; rank 0 goes on as a single process would
+            seed_everything(rank_seed(t.seed, self.rank))
         if self.world > 1 and cfg.model.norm == "syncbn":
+            if self.device.type != "cuda":
+                raise ConfigError("model.norm=syncbn needs CUDA (NCCL); under gloo on CPU use model.norm=gn "
+                                  "(or bn: per-process statistics)")
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(self.device)
         self.net = self.model
@@ -120,6 +124,11 @@ class Trainer:
         self.dir = experiment_dir(cfg)
         self.bad = BadSampleCounter(cfg.data.max_bad_samples)
         self.nonfinite = self.nonfinite_total = 0
+        self.short_batches = 0  # iterations that trained on fewer images than the batch (unreadable ones skipped)
+        self.saved_iteration = None  # iteration of the last last.pth this run wrote
+        if self.main and os.path.isdir(self.dir):
+            for path in remove_stale_temporaries(self.dir):
+                log.info("removed %s, left by a write that was killed", path)
         self._writer = None
         self.step_seconds = []  # wall time of each training step of this process, for comparisons
 
@@ -131,12 +140,24 @@ class Trainer:
             "iteration": self.iteration, "best_miou": self.best_miou, "metrics": self.metrics,
             "nonfinite_steps": self.nonfinite_total,
             "config": OmegaConf.to_container(self.cfg, resolve=True),
-            "rng": {"torch": torch.get_rng_state(), "numpy": _np_state(), "python": _py_state()},
+            "rng": rng_state(),
         }
 
     def save(self, name: str):
+        """Write ``name`` atomically; never during a run of skipped steps, never with non-finite weights."""
+        if self.nonfinite:  # the same on every rank
+            log.warning("%s not written at iteration %d: the last steps were skipped", name, self.iteration)
+            return
         if self.main:  # one writer; the others wait so nobody reads a half-made run folder
-            save_atomic(self.state(), os.path.join(self.dir, name))
+            state = self.state()
+            broken = [k for k, v in state["model"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+            if broken:
+                log.error("%s not written at iteration %d: %d tensors are not finite (e.g. %s)", name,
+                          self.iteration, len(broken), broken[0])
+            else:
+                save_atomic(state, os.path.join(self.dir, name))
+                if name == "last.pth":
+                    self.saved_iteration = self.iteration
         barrier()
 
     def resume(self, path: str):
@@ -147,10 +168,8 @@ class Trainer:
         self.scaler.load_state_dict(ckpt["scaler"])
         self.iteration, self.best_miou = int(ckpt["iteration"]), float(ckpt["best_miou"])
         self.metrics = ckpt.get("metrics", {})
-        rng = ckpt["rng"]
-        torch.set_rng_state(rng["torch"])
-        np.random.set_state(_np_unstate(rng["numpy"]))
-        random.setstate(_py_unstate(rng["python"]))
+        set_rng_state(ckpt["rng"])
+        self.saved_iteration = self.iteration
         log.info("resumed from %s at iteration %d", path, self.iteration)
 
     # -- loop --------------------------------------------------------------------------------
@@ -163,17 +182,21 @@ class Trainer:
         while True:
             wrapped.epoch = epoch
             sampler = EpochSampler(len(self.train_set), t.seed, epoch, step, t.batch_size, self.rank, self.world)
-            yield from make_loader(wrapped, self.micro_batch, self.cfg.data.workers, sampler, drop_last=True)
+            yield from make_loader(wrapped, self.micro_batch, self.cfg.data.workers, sampler, drop_last=True,
+                                   seed=rank_seed(t.seed, self.rank, epoch))
             epoch, step = epoch + 1, 0
 
     def train_step(self, micro_batches) -> dict:
         """One SGD step over ``train.accumulate`` micro-batches (no DDP sync but on the last).
 
-        A non-finite loss on any rank skips the whole update (weights and
-        optimiser untouched; the schedule still advances with the iteration).
+        A non-finite loss or gradient on any rank skips the whole update: the
+        weights, BatchNorm statistics, optimiser and schedule stay as they were
+        (the poly schedule counts applied steps). fp16 steps leave inf/NaN
+        gradients to the GradScaler, which skips them itself.
         """
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
+        buffers = [b.detach().clone() for b in self.model.buffers()]  # BN statistics move in forward
         k, terms_sum = len(micro_batches), {}
         for i, (images, masks) in enumerate(micro_batches):
             images = images.to(self.device, non_blocking=True)
@@ -184,30 +207,36 @@ class Trainer:
                     outputs = self.net(images)
                 loss, terms = self.criterion(outputs, masks)
                 if not all_ranks(bool(torch.isfinite(loss))):
-                    return self._skip_step(float(loss.detach()))
+                    return self._skip_step(buffers, f"loss {float(loss.detach())}")
                 self.scaler.scale(loss / k).backward()
             for name, value in terms.items():
                 terms_sum[name] = terms_sum.get(name, 0.0) + value / k
+        if not self.scaler.is_enabled() and not all_ranks(gradients_finite(self.model)):
+            return self._skip_step(buffers, "gradients")
         self.nonfinite = 0
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        terms_sum = mean_over_ranks(terms_sum)  # the global batch's loss, not rank 0's share
         terms_sum["total"] = sum(self.criterion.weights.get(n, 0) * v for n, v in terms_sum.items())
         return terms_sum
 
-    def _skip_step(self, loss: float) -> dict:
+    def _skip_step(self, buffers, what: str) -> dict:
         self.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for buffer, saved in zip(self.model.buffers(), buffers):
+                buffer.copy_(saved)
         self.nonfinite += 1
         self.nonfinite_total += 1
-        log.warning("non-finite loss %s at iteration %d: step skipped (%d in a row)", loss, self.iteration + 1,
-                    self.nonfinite)
+        log.warning("non-finite %s at iteration %d: step skipped, nothing changed (%d in a row)", what,
+                    self.iteration + 1, self.nonfinite)
         if self.nonfinite >= self.cfg.train.max_nonfinite:
+            kept = (f"{os.path.join(self.dir, 'last.pth')} from iteration {self.saved_iteration} is kept"
+                    if self.saved_iteration is not None else "no checkpoint was written before it")
             raise NonFiniteLoss(
-                f"{self.nonfinite} non-finite losses in a row (train.max_nonfinite={self.cfg.train.max_nonfinite}) "
-                f"at iteration {self.iteration + 1}; stopped, last good checkpoint kept in {self.dir}. "
-                "Lower train.lr or check the data")
-        self.scheduler.step()  # the iteration still counts: keep the poly schedule on time
-        return {"total": loss}
+                f"{self.nonfinite} non-finite steps in a row (train.max_nonfinite={self.cfg.train.max_nonfinite}) "
+                f"at iteration {self.iteration + 1}; stopped: {kept}. Lower train.lr or check the data")
+        return {"total": float("nan")}
 
     def fit(self, until: int = None) -> dict:
         """Train to ``train.max_iters`` (or stop early at iteration ``until``, saving last.pth)."""
@@ -221,13 +250,18 @@ class Trainer:
         while self.iteration < stop:
             micro = []
             while len(micro) < t.accumulate:
-                images, masks, _, bad = next(batches)
-                self.bad.report(bad)
-                if images is not None:
-                    micro.append((images, masks))
+                batch = next(batches)
+                self.bad.report(batch)
+                if batch.images is not None:
+                    micro.append((batch.images, batch.masks))
                 elif self.world > 1:
                     raise DataError("a micro-batch had no readable sample; under DDP every rank must step: "
                                        "run tools/check_dataset.py and fix the files")
+            trained = sum(len(images) for images, _ in micro)
+            if trained < self.micro_batch * t.accumulate:
+                self.short_batches += 1
+                log.warning("iteration %d trains on %d of %d images (unreadable ones skipped)", self.iteration + 1,
+                            trained, self.micro_batch * t.accumulate)
             start = time.perf_counter()
             terms = self.train_step(micro)
             self.step_seconds.append(time.perf_counter() - start)
@@ -246,6 +280,9 @@ class Trainer:
             if self.main and not self.progress and self.iteration % t.log_interval == 0:
                 log.info("iter %d/%d loss %.4f lr %.2e", self.iteration, t.max_iters, terms["total"], lr)
         bar.close()
+        if self.bad.count:
+            log.warning("%d unreadable samples skipped; %d iterations trained on a short batch", self.bad.count,
+                        self.short_batches)
         self.writer.close()
         self._writer = None
         return self.metrics
@@ -305,25 +342,6 @@ def _tensorboard(path):
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(path)
-
-
-def _np_state():
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]
-
-
-def _np_unstate(state):
-    name, keys, pos, has_gauss, cached = state
-    return (name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached)
-
-
-def _py_state():
-    version, internal, gauss = random.getstate()
-    return [version, list(internal), gauss]
-
-
-def _py_unstate(state):
-    return (state[0], tuple(state[1]), state[2])
 
 
 def train(cfg, resume=None, progress=True) -> dict:

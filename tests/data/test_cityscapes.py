@@ -39,14 +39,16 @@ def test_discovery_and_loading(tmp_path):
     _tree(tmp_path, "val", [("zurich", "zurich_000001_000019"), ("bern", "bern_000000_000019")])
     ds = CityscapesDataset(str(tmp_path), "val")
     assert len(ds) == 2 and ds.pairs[0][0].endswith("bern_000000_000019_leftImg8bit.png")
-    image, mask, _ = ds[0]
+    image, mask, _, notes = ds[0]
     assert image.shape == (8, 12, 3) and mask.dtype == np.uint8 and (mask == 13).all()  # car id 26 -> 13
+    assert notes == []
 
 
 def test_train_id_labels_are_not_remapped(tmp_path):
     _tree(tmp_path, "train", [("a", "a_000000_000019")], label_kind="labelTrainIds")
-    _, mask, _ = CityscapesDataset(str(tmp_path), "train")[0]
+    _, mask, _, notes = CityscapesDataset(str(tmp_path), "train")[0]
     assert (mask == 26).all()  # taken as train ids already
+    assert len(notes) == 1 and "label values [26] are not ids of this dataset" in notes[0]  # 19 train ids only
 
 
 def test_missing_dataset_error_names_the_folder(tmp_path):

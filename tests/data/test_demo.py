@@ -33,8 +33,9 @@ def test_generate_writes_cityscapes_layout(tmp_path):
     assert len(train) == 3 and len(val) == 2
     assert train.pairs[0][0].endswith("_000000_000019_leftImg8bit.png")
     assert train.pairs[0][2] == "_gtFine_labelIds.png"
-    image, mask, _ = train[0]
+    image, mask, _, notes = train[0]
     assert mask.max() <= 18 or 255 in np.unique(mask)  # mapped to train ids
+    assert notes == []  # only official label ids
     # second call is a no-op: files untouched
     mtime = (tmp_path / "demo" / ".complete").stat().st_mtime
     generate(root, num_train=3, num_val=2, progress=False)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from helpers import ddp_config, ddp_worker
+from helpers import ddp_config, ddp_probe_worker, ddp_worker
 from segattn.engine.checkpoint import load_checkpoint
 from segattn.engine.evaluator import evaluate
 from segattn.engine.trainer import Trainer
@@ -56,3 +56,15 @@ def test_batch_must_divide_world_and_accumulation(demo_root, tmp_path):
     with pytest.raises(ValueError, match=r"train.batch_size=4 \(the global batch\) must divide by the world size "
                                          r"1 x train.accumulate 3"):
         Trainer(ddp_config(demo_root, tmp_path, accumulate=3), progress=False)
+
+
+def test_each_rank_has_its_own_dropout_stream_and_the_logged_loss_is_the_global_batch(demo_root, tmp_path):
+    mp.spawn(ddp_probe_worker, args=(2, _free_port(), demo_root, tmp_path, "bn"), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert not torch.equal(r0["draws"], r1["draws"])  # different dropout masks on each rank
+    assert r0["terms"] == r1["terms"]  # all-reduced: every rank logs the mean over the global batch
+
+
+def test_syncbn_under_gloo_is_refused_with_the_cpu_form(demo_root, tmp_path):
+    with pytest.raises(mp.ProcessRaisedException, match="model.norm=syncbn needs CUDA .*use model.norm=gn"):
+        mp.spawn(ddp_probe_worker, args=(2, _free_port(), demo_root, tmp_path, "syncbn"), nprocs=2, join=True)

@@ -1,5 +1,7 @@
 """Bad files, damaged checkpoints and diverging runs never cost a user their work."""
+import copy
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -72,8 +74,12 @@ def test_checkpoint_with_code_is_refused(tmp_path):
 
     path = tmp_path / "evil.pth"
     torch.save({"model": {}, "payload": Evil()}, path)
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError) as err:
         load_checkpoint(str(path))
+    message = str(err.value)
+    assert message == (f"{path}: holds pickled code, which is not executed (it asks for the global posix.system); "
+                       "load only plain weights: tensors, numbers and dicts")
+    assert "weights_only=False" not in message and "\n" not in message
 
 
 def test_mismatched_model_lists_keys():
@@ -84,18 +90,65 @@ def test_mismatched_model_lists_keys():
         load_model_weights(model, {"0.weight": torch.zeros(4, 3, 1, 1)}, "x.pth")
 
 
-def test_non_finite_losses_skip_steps_then_stop(demo_root, tmp_path):
-    trainer = Trainer(tiny_config(demo_root, tmp_path, max_nonfinite=3), progress=False)
-    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+def _full_state(trainer):
+    return {"model": {k: v.clone() for k, v in trainer.model.state_dict().items()},
+            "optimizer": copy.deepcopy(trainer.optimizer.state_dict()),
+            "scheduler": copy.deepcopy(trainer.scheduler.state_dict())}
+
+
+def test_a_skipped_step_changes_nothing(demo_root, tmp_path):
+    trainer = Trainer(tiny_config(demo_root, tmp_path, max_iters=6, max_nonfinite=3), progress=False)
+    trainer.fit(until=2)  # momentum buffers and BN statistics exist and have moved
+    before = _full_state(trainer)
     real = trainer.criterion.forward
     trainer.criterion.forward = lambda out, t: (real(out, t)[0] * float("nan"), {})
-    with pytest.raises(NonFiniteLoss, match="3 non-finite losses in a row"):
+    with pytest.raises(NonFiniteLoss, match="3 non-finite steps in a row"):
         trainer.fit()
     assert trainer.nonfinite_total == 3
-    after = trainer.model.state_dict()
-    for k, v in before.items():
-        if "running" not in k and "num_batches" not in k:  # BN statistics move in forward
-            torch.testing.assert_close(after[k], v, rtol=0, atol=0)
+    after = _full_state(trainer)
+    for k, v in before["model"].items():  # BN running statistics included
+        torch.testing.assert_close(after["model"][k], v, rtol=0, atol=0, msg=k)
+    assert after["scheduler"] == before["scheduler"]
+    for i, state in before["optimizer"]["state"].items():
+        torch.testing.assert_close(after["optimizer"]["state"][i]["momentum_buffer"], state["momentum_buffer"])
+
+
+def test_a_diverging_run_keeps_the_checkpoint_from_before_trouble(demo_root, tmp_path):
+    cfg = tiny_config(demo_root, tmp_path, max_iters=30, max_nonfinite=3, checkpoint_interval=1, lr=1e6)
+    trainer = Trainer(cfg, progress=False)
+    with pytest.raises(NonFiniteLoss) as err:
+        trainer.fit()
+    kept = load_checkpoint(str(tmp_path / "t" / "last.pth"))
+    assert f"last.pth from iteration {kept['iteration']} is kept" in str(err.value)
+    first_skipped = trainer.iteration + 1 - 3 + 1  # the 3rd skip in a row raised at iteration trainer.iteration + 1
+    assert kept["iteration"] == first_skipped - 1  # the last step before trouble; nothing written during the skips
+    for key, value in kept["model"].items():
+        assert torch.isfinite(value.float()).all(), key
+
+
+def test_non_finite_gradients_are_skipped_like_a_non_finite_loss(demo_root, tmp_path):
+    trainer = Trainer(tiny_config(demo_root, tmp_path, max_iters=3, max_nonfinite=5), progress=False)
+    before = _full_state(trainer)
+    head = trainer.model.head.cls_seg[1].weight
+    hook = head.register_hook(lambda g: g * float("inf"))
+    trainer.fit(until=1)
+    assert trainer.nonfinite_total == 1
+    torch.testing.assert_close(trainer.model.head.cls_seg[1].weight, before["model"]["head.cls_seg.1.weight"],
+                               rtol=0, atol=0)
+    hook.remove()
+
+
+def test_stale_temporaries_are_removed_and_checkpoints_follow_the_umask(demo_root, tmp_path):
+    run = tmp_path / "t"
+    run.mkdir()
+    (run / ".tmp-abc123.pth").write_bytes(b"half a checkpoint")
+    old = os.umask(0o022)
+    try:
+        Trainer(tiny_config(demo_root, tmp_path, max_iters=1, val_interval=10), progress=False).fit()
+    finally:
+        os.umask(old)
+    assert sorted(os.listdir(run)) == ["best.pth", "last.pth"]
+    assert stat.S_IMODE(os.stat(run / "last.pth").st_mode) == 0o644
 
 
 def test_outputs_never_escape_the_output_folder(tmp_path):
@@ -148,8 +201,48 @@ def test_corrupt_training_sample_is_skipped_then_aborts_past_the_limit(demo_root
         f.write(b"\x89PNG\r\n broken")
     cfg = tiny_config(str(root), tmp_path, max_iters=3, val_interval=3)
     cfg.data.max_bad_samples = 5
-    Trainer(cfg, progress=False).fit()
+    trainer = Trainer(cfg, progress=False)
+    trainer.fit()
     assert "skipped unreadable sample" in caplog.text and os.path.basename(bad) in caplog.text
+    assert "trains on 1 of 2 images (unreadable ones skipped)" in caplog.text  # said, not silent
+    assert trainer.short_batches == trainer.bad.count == 1  # 3 iterations: one epoch, the file read once
+    assert "1 unreadable samples skipped; 1 iterations trained on a short batch" in caplog.text
     cfg.data.max_bad_samples = 0
     with pytest.raises(BadSampleLimit, match="more than data.max_bad_samples=0 .*" + os.path.basename(bad)):
         Trainer(cfg, progress=False).fit()
+
+
+def _with_label_value(demo_root, tmp_path, value):
+    import glob
+    import shutil
+
+    from segattn.data.io import read_mask
+
+    root = tmp_path / "demo"
+    shutil.copytree(demo_root, root)
+    label = sorted(glob.glob(str(root / "gtFine" / "train" / "*" / "*_gtFine_labelIds.png")))[0]
+    mask = read_mask(label)
+    mask[:4, :4] = value
+    write_png(label, mask, rgb=False)
+    return root, label
+
+
+def test_unknown_label_values_are_said_once_per_file(demo_root, tmp_path, caplog):
+    root, label = _with_label_value(demo_root, tmp_path, 200)
+    cfg = tiny_config(str(root), tmp_path, max_iters=6, val_interval=6)  # two epochs: the file is read twice
+    Trainer(cfg, progress=False).fit()
+    notes = [r.message for r in caplog.records if "are not ids of this dataset" in r.message]
+    assert notes == [f"{label}: label values [200] are not ids of this dataset; trained as ignore (16 pixels)"]
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_unknown_label_values_can_be_refused(demo_root, tmp_path, workers):
+    from segattn.data.base import LabelError
+
+    root, label = _with_label_value(demo_root, tmp_path, 200)
+    cfg = tiny_config(str(root), tmp_path, max_iters=3, val_interval=3)
+    cfg.data.unknown_labels, cfg.data.workers = "error", workers
+    with pytest.raises(LabelError) as err:
+        Trainer(cfg, progress=False).fit()
+    assert str(err.value) == (f"{label}: label values [200] are not ids of this dataset (data.unknown_labels=error); "
+                              "fix the file or set data.unknown_labels=warn")  # one line, from a worker too
