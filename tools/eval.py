@@ -3,9 +3,12 @@
 
     python tools/eval.py configs/demo/ccnet.yaml --checkpoint checkpoints/demo_ccnet/best.pth
     python tools/eval.py configs/ccnet.yaml --checkpoint best.pth --mode slide --scales 0.75 1 1.25 1.5 1.75 --flip
-    python tools/eval.py configs/ccnet.yaml --checkpoint best.pth --save-pred preds/   # label-id + colour PNGs
+    python tools/eval.py configs/ccnet.yaml --checkpoint best.pth --save-pred preds/ --save-color colour/
 
-The metrics are also written as JSON next to the checkpoint (eval_<split>.json).
+``--save-pred`` writes one label-id PNG per image and nothing else, the folder
+Cityscapes' own evaluator (csEvalPixelLevelSemanticLabeling) and test server
+take as it is; colour PNGs go to ``--save-color``. The metrics are also
+written as JSON next to the checkpoint (eval_<split>.json).
 Under ``torchrun --nproc_per_node=N`` the images are sharded across processes.
 """
 import argparse
@@ -23,7 +26,9 @@ def get_args_parser():
     p.add_argument("--mode", choices=["whole", "slide"], help="override eval.mode")
     p.add_argument("--scales", type=float, nargs="+", help="override eval.scales, e.g. 0.75 1.0 1.25")
     p.add_argument("--flip", action="store_true", help="also average horizontally flipped predictions")
-    p.add_argument("--save-pred", metavar="DIR", help="write predictions (label ids) and colour PNGs here")
+    p.add_argument("--save-pred", metavar="DIR",
+                   help="write one prediction PNG per image here (Cityscapes label ids: the official evaluator's input)")
+    p.add_argument("--save-color", metavar="DIR", help="write colour PNGs of the predictions here")
     return p
 
 
@@ -51,14 +56,16 @@ def main(argv):
     model, _ = load_model(cfg, args.checkpoint, device)
     split = args.split or cfg.data.val_split
     dataset = build_dataset(cfg.data, split)
-    metrics = evaluate(model, dataset, cfg, device, not args.no_progress, save_dir=args.save_pred)
+    metrics = evaluate(model, dataset, cfg, device, not args.no_progress, save_dir=args.save_pred,
+                       color_dir=args.save_color)
     if rank != 0:
         return 0
     print(format_table(metrics, dataset.class_names))
     out = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), f"eval_{split}.json")
     save_json(metrics, dataset.class_names, out)
-    print(f"wrote {out}" + (f"; predictions in {args.save_pred}" if args.save_pred else ""))
-    return 0
+    print(f"wrote {out}" + (f"; predictions in {args.save_pred}" if args.save_pred else "")
+          + (f"; colour images in {args.save_color}" if args.save_color else ""))
+    return 1 if metrics["skipped"] else 0
 
 
 if __name__ == "__main__":

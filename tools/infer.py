@@ -5,8 +5,9 @@
         --input my_images/ --output predictions/ [--recursive]
 
 For each image writes <stem>_pred.png (train ids), <stem>_color.png (palette)
-and <stem>_overlay.jpg. Unreadable files are reported and skipped; the exit
-status is 1 when any failed.
+and <stem>_overlay.jpg. An image that fails (unreadable, truncated, an error
+inside the model) is reported with its name and skipped, the run goes on, and
+the exit status is 1 at the end, with the list of failures.
 """
 import argparse
 import os

@@ -13,7 +13,7 @@ from typing import Dict, List
 import numpy as np
 
 from ..errors import MissingFileError
-from .cityscapes import IMAGE_SUFFIX, LABEL_SUFFIXES, LABELS
+from .cityscapes import IMAGE_SUFFIX, LABEL_SUFFIXES, LABELS, missing_cityscapes
 from .io import IMAGE_EXTENSIONS, UnreadableImage, read_image, read_mask
 
 EXAMPLES = 3
@@ -105,6 +105,8 @@ def startup_check(data_cfg, splits, num_classes: int):
     import logging
 
     for split in splits:
+        if data_cfg.dataset == "cityscapes" and not os.path.isdir(os.path.join(data_cfg.root, "leftImg8bit", split)):
+            raise MissingFileError(missing_cityscapes(data_cfg.root, split))
         report = check_split(data_cfg, split, num_classes, decode=False)
         fatal = {k: v for k, v in report.problems.items() if k != "labels without images"}
         if fatal:

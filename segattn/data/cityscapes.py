@@ -55,6 +55,15 @@ HOW_TO_GET = ("download leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip
               "or train on the demo data: python tools/train.py configs/demo/ccnet.yaml")
 
 
+def missing_cityscapes(root: str, split: str) -> str:
+    """The few lines a user without Cityscapes needs: where it comes from and where it goes."""
+    return (f"data.root={root!r} holds no Cityscapes split {split!r} (no {os.path.join(root, 'leftImg8bit', split)}).\n"
+            "  Cityscapes comes from https://www.cityscapes-dataset.com (free registration): download\n"
+            "  leftImg8bit_trainvaltest.zip (11 GB) and gtFine_trainvaltest.zip (241 MB) and unzip both into\n"
+            f"  {root}/ so that leftImg8bit/ and gtFine/ sit side by side, or anywhere with data.root=PATH.\n"
+            "  Without it, python tools/train.py configs/demo/ccnet.yaml trains on generated demo data.")
+
+
 def ids_to_train_ids(label_ids: np.ndarray) -> np.ndarray:
     """Map a label-id mask to train ids (19 classes, 255 ignore)."""
     return ID_TO_TRAINID[label_ids]

@@ -195,10 +195,25 @@ def render_scene(rng: np.random.Generator, size=SIZE):
     return np.clip(img, 0, 255).astype(np.uint8), lab
 
 
+# Cityscapes' classes with instances (hasInstances in labels.py): person .. bicycle
+INSTANCE_IDS = (24, 25, 26, 27, 28, 29, 30, 31, 32, 33)
+
+
+def instance_ids(label: np.ndarray) -> np.ndarray:
+    """``*_gtFine_instanceIds.png`` as Cityscapes writes it (uint16): the label id for stuff, and
+    ``id * 1000 + k`` for the k-th connected region of a class with instances (touching objects merge)."""
+    out = label.astype(np.uint16)
+    for class_id in np.intersect1d(np.unique(label), INSTANCE_IDS):
+        count, regions = cv2.connectedComponents((label == class_id).astype(np.uint8), connectivity=8)
+        for k in range(1, count):
+            out[regions == k] = class_id * 1000 + (k - 1)
+    return out
+
+
 def generate(root: str, num_train: int = 300, num_val: int = 50, seed: int = 0, size=SIZE, progress=True) -> str:
     """Write the demo dataset under ``root`` (skips it when already complete)."""
     marker = os.path.join(root, ".complete")
-    expected = f"{num_train} {num_val} {seed} {size[0]} {size[1]}"
+    expected = f"{num_train} {num_val} {seed} {size[0]} {size[1]} instances"
     if os.path.isfile(marker) and open(marker).read().strip() == expected:
         return root
     from tqdm import tqdm
@@ -210,7 +225,8 @@ def generate(root: str, num_train: int = 300, num_val: int = 50, seed: int = 0, 
         city = cities[i % len(cities)]
         name = f"{city}_{i // len(cities):06d}_{19:06d}"
         image, label = render_scene(rng, size)
-        for kind, array, suffix in (("leftImg8bit", image, "_leftImg8bit.png"), ("gtFine", label, "_gtFine_labelIds.png")):
+        for kind, array, suffix in (("leftImg8bit", image, "_leftImg8bit.png"), ("gtFine", label, "_gtFine_labelIds.png"),
+                                    ("gtFine", instance_ids(label), "_gtFine_instanceIds.png")):
             folder = os.path.join(root, kind, split, city)
             os.makedirs(folder, exist_ok=True)
             write_png(os.path.join(folder, name + suffix), array)

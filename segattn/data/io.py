@@ -18,15 +18,22 @@ def read_image(path: str) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8) if os.path.isfile(path) else None
     if data is None:
         raise UnreadableImage(f"{path}: no such file")
+    if data.size >= 2 and data[0] == 0xFF and data[1] == 0xD8 and not _ends_like_jpeg(data):
+        raise UnreadableImage(f"{path}: truncated JPEG (no end-of-image marker)")  # decoders fill the rest grey
     # IMREAD_COLOR gives 3 channels and honours EXIF orientation; ANYDEPTH keeps 16-bit data
     img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if img is None:
-        raise UnreadableImage(f"{path}: not a readable image")
+        raise UnreadableImage(f"{path}: not a readable image" + (" (empty file)" if not data.size else ""))
     if img.dtype == np.uint16:
         img = (img / 257.0).round().astype(np.uint8)
     elif img.dtype != np.uint8:
         img = cv2.normalize(img.astype(np.float32), None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
     return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+
+
+def _ends_like_jpeg(data: np.ndarray) -> bool:
+    tail = data[-64:].tobytes()  # the EOI marker, possibly followed by padding
+    return b"\xff\xd9" in tail
 
 
 def read_mask(path: str) -> np.ndarray:
@@ -41,7 +48,7 @@ def read_mask(path: str) -> np.ndarray:
 
 
 def write_png(path: str, array: np.ndarray, rgb: bool = True):
-    """Write a uint8 mask (HxW) or RGB image (HxWx3) as PNG."""
+    """Write a uint8 (or uint16) mask (HxW) or uint8 RGB image (HxWx3) as PNG."""
     if array.ndim == 3 and rgb:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
     if not cv2.imwrite(path, array):

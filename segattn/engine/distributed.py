@@ -65,3 +65,12 @@ def mean_over_ranks(values: dict) -> dict:
     t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=_collective_device())
     dist.all_reduce(t)
     return {k: float(v) / get_world_size() for k, v in zip(keys, t.tolist())}
+
+
+def gather_lists(items: list) -> list:
+    """Every rank's ``items`` concatenated in rank order, on every rank (small Python objects)."""
+    if not is_distributed():
+        return list(items)
+    out = [None] * get_world_size()
+    dist.all_gather_object(out, list(items))
+    return [item for part in out for item in part]

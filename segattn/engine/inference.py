@@ -32,12 +32,18 @@ def slide_logits(model, x, crop, stride):
     return out / count
 
 
+def scaled_size(h: int, w: int, scale: float):
+    """``floor(side * scale)`` as ``F.interpolate(scale_factor=)`` gives, but never below 1 (a 1x1 image at 0.5)."""
+    return max(1, math.floor(h * scale)), max(1, math.floor(w * scale))
+
+
 @torch.no_grad()
 def predict_probs(model, x, mode="whole", crop=(769, 769), stride=(513, 513), scales=(1.0,), flip=False):
     h, w = x.shape[-2:]
     total = None
     for scale in scales:
-        xs = x if scale == 1.0 else F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+        xs = x if scale == 1.0 else F.interpolate(x, size=scaled_size(h, w, scale), mode="bilinear",
+                                                   align_corners=False)
         for flipped in ((False, True) if flip else (False,)):
             inp = xs.flip(-1) if flipped else xs
             logits = slide_logits(model, inp, crop, stride) if mode == "slide" else _logits(model, inp).float()

@@ -118,7 +118,11 @@ class BadSampleCounter:
     """Counts skipped samples against ``data.max_bad_samples``; logs each, and each file's notes once."""
 
     def __init__(self, limit: int):
-        self.limit, self.count, self.noted = limit, 0, set()
+        self.limit, self.noted, self.messages = limit, set(), []
+
+    @property
+    def count(self) -> int:
+        return len(self.messages)
 
     def report(self, batch: Batch):
         if batch.refused:
@@ -129,7 +133,7 @@ class BadSampleCounter:
                 self.noted.add(note)
                 log.warning("%s", note)
         for msg in messages:
-            self.count += 1
+            self.messages.append(msg)
             log.warning("skipped unreadable sample (%d/%d): %s", self.count, self.limit, msg)
         if self.count > self.limit:
             raise BadSampleLimit(f"more than data.max_bad_samples={self.limit} unreadable samples; "

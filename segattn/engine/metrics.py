@@ -53,6 +53,11 @@ def format_table(metrics: dict, class_names) -> str:
     for name, iou, acc in zip(class_names, metrics["IoU"], metrics["Acc"]):
         lines.append(f"| {name} | {_pct(iou)} | {_pct(acc)} |")
     lines.append(f"\nmIoU {_pct(metrics['mIoU'])}  mAcc {_pct(metrics['mAcc'])}  aAcc {_pct(metrics['aAcc'])}")
+    skipped = metrics.get("skipped") or []
+    if skipped:
+        lines.append(f"{len(skipped)} of {metrics.get('images', 0) + len(skipped)} images could not be read and are "
+                     "NOT in these numbers:")
+        lines += [f"  {message}" for message in skipped]
     return "\n".join(lines)
 
 

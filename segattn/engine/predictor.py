@@ -67,7 +67,11 @@ def eval_settings(eval_cfg, image: np.ndarray):
 
 @torch.no_grad()
 def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=False, progress=True):
-    """Predict every image; returns ``(succeeded, [(path, reason)])``."""
+    """Predict every image; returns ``(succeeded, [(path, reason)])``.
+
+    A failure on one image (unreadable, truncated, an error inside the model)
+    is reported with the file's name and the run goes on to the next image.
+    """
     images = list_images(input_dir, recursive)
     if not images:
         raise MissingFileError(f"--input: no images ({', '.join(IMAGE_EXTENSIONS)}) in {input_dir!r}")
@@ -75,22 +79,31 @@ def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=F
     done, failed = 0, []
     for path in tqdm(images, desc="infer", disable=not progress):
         try:
-            image = read_image(path)
+            infer_one(model, cfg, path, input_dir, output_dir, palette, device)
         except UnreadableImage as err:
             failed.append((path, str(err)))
-            tqdm.write(f"skipped {err}")
+        except Exception as err:  # noqa: BLE001 - one image's failure must not stop the others
+            first = (str(err).strip().splitlines() or [""])[0][:200]
+            failed.append((path, f"{path}: {type(err).__name__}: {first}"))
+        else:
+            done += 1
             continue
-        rel = os.path.splitext(os.path.relpath(path, input_dir))[0]
-        base = safe_output_path(output_dir, rel)
-        os.makedirs(os.path.dirname(base), exist_ok=True)
-        probs = predict_from_config(model, normalize_image(image)[None].to(device), eval_settings(cfg.eval, image))
-        pred = probs.argmax(1)[0].cpu().numpy().astype(np.uint8)
-        color = colorize(pred, palette)
-        write_png(base + "_pred.png", pred)
-        write_png(base + "_color.png", color)
-        cv2.imwrite(base + "_overlay.jpg", cv2.cvtColor(overlay(image, color), cv2.COLOR_RGB2BGR))
-        done += 1
+        tqdm.write(f"skipped {failed[-1][1]}")
     return done, failed
+
+
+def infer_one(model, cfg, path, input_dir, output_dir, palette, device):
+    """``<stem>_pred.png`` (train ids), ``<stem>_color.png`` and ``<stem>_overlay.jpg`` for one image."""
+    image = read_image(path)
+    base = safe_output_path(output_dir, os.path.splitext(os.path.relpath(path, input_dir))[0])
+    os.makedirs(os.path.dirname(base), exist_ok=True)
+    probs = predict_from_config(model, normalize_image(image)[None].to(device), eval_settings(cfg.eval, image))
+    pred = probs.argmax(1)[0].cpu().numpy().astype(np.uint8)
+    color = colorize(pred, palette)
+    write_png(base + "_pred.png", pred)
+    write_png(base + "_color.png", color)
+    if not cv2.imwrite(base + "_overlay.jpg", cv2.cvtColor(overlay(image, color), cv2.COLOR_RGB2BGR)):
+        raise OutputError(f"{base}_overlay.jpg: could not write image")
 
 
 __all__ = ["infer_folder", "load_model", "resolve_device", "safe_output_path"]

@@ -95,8 +95,13 @@ class Trainer:
             raise ConfigError(f"train.batch_size={t.batch_size} (the global batch) must divide by the world size "
                              f"{self.world} x train.accumulate {t.accumulate}")
         self.micro_batch = t.batch_size // (self.world * t.accumulate)
-        seed_everything(t.seed)
         self.device = ddp_device or resolve_device(t.device)
+        # the data first: a missing dataset is said before any weights are downloaded
+        self.train_set = build_dataset(cfg.data, cfg.data.train_split, train=True)
+        self.val_set = build_dataset(cfg.data, cfg.data.val_split)
+        if len(self.train_set) < t.batch_size:
+            raise ConfigError(f"train.batch_size={t.batch_size} exceeds the {len(self.train_set)} training images")
+        seed_everything(t.seed)
         model = build_model(cfg)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
         if self.rank:  # then each rank its own dropout stream; rank 0 goes on as a single process would
             seed_everything(rank_seed(t.seed, self.rank))
@@ -110,10 +115,6 @@ class Trainer:
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.train_set = build_dataset(cfg.data, cfg.data.train_split, train=True)
-        self.val_set = build_dataset(cfg.data, cfg.data.val_split)
-        if len(self.train_set) < t.batch_size:
-            raise ConfigError(f"train.batch_size={t.batch_size} exceeds the {len(self.train_set)} training images")
         self.criterion = build_loss(cfg, self.model.head.loss_weights)
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, poly_lambda(t.max_iters, t.poly_power))

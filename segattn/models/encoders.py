@@ -76,6 +76,19 @@ def _close_names(name: str, smp) -> str:
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
+def _download_failed(name: str, weights: str, err: Exception) -> MissingFileError:
+    """One line for pretrained weights that could not be fetched: what failed and the two ways round it."""
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE as cache
+    except ImportError:  # pragma: no cover - smp depends on it
+        cache = "the Hugging Face cache (HF_HOME)"
+    reason = (str(err).strip().splitlines() or [""])[0].split(". ")[0][:160]
+    return MissingFileError(
+        f"model.encoder.weights={weights}: could not fetch the {weights} weights of {name!r} "
+        f"({type(err).__name__}: {reason}); put them in {cache} by hand, or set model.encoder.weights=PATH to a "
+        "local state dict (e.g. torchvision's ImageNet .pth), or model.encoder.weights=null to train from scratch")
+
+
 class Encoder(nn.Module):
     """Wraps an smp encoder; exposes ``out_channels = (aux, head)``."""
 
@@ -91,10 +104,16 @@ class Encoder(nn.Module):
             self.body = smp.encoders.get_encoder(name, in_channels=in_channels, depth=5, weights=hub_weights,
                                                  output_stride=output_stride)
         except (KeyError, RuntimeError) as err:
-            if "unknown model" not in str(err).lower() and "encoder name" not in str(err).lower():
+            if "unknown model" in str(err).lower() or "encoder name" in str(err).lower():
+                raise ConfigError(f"model.encoder.name: unknown encoder {name!r}{_close_names(name, smp)}; use an "
+                                  "smp encoder such as resnet50 / resnet101, or a timm one with the tu- prefix") from None
+            if not hub_weights:
                 raise
-            raise ConfigError(f"model.encoder.name: unknown encoder {name!r}{_close_names(name, smp)}; use an smp "
-                             "encoder such as resnet50 / resnet101, or a timm one with the tu- prefix") from None
+            raise _download_failed(name, hub_weights, err) from None
+        except Exception as err:  # the hub client's network, cache and HTTP errors
+            if not hub_weights:
+                raise
+            raise _download_failed(name, hub_weights, err) from None
         self.name = name
         self.output_stride = output_stride
         self.out_channels = tuple(self.body.out_channels[-2:])

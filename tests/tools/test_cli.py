@@ -42,15 +42,54 @@ def test_train_override_typo_is_one_line(trained):
 
 def test_eval_prints_table_writes_json_and_predictions(trained, demo_root, tmp_path):
     cfg, ckpt = trained
-    proc = tool("eval.py", cfg, "--checkpoint", ckpt, "--save-pred", tmp_path / "pred", "--mode", "slide",
-                "--flip")
+    proc = tool("eval.py", cfg, "--checkpoint", ckpt, "--save-pred", tmp_path / "pred", "--save-color",
+                tmp_path / "color", "--mode", "slide", "--flip")
     assert "| road |" in proc.stdout and "mIoU" in proc.stdout
     metrics = json.loads((ckpt.parent / "eval_val.json").read_text())
     assert set(metrics["per_class"]) >= {"road", "sky", "bicycle"} and 0 <= metrics["mIoU"] <= 1
-    names = sorted(os.listdir(tmp_path / "pred"))
-    assert len(names) == 6 and names[0].endswith("_leftImg8bit.png") and names[1].endswith("_color.png")
+    assert metrics["images"] == 3 and metrics["skipped"] == []
+    names = sorted(os.listdir(tmp_path / "pred"))  # label ids only: what the official evaluator searches
+    assert len(names) == 3 and all(n.endswith("_leftImg8bit.png") for n in names)
+    assert sorted(os.listdir(tmp_path / "color")) == [n[:-4] + "_color.png" for n in names]
     ids = read_mask(str(tmp_path / "pred" / names[0]))
     assert set(np.unique(ids)) <= {7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33}
+
+
+def test_official_cityscapes_evaluator_on_the_folder_eval_wrote(trained, demo_root, tmp_path):
+    """cityscapesscripts' own csEvalPixelLevelSemanticLabeling, on --save-pred exactly as written: same mIoU."""
+    pytest.importorskip("cityscapesscripts", reason="the official evaluator comes with the test extra")
+    import shutil
+
+    cfg, ckpt = trained
+    tool("eval.py", cfg, "--checkpoint", ckpt, "--save-pred", tmp_path / "pred", "--save-color", tmp_path / "color")
+    ours = json.loads((ckpt.parent / "eval_val.json").read_text())["mIoU"]
+    export = tmp_path / "export"
+    export.mkdir()
+    env = {**os.environ, "CITYSCAPES_DATASET": str(demo_root), "CITYSCAPES_RESULTS": str(tmp_path / "pred"),
+           "CITYSCAPES_EXPORT_DIR": str(export)}
+    command = shutil.which("csEvalPixelLevelSemanticLabeling", path=os.path.dirname(sys.executable))
+    proc = subprocess.run([command], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    official = json.loads((export / "resultPixelLevelSemanticLabeling.json").read_text())["averageScoreClasses"]
+    assert abs(official - ours) <= 1e-4, (official, ours)
+
+
+def test_eval_counts_an_unreadable_val_image_and_says_it_is_not_in_the_numbers(trained, demo_root, tmp_path):
+    import glob
+    import shutil
+
+    cfg_path, ckpt = trained
+    root = tmp_path / "demo"
+    shutil.copytree(demo_root, root)
+    bad = sorted(glob.glob(str(root / "leftImg8bit" / "val" / "*" / "*.png")))[1]
+    with open(bad, "r+b") as f:
+        f.truncate(100)  # a truncated PNG
+    proc = tool("eval.py", cfg_path, f"data.root={root}", "--checkpoint", ckpt, check=False)
+    assert proc.returncode == 1
+    assert "1 of 3 images could not be read and are NOT in these numbers:" in proc.stdout
+    assert os.path.basename(bad) in proc.stdout
+    metrics = json.loads((ckpt.parent / "eval_val.json").read_text())
+    assert metrics["images"] == 2 and len(metrics["skipped"]) == 1
 
 
 def test_eval_bad_checkpoint_is_one_line(trained, tmp_path):
@@ -63,27 +102,65 @@ def test_eval_bad_checkpoint_is_one_line(trained, tmp_path):
     assert proc.returncode == 2 and "checkpoint not found" in proc.stderr
 
 
-def test_infer_folder_with_odd_images_and_a_corrupt_one(trained, tmp_path):
+def test_infer_folder_with_odd_images_and_every_kind_of_bad_one(trained, tmp_path):
+    import cv2
+
     cfg, ckpt = trained
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
     write_png(str(src / "rgb.png"), np.random.randint(0, 255, (37, 53, 3), np.uint8))
     write_png(str(src / "gray.png"), np.random.randint(0, 255, (40, 30), np.uint8), rgb=False)
-    import cv2
-
     cv2.imwrite(str(src / "rgba.png"), np.random.randint(0, 255, (20, 25, 4), np.uint8))
     cv2.imwrite(str(src / "photo.jpg"), np.random.randint(0, 255, (33, 44, 3), np.uint8))
     write_png(str(src / "sub" / "deep.png"), np.random.randint(0, 255, (16, 16, 3), np.uint8))
+    write_png(str(src / "a_one_pixel.png"), np.array([[[200, 10, 10]]], np.uint8))  # valid: predicted
+    write_png(str(src / "tall.png"), np.random.randint(0, 255, (40, 1, 3), np.uint8))
     (src / "broken.png").write_bytes(b"\x89PNG garbage")
+    (src / "empty.jpg").write_bytes(b"")
+    ok, jpg = cv2.imencode(".jpg", np.random.randint(0, 255, (64, 64, 3), np.uint8))
+    (src / "cut.jpg").write_bytes(jpg.tobytes()[: len(jpg) - 40])
+    ok, png = cv2.imencode(".png", np.random.randint(0, 255, (64, 64, 3), np.uint8))
+    (src / "cut.png").write_bytes(png.tobytes()[: len(png) // 2])
     out = tmp_path / "out"
     proc = tool("infer.py", cfg, "--checkpoint", ckpt, "--input", src, "--output", out, "--recursive", check=False)
     assert proc.returncode == 1
-    assert "5 images segmented" in proc.stdout and "1 failed" in proc.stdout and "broken.png" in proc.stdout
+    assert "7 images segmented" in proc.stdout and "4 failed" in proc.stdout
+    failures = [line for line in proc.stdout.splitlines() if line.startswith("  failed: ")]
+    assert sorted(os.path.basename(line.split(":")[1].strip()) for line in failures) == [
+        "broken.png", "cut.jpg", "cut.png", "empty.jpg"]
     for stem, shape in (("rgb", (37, 53)), ("gray", (40, 30)), ("rgba", (20, 25)), ("photo", (33, 44)),
-                        ("sub/deep", (16, 16))):
+                        ("sub/deep", (16, 16)), ("a_one_pixel", (1, 1)), ("tall", (40, 1))):
         pred = read_mask(str(out / f"{stem}_pred.png"))
         assert pred.shape == shape and pred.max() < 19
         assert (out / f"{stem}_color.png").is_file() and (out / f"{stem}_overlay.jpg").is_file()
+
+
+def test_an_error_inside_the_model_skips_only_that_image(trained, tmp_path):
+    from segattn.config import load_config
+    from segattn.data import dataset_palette
+    from segattn.engine.predictor import infer_folder, load_model
+
+    cfg_path, ckpt = trained
+    cfg = load_config(str(cfg_path), ["eval.scales=[1.0]"])
+    model, _ = load_model(cfg, str(ckpt), "cpu")
+    forward = model.forward
+
+    def flaky(x):
+        if x.shape[-1] == 26:  # the one image the model cannot take
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return forward(x)
+
+    model.forward = flaky
+    src = tmp_path / "in"
+    src.mkdir()
+    write_png(str(src / "a.png"), np.zeros((20, 26, 3), np.uint8))
+    write_png(str(src / "b.png"), np.zeros((20, 26 * 2, 3), np.uint8))
+    write_png(str(src / "c.png"), np.zeros((20, 30, 3), np.uint8))
+    done, failed = infer_folder(model, cfg, str(src), str(tmp_path / "out"), dataset_palette(cfg.data), "cpu",
+                                progress=False)
+    assert done == 2 and [os.path.basename(p) for p, _ in failed] == ["a.png"]
+    assert failed[0][1].endswith("a.png: RuntimeError: CUDA out of memory (simulated)")
+    assert (tmp_path / "out" / "c_pred.png").is_file()
 
 
 def test_check_dataset_exit_status(demo_root, tmp_path):
@@ -173,3 +250,27 @@ def test_out_of_range_values_are_one_line_and_debug_shows_the_traceback(trained)
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     proc = tool("train.py", cfg, "train.lr=-1", "--debug", check=False)
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "ConfigError" in proc.stderr
+
+
+def test_paper_config_without_cityscapes_says_where_it_comes_from(tmp_path):
+    env_offline = {**os.environ, "HF_HUB_OFFLINE": "1"}  # were weights tried first, this would fail on them
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train.py"), "configs/ccnet.yaml",
+                           f"data.root={tmp_path / 'cityscapes'}", "--no-progress"], capture_output=True, text=True,
+                          cwd=ROOT, env=env_offline, timeout=600)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    for words in ("holds no Cityscapes split 'train'", "https://www.cityscapes-dataset.com",
+                  "leftImg8bit_trainvaltest.zip", "gtFine_trainvaltest.zip", "data.root=PATH",
+                  "python tools/train.py configs/demo/ccnet.yaml"):
+        assert words in proc.stderr, words
+    assert "weights" not in proc.stderr
+
+
+def test_weights_that_cannot_be_fetched_are_one_line_with_the_ways_round(trained, tmp_path):
+    cfg, _ = trained
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train.py"), str(cfg),
+                           "model.encoder.weights=imagenet", "--no-progress"], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+    assert proc.returncode == 2
+    line, = proc.stderr.strip().splitlines()
+    assert line.startswith("error: model.encoder.weights=imagenet: could not fetch the imagenet weights of 'resnet18'")
+    assert "model.encoder.weights=PATH" in line and "model.encoder.weights=null" in line and "huggingface" in line
