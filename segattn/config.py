@@ -91,7 +91,8 @@ class TrainConfig:
     checkpoint_interval: int = 1000
     num_vis: int = 4                 # val images with predictions in TensorBoard
     seed: int = 0
-    amp: str = "fp16"                # fp16 (GradScaler) | bf16 | off; used on CUDA (bf16 also on CPU)
+    amp: str = "fp16"                # fp16 (GradScaler, CUDA only) | bf16 | auto (fp16 on CUDA, bf16 on CPUs with it) | off
+    channels_last: bool = False      # NHWC activations and weights: faster convolutions on recent CPUs and GPUs
     accumulate: int = 1              # gradient accumulation steps per iteration
     device: str = "auto"             # auto | cpu | cuda | cuda:N
     threads: int = 0                 # torch CPU threads; 0 leaves torch's default
@@ -294,7 +295,8 @@ def validate(cfg: DictConfig, source: str = "config"):
     _require(t.max_iters >= 1, source, "train.max_iters", "must be >= 1")
     _require(t.lr > 0, source, "train.lr", f"must be > 0, got {t.lr}")
     _require(t.momentum >= 0 and t.weight_decay >= 0, source, "train.momentum/weight_decay", "must be >= 0")
-    _require(t.amp in ("fp16", "bf16", "off"), source, "train.amp", f"must be fp16, bf16 or off, got {t.amp!r}")
+    _require(t.amp in ("fp16", "bf16", "auto", "off"), source, "train.amp",
+             f"must be fp16, bf16, auto or off, got {t.amp!r}")
     _require(t.accumulate >= 1, source, "train.accumulate", "must be >= 1")
     _require(t.max_nonfinite >= 1, source, "train.max_nonfinite", "must be >= 1")
     _require(t.loss in ("ce", "ohem"), source, "train.loss", f"must be ce or ohem, got {t.loss!r}")

@@ -210,26 +210,41 @@ def instance_ids(label: np.ndarray) -> np.ndarray:
     return out
 
 
+def _write_scene(job):
+    root, split, i, seed, size = job
+    rng = np.random.default_rng([seed, 0 if split == "train" else 1, i])
+    cities = CITIES[split]
+    city = cities[i % len(cities)]
+    name = f"{city}_{i // len(cities):06d}_{19:06d}"
+    image, label = render_scene(rng, size)
+    for kind, array, suffix in (("leftImg8bit", image, "_leftImg8bit.png"), ("gtFine", label, "_gtFine_labelIds.png"),
+                                ("gtFine", instance_ids(label), "_gtFine_instanceIds.png")):
+        folder = os.path.join(root, kind, split, city)
+        os.makedirs(folder, exist_ok=True)
+        write_png(os.path.join(folder, name + suffix), array)
+
+
 def generate(root: str, num_train: int = 300, num_val: int = 50, seed: int = 0, size=SIZE, progress=True) -> str:
     """Write the demo dataset under ``root`` (skips it when already complete)."""
     marker = os.path.join(root, ".complete")
     expected = f"{num_train} {num_val} {seed} {size[0]} {size[1]} instances"
     if os.path.isfile(marker) and open(marker).read().strip() == expected:
         return root
+    from concurrent.futures import ProcessPoolExecutor
+
     from tqdm import tqdm
 
-    jobs = [("train", i) for i in range(num_train)] + [("val", i) for i in range(num_val)]
-    for split, i in tqdm(jobs, desc=f"generating demo data in {root}", disable=not progress):
-        rng = np.random.default_rng([seed, 0 if split == "train" else 1, i])
-        cities = CITIES[split]
-        city = cities[i % len(cities)]
-        name = f"{city}_{i // len(cities):06d}_{19:06d}"
-        image, label = render_scene(rng, size)
-        for kind, array, suffix in (("leftImg8bit", image, "_leftImg8bit.png"), ("gtFine", label, "_gtFine_labelIds.png"),
-                                    ("gtFine", instance_ids(label), "_gtFine_instanceIds.png")):
-            folder = os.path.join(root, kind, split, city)
-            os.makedirs(folder, exist_ok=True)
-            write_png(os.path.join(folder, name + suffix), array)
+    jobs = [(root, split, i, seed, size) for split, count in (("train", num_train), ("val", num_val))
+            for i in range(count)]
+    workers = min(os.cpu_count() or 1, 8)
+    desc = f"generating demo data in {root}"
+    if workers > 1 and len(jobs) > 16:  # each scene depends only on (seed, split, index): any order, any process
+        with ProcessPoolExecutor(workers) as pool:
+            for _ in tqdm(pool.map(_write_scene, jobs, chunksize=8), total=len(jobs), desc=desc, disable=not progress):
+                pass
+    else:
+        for job in tqdm(jobs, desc=desc, disable=not progress):
+            _write_scene(job)
     with open(marker, "w") as f:
         f.write(expected + "\n")
     return root

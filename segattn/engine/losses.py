@@ -10,20 +10,20 @@ from torch import nn
 
 
 def ohem_cross_entropy(logits, target, ignore_index=255, thresh=0.7, min_kept=100000):
+    # one log-softmax serves both the selection and the loss: p(true class) = exp(-per-pixel CE)
+    pixel_loss = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none")
     with torch.no_grad():
         valid = target != ignore_index
-        prob = torch.softmax(logits.float(), dim=1)
-        p_true = prob.gather(1, target.clamp(max=logits.shape[1] - 1).unsqueeze(1)).squeeze(1)
+        p_true = torch.exp(-pixel_loss)
         p_valid = p_true[valid]
         threshold = thresh
         if p_valid.numel() > 0 and min_kept > 0:
             k = min(p_valid.numel(), min_kept)
             threshold = max(thresh, float(p_valid.kthvalue(k).values))
         keep = valid & (p_true <= threshold)
-        target = torch.where(keep, target, torch.full_like(target, ignore_index))
     if not keep.any():
         return logits.sum() * 0.0
-    return F.cross_entropy(logits, target, ignore_index=ignore_index)
+    return pixel_loss[keep].mean()
 
 
 class SegmentationLoss(nn.Module):

@@ -28,3 +28,19 @@ def test_weighted_sum_of_outputs():
     expected = sum(w * F.cross_entropy(outs[k], target) for k, w in (("main", 1), ("aux", 0.4), ("pam", 1)))
     torch.testing.assert_close(total, expected)
     assert set(terms) == {"main", "aux", "pam"}
+
+
+def test_ohem_equals_the_softmax_formulation_on_random_logits():
+    """As CCNet's OhemCrossEntropy2d: softmax, threshold at max(thresh, k-th smallest p_true), CE over the kept."""
+    torch.manual_seed(1)
+    logits = torch.randn(2, 5, 7, 9) * 3
+    target = torch.randint(0, 5, (2, 7, 9))
+    target[0, :2] = 255
+    for thresh, min_kept in ((0.7, 10), (0.7, 100), (0.3, 0), (0.9, 1000)):
+        prob = torch.softmax(logits, 1).gather(1, target.clamp(max=4)[:, None])[:, 0]
+        valid = target != 255
+        threshold = max(thresh, float(prob[valid].kthvalue(min(min_kept, int(valid.sum()))).values)) if min_kept \
+            else thresh
+        kept = torch.where(valid & (prob <= threshold), target, torch.full_like(target, 255))
+        torch.testing.assert_close(ohem_cross_entropy(logits, target, 255, thresh, min_kept),
+                                   F.cross_entropy(logits, kept, ignore_index=255))
