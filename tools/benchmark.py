@@ -85,9 +85,10 @@ def main(argv=None):
         print(f"\n### {device} ({name}), batch {args.batch}, features {args.channels} x {h} x {w}\n")
         print(markdown_table(rows))
         if ratios:
-            print(f"\nRCCA vs Non-local block: Non-local saves {ratios['nonlocal_over_rcca_act_memory']:.1f}x the "
-                  f"activation memory of RCCA (paper: 11x); RCCA needs {100 * ratios['rcca_flops_reduction']:.1f}% "
-                  "fewer FLOPs (paper: 85%)")
+            print(f"\nRCCA vs Non-local block: Non-local needs {ratios['nonlocal_over_rcca_inference_memory']:.1f}x "
+                  f"the inference peak memory of RCCA (paper: 11x) and saves "
+                  f"{ratios['nonlocal_over_rcca_act_memory']:.1f}x its memory for backward; RCCA needs "
+                  f"{100 * ratios['rcca_flops_reduction']:.1f}% fewer FLOPs (paper: 85%)")
             if "nonlocal_over_rcca_peak_memory" in ratios:
                 print(f"peak CUDA memory ratio Non-local / RCCA: {ratios['nonlocal_over_rcca_peak_memory']:.1f}x")
     if args.json:

@@ -8,8 +8,11 @@ meaningful:
 * ``fwd_ms`` / ``fwd_bwd_ms``: median wall time over ``repeats`` runs after a
   warm-up, synchronised on CUDA.
 * ``act_mb``: bytes of the tensors autograd saves for backward in one training
-  forward (unique storages, parameters excluded): the activation memory the
-  CCNet paper compares, measurable on any device.
+  forward (unique storages; parameters and the inputs themselves excluded), from
+  saved-tensor hooks: the activation memory training keeps, on any device.
+* ``infer_mb``: peak memory allocated during one inference forward (no autograd)
+  above what existed before it, the CCNet paper's comparison: the CUDA caching
+  allocator's statistics on a GPU, the profiler's allocation events on a CPU.
 * ``peak_mb`` (CUDA only): peak allocated memory of a forward + backward above
   what was allocated before it.
 """
@@ -49,15 +52,18 @@ def count_flops(module: nn.Module, inputs: tuple) -> int:
     return counter.get_total_flops()
 
 
-def saved_activation_bytes(module: nn.Module, inputs: tuple) -> int:
-    """Bytes autograd keeps for backward in one forward (unique storages, no parameters)."""
-    params = {p.untyped_storage().data_ptr() for p in module.parameters()}
+def saved_activation_bytes(module: nn.Module, inputs: tuple, exclude=()) -> int:
+    """Bytes autograd keeps for backward in one forward: unique storages, not parameters, not ``exclude``.
+
+    ``exclude`` holds storage pointers (e.g. the inputs', which exist anyway).
+    """
+    skip = {p.untyped_storage().data_ptr() for p in module.parameters()} | set(exclude)
     seen = {}
 
     def pack(t):
         if t.device.type != "meta":
             s = t.untyped_storage()
-            if s.data_ptr() not in params:
+            if s.data_ptr() not in skip:
                 seen[s.data_ptr()] = s.nbytes()
         return t
 
@@ -78,6 +84,21 @@ def time_ms(fn: Callable, device, repeats: int, warmup: int) -> float:
         _sync(device)
         times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
+
+
+def peak_cpu_bytes(fn: Callable) -> int:
+    """Peak of live bytes allocated by ``fn`` on the CPU, from the profiler's allocation/free events."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                    if e.name() == "[memory]")
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return peak
 
 
 def peak_cuda_mb(fn: Callable, device) -> float:
@@ -109,7 +130,10 @@ def measure(case: Case, device="cpu", repeats: int = 3, warmup: int = 1, backwar
         "name": case.name,
         "params_m": sum(p.numel() for p in module.parameters()) / 1e6,
         "gflops": count_flops(module, inputs) / 1e9,
-        "act_mb": saved_activation_bytes(module, grad_inputs) / 2**20,
+        "act_mb": saved_activation_bytes(module, grad_inputs,
+                                         exclude={t.untyped_storage().data_ptr() for t in grad_inputs}) / 2**20,
+        "infer_mb": (peak_cuda_mb(fwd, device) if torch.device(device).type == "cuda"
+                     else peak_cpu_bytes(fwd) / 2**20),
         "fwd_ms": time_ms(fwd, device, repeats, warmup),
         "fwd_bwd_ms": time_ms(fwd_bwd, device, repeats, warmup) if backward else None,
         "peak_mb": peak_cuda_mb(fwd_bwd, device) if torch.device(device).type == "cuda" else None,
@@ -120,7 +144,8 @@ def measure(case: Case, device="cpu", repeats: int = 3, warmup: int = 1, backwar
 def markdown_table(rows: List[dict], columns=None) -> str:
     columns = columns or [("group", "group"), ("name", "name"), ("params_m", "params (M)"),
                           ("gflops", "GFLOPs fwd"), ("fwd_ms", "fwd ms"), ("fwd_bwd_ms", "fwd+bwd ms"),
-                          ("act_mb", "saved act. MB"), ("peak_mb", "peak MB (CUDA)")]
+                          ("act_mb", "saved act. MB"), ("infer_mb", "inference peak MB"),
+                          ("peak_mb", "train peak MB (CUDA)")]
 
     def fmt(v):
         if v is None:
@@ -197,7 +222,8 @@ def attention_cases(channels=512, height=97, width=97, batch=1, recurrence=2):
     return [
         Case("block", f"RCCA (R={recurrence})", _Repeat(CrissCrossAttention(channels), recurrence), block_inputs),
         Case("block", "Non-local", NonLocalBlock(channels), block_inputs),
-        Case("op", "criss-cross", _Op(criss_cross_attention), op_inputs),
+        Case("op", "criss-cross (lean)", _ImplScope(_Op(criss_cross_attention), "lean"), op_inputs),
+        Case("op", "criss-cross (reference)", _ImplScope(_Op(criss_cross_attention), "reference"), op_inputs),
         Case("op", "dense (non-local)", _Op(dense_attention), op_inputs),
     ]
 
@@ -209,6 +235,7 @@ def paper_ratios(rows: List[dict]) -> dict:
     if not (rcca and nl):
         return {}
     ratios = {"nonlocal_over_rcca_act_memory": nl["act_mb"] / rcca["act_mb"],
+              "nonlocal_over_rcca_inference_memory": nl["infer_mb"] / rcca["infer_mb"],
               "rcca_flops_reduction": 1.0 - rcca["gflops"] / nl["gflops"]}
     if rcca.get("peak_mb") and nl.get("peak_mb"):
         ratios["nonlocal_over_rcca_peak_memory"] = nl["peak_mb"] / rcca["peak_mb"]
@@ -236,17 +263,18 @@ class _ImplScope(nn.Module):
                 os.environ["SEGATTN_CCA_IMPL"] = old
 
 
-OP_IMPLS = ("reference", "compiled", "triton")
+OP_IMPLS = ("reference", "lean", "compiled", "triton")
 
 
 def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (129, 257)),
              dtypes=(torch.float32, torch.bfloat16), head_in=2048, impls=OP_IMPLS):
-    """The criss-cross op and the RCCA head under each implementation (issue: fused kernel).
+    """The criss-cross op and the RCCA head under each implementation.
 
-    ``compiled`` is ``torch.compile`` of the reference. Triton needs CUDA; on
+    ``lean`` is the memory-lean PyTorch op, ``compiled`` is ``torch.compile`` of the reference. Triton needs CUDA; on
     other devices its rows are returned as ``None`` so the table says "not measured".
     """
     from ..models.heads import RCCAHead
+    from ..ops.lean import criss_cross_attention_lean
     from ..ops.reference import criss_cross_attention_reference
 
     is_cuda = torch.device(device).type == "cuda"
@@ -268,9 +296,11 @@ def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (12
                     cases.append(Case("op", f"{impl}: {tag}", None, op_inputs))
                     cases.append(Case("rcca head", f"{impl}: {tag}", None, head_inputs))
                     continue
-                op = _ImplScope(_Op(criss_cross_attention_reference if impl != "triton" else _triton_op()),
-                                "reference" if impl != "triton" else "triton")
-                head = _ImplScope(RCCAHead(head_in, channels, 19).to(dtype), impl if impl == "triton" else "reference")
+                scope = {"compiled": "reference"}.get(impl, impl)
+                fn = {"triton": _triton_op, "lean": lambda: criss_cross_attention_lean}.get(
+                    impl, lambda: criss_cross_attention_reference)()
+                op = _ImplScope(_Op(fn), scope)
+                head = _ImplScope(RCCAHead(head_in, channels, 19).to(dtype), scope)
                 if impl == "compiled":
                     op, head = torch.compile(op), torch.compile(head)
                 cases.append(Case("op", f"{impl}: {tag}", op, op_inputs))

@@ -1,9 +1,11 @@
 """Criss-cross attention: the functional op, its dispatch, and the CCNet module.
 
 ``criss_cross_attention(q, k, v)`` is the single entry point. It runs the fused
-Triton kernel for CUDA tensors when Triton is importable and the pure-PyTorch
-reference otherwise. ``SEGATTN_CCA_IMPL=reference|triton`` forces one; a forced
-``triton`` that cannot run is an error, never a silent fallback.
+Triton kernel for CUDA tensors when Triton is importable, and otherwise the
+memory-lean PyTorch op (``lean.py``: keeps no attention tensor for backward).
+``SEGATTN_CCA_IMPL=reference|lean|triton`` forces one (``reference`` is the
+plain autograd version the others are tested against); a forced ``triton``
+that cannot run is an error, never a silent fallback.
 """
 import os
 
@@ -11,9 +13,10 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, RunError
+from .lean import criss_cross_attention_lean, criss_cross_block_inference
 from .reference import criss_cross_attention_reference
 
-IMPLS = ("auto", "reference", "triton")
+IMPLS = ("auto", "reference", "lean", "triton")
 ENV_VAR = "SEGATTN_CCA_IMPL"
 
 
@@ -36,8 +39,8 @@ def select_impl(q: torch.Tensor) -> str:
     impl = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
     if impl not in IMPLS:
         raise ConfigError(f"{ENV_VAR}={impl!r} is not one of {', '.join(IMPLS)}")
-    if impl == "reference":
-        return "reference"
+    if impl in ("reference", "lean"):
+        return impl
     if impl == "triton":
         if not triton_available():
             raise RunError(f"{ENV_VAR}=triton but triton is not importable; install triton or unset {ENV_VAR}")
@@ -55,7 +58,7 @@ def select_impl(q: torch.Tensor) -> str:
 
         if supported(q):
             return "triton"
-    return "reference"
+    return "lean"
 
 
 def _check_shapes(q, k, v):
@@ -74,10 +77,13 @@ def criss_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> 
     :class:`CrissCrossAttention` for the CCNet module.
     """
     _check_shapes(q, k, v)
-    if select_impl(q) == "triton":
+    impl = select_impl(q)
+    if impl == "triton":
         from .triton_kernels import criss_cross_attention_triton
 
         return criss_cross_attention_triton(q, k, v)
+    if impl == "lean":
+        return criss_cross_attention_lean(q, k, v)
     return criss_cross_attention_reference(q, k, v)
 
 
@@ -87,6 +93,9 @@ class CrissCrossAttention(nn.Module):
     ``x (B, C, H, W) -> gamma * CCA(q(x), k(x), v(x)) + x`` with q, k 1x1
     convolutions to ``C // 8`` channels, v a 1x1 convolution to C, and gamma a
     learnt scalar initialised to 0 so the module starts as the identity.
+    Without autograd, on the lean path, the value projection is computed one
+    channel chunk at a time (:func:`criss_cross_block_inference`), so inference
+    holds no full-size copy of v.
     """
 
     def __init__(self, in_channels: int, reduction: int = 8):
@@ -101,5 +110,7 @@ class CrissCrossAttention(nn.Module):
         return self.query_conv(x), self.key_conv(x), self.value_conv(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled() and select_impl(x) == "lean":
+            return criss_cross_block_inference(x, self.query_conv, self.key_conv, self.value_conv, self.gamma)
         q, k, v = self.qkv(x)
         return self.gamma * criss_cross_attention(q, k, v) + x

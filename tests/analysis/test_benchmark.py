@@ -24,12 +24,16 @@ def test_saved_activation_bytes_counts_attention_matrix():
 def test_measure_row_and_table():
     cases = attention_cases(channels=16, height=9, width=11)
     rows = [measure(c, "cpu", repeats=1, warmup=0) for c in cases]
-    assert [r["group"] for r in rows] == ["block", "block", "op", "op"]
+    assert [r["group"] for r in rows] == ["block", "block", "op", "op", "op"]
+    by = {r["name"]: r for r in rows}
     for r in rows:
-        assert r["fwd_ms"] > 0 and r["fwd_bwd_ms"] > 0 and r["gflops"] > 0 and r["act_mb"] > 0
+        assert r["fwd_ms"] > 0 and r["fwd_bwd_ms"] > 0 and r["gflops"] > 0 and r["infer_mb"] > 0
         assert r["peak_mb"] is None  # CPU
+    # beyond its inputs, the lean op keeps one (B, H, W) float32 log-sum-exp; the reference its weights
+    assert by["criss-cross (lean)"]["act_mb"] * 2**20 == 9 * 11 * 4
+    assert by["criss-cross (reference)"]["act_mb"] > by["criss-cross (lean)"]["act_mb"]
     ratios = paper_ratios(rows)
-    assert 0 < ratios["rcca_flops_reduction"] < 1
+    assert 0 < ratios["rcca_flops_reduction"] < 1 and ratios["nonlocal_over_rcca_inference_memory"] > 0
     table = markdown_table(rows)
     assert table.count("\n") == len(rows) + 1 and "RCCA (R=2)" in table
 

@@ -119,11 +119,13 @@ def test_unsupported_inputs_are_reported():
 def test_dispatch_rules(monkeypatch):
     q = torch.zeros(1, 8, 3, 3)
     monkeypatch.delenv("SEGATTN_CCA_IMPL", raising=False)
-    assert select_impl(q) == "reference"  # auto: CPU tensors use the reference
+    assert select_impl(q) == "lean"  # auto: CPU tensors use the memory-lean PyTorch op
     monkeypatch.setenv("SEGATTN_CCA_IMPL", "reference")
     assert select_impl(q) == "reference"
+    monkeypatch.setenv("SEGATTN_CCA_IMPL", "lean")
+    assert select_impl(q) == "lean"
     monkeypatch.setenv("SEGATTN_CCA_IMPL", "bogus")
-    with pytest.raises(ValueError, match="SEGATTN_CCA_IMPL='bogus' is not one of auto, reference, triton"):
+    with pytest.raises(ValueError, match="SEGATTN_CCA_IMPL='bogus' is not one of auto, reference, lean, triton"):
         select_impl(q)
     monkeypatch.setenv("SEGATTN_CCA_IMPL", "triton")
     monkeypatch.setenv("TRITON_INTERPRET", "0")
