@@ -9,11 +9,10 @@ import os
 import torch
 from torch import nn
 
+from ..engine.trainer import Trainer
 from ..models.attention import is_none
 from ..registry import parse_spec
-
 from .benchmark import count_flops, saved_activation_bytes
-from ..engine.trainer import Trainer
 
 MARK_START, MARK_END = "<!-- compare:start -->", "<!-- compare:end -->"
 

@@ -7,13 +7,16 @@ same folder, is fsynced, then renamed over the target, so a kill mid-write
 leaves the previous checkpoint intact.
 """
 import glob
+import logging
 import os
 import re
 import tempfile
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, MissingFileError
+
+log = logging.getLogger("segattn")
 
 
 TMP_PREFIX = ".tmp-"
@@ -106,3 +109,16 @@ def load_model_weights(model: torch.nn.Module, state: dict, path: str = "checkpo
             parts.append(f"{len(unexpected)} unexpected keys, e.g. {unexpected[:3]}")
         raise CheckpointError(f"{path}: does not fit this model (another head or class count?): " + "; ".join(parts))
     model.load_state_dict(state)
+
+
+def newest_valid_checkpoint(folder: str) -> str:
+    """The most recently written checkpoint in ``folder`` that loads; skips damaged files."""
+    candidates = sorted(glob.glob(os.path.join(folder, "*.pth")), key=os.path.getmtime, reverse=True)
+    for path in candidates:
+        try:
+            load_checkpoint(path)
+        except Exception as err:  # damaged or foreign file: say so and try the next
+            log.warning("skipping %s: %s", path, err)
+            continue
+        return path
+    raise MissingFileError(f"--resume: no readable checkpoint in {folder!r}; train without --resume to start")

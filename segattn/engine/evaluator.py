@@ -6,8 +6,8 @@ import torch
 from tqdm import tqdm
 
 from ..data.palette import colorize
-from .inference import predict_from_config
 from .distributed import gather_lists, get_rank, get_world_size
+from .inference import predict_from_config
 from .loader import BadSampleCounter, ShardSampler, SkipBadSamples, make_loader
 from .metrics import ConfusionMatrix
 

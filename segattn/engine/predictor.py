@@ -9,12 +9,12 @@ from tqdm import tqdm
 
 from ..data.io import IMAGE_EXTENSIONS, UnreadableImage, read_image, write_png
 from ..data.palette import colorize
-from ..errors import MissingFileError, OutputError
 from ..data.transforms import normalize_image
+from ..errors import MissingFileError, OutputError
 from ..models import build_model
 from .checkpoint import load_checkpoint, load_model_weights
+from .device import resolve_device
 from .inference import predict_from_config
-from .trainer import resolve_device
 
 
 def load_model(cfg, checkpoint: str, device):

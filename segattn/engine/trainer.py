@@ -10,50 +10,34 @@ import os
 import time
 from contextlib import nullcontext
 
-import numpy as np
 import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from ..data import build_dataset
-from ..errors import ConfigError, DataError, MissingFileError, RunError
+from ..errors import ConfigError, DataError, RunError
 from ..models import build_model
-from .checkpoint import load_checkpoint, load_model_weights, remove_stale_temporaries, save_atomic
+from .checkpoint import (
+    load_checkpoint,
+    load_model_weights,
+    newest_valid_checkpoint,
+    remove_stale_temporaries,
+    save_atomic,
+)
+from .device import autocast_dtype, resolve_device
 from .distributed import all_ranks, barrier, init_distributed_mode, mean_over_ranks
 from .evaluator import evaluate
 from .loader import BadSampleCounter, EpochSampler, SkipBadSamples, make_loader
 from .losses import build_loss
 from .metrics import format_table
 from .rng import rank_seed, rng_state, seed_everything, set_rng_state
+from .tensorboard import NullWriter, Visualiser, tensorboard
 
 log = logging.getLogger("segattn")
 
 
 class NonFiniteLoss(RunError):
     """Too many non-finite losses in a row: the run stops, its last good checkpoint kept."""
-
-
-def newest_valid_checkpoint(folder: str) -> str:
-    """The most recently written checkpoint in ``folder`` that loads; skips damaged files."""
-    import glob
-
-    candidates = sorted(glob.glob(os.path.join(folder, "*.pth")), key=os.path.getmtime, reverse=True)
-    for path in candidates:
-        try:
-            load_checkpoint(path)
-        except Exception as err:  # damaged or foreign file: say so and try the next
-            log.warning("skipping %s: %s", path, err)
-            continue
-        return path
-    raise MissingFileError(f"--resume: no readable checkpoint in {folder!r}; train without --resume to start")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name} but torch sees no CUDA device; use train.device=cpu")
-    return torch.device(name)
 
 
 def poly_lambda(max_iters: int, power: float):
@@ -68,22 +52,6 @@ def gradients_finite(model) -> bool:
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     # a float64 sum is NaN or inf exactly when an element is (float32 values cannot overflow it): one cheap pass
     return bool(torch.isfinite(torch.stack([g.sum(dtype=torch.float64) for g in grads]).sum())) if grads else True
-
-
-def autocast_dtype(amp: str, device: torch.device):
-    """``train.amp`` -> the autocast dtype, or None for float32.
-
-    fp16 runs on CUDA only (with a GradScaler); bf16 anywhere; ``auto`` is fp16 on
-    CUDA, bf16 on a CPU with native bf16 arithmetic (AVX512-BF16 / AMX, where
-    oneDNN's bf16 convolutions are about 1.5x faster), float32 on other CPUs.
-    """
-    if amp == "auto":
-        if device.type == "cuda":
-            return torch.float16
-        return torch.bfloat16 if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
-    if amp == "fp16":
-        return torch.float16 if device.type == "cuda" else None
-    return torch.bfloat16 if amp == "bf16" else None
 
 
 def build_optimizer(model, cfg):
@@ -311,12 +279,12 @@ class Trainer:
         """TensorBoard on rank 0 (opened on first use, so validate() works without fit()); a no-op elsewhere."""
         if self._writer is None:
             t = self.cfg.train
-            self._writer = _tensorboard(os.path.join(t.log_dir, t.experiment)) if self.main else _NullWriter()
+            self._writer = tensorboard(os.path.join(t.log_dir, t.experiment)) if self.main else NullWriter()
         return self._writer
 
     def validate(self):
         start = time.time()
-        vis = _Visualiser(self.writer, self.iteration, self.val_set.palette, self.cfg.train.num_vis)
+        vis = Visualiser(self.writer, self.iteration, self.val_set.palette, self.cfg.train.num_vis)
         metrics = evaluate(self.model, self.val_set, self.cfg, self.device, self.progress, vis_callback=vis)
         metrics["iteration"] = self.iteration
         self.metrics = metrics
@@ -329,38 +297,6 @@ class Trainer:
         if metrics["mIoU"] > self.best_miou:
             self.best_miou = metrics["mIoU"]
             self.save("best.pth")
-
-
-class _Visualiser:
-    """Logs the first ``n`` val images with ground truth and prediction to TensorBoard."""
-
-    def __init__(self, writer, step, palette, n):
-        self.writer, self.step, self.palette, self.n = writer, step, palette, n
-
-    def __call__(self, index, image, mask, pred):
-        if index >= self.n:
-            return
-        from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
-        from ..data.palette import colorize
-
-        img = image.cpu() * torch.tensor(IMAGENET_STD)[:, None, None] + torch.tensor(IMAGENET_MEAN)[:, None, None]
-        img = (img.clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
-        panel = np.concatenate([img, colorize(mask.numpy().astype(np.uint8), self.palette),
-                                colorize(pred.numpy().astype(np.uint8), self.palette)], axis=1)
-        self.writer.add_image(f"val/{index}", panel, self.step, dataformats="HWC")
-
-
-class _NullWriter:
-    """TensorBoard stand-in for ranks other than 0."""
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
-
-
-def _tensorboard(path):
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(path)
 
 
 def train(cfg, resume=None, progress=True) -> dict:

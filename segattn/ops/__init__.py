@@ -1,5 +1,10 @@
 """Operators: criss-cross attention (functional op, module, reference)."""
-from .criss_cross import CrissCrossAttention, criss_cross_attention, select_impl, triton_available
+from .criss_cross import (
+    CrissCrossAttention,
+    criss_cross_attention,
+    select_impl,
+    triton_available,
+)
 from .reference import criss_cross_attention_maps, criss_cross_attention_reference
 
 __all__ = [

@@ -5,8 +5,8 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-
 from helpers import ddp_config, ddp_probe_worker, ddp_worker
+
 from segattn.engine.checkpoint import load_checkpoint
 from segattn.engine.evaluator import evaluate
 from segattn.engine.trainer import Trainer

@@ -6,13 +6,19 @@ import stat
 import numpy as np
 import pytest
 import torch
-
 from helpers import tiny_config
+
 from segattn.data.check import check_split
 from segattn.data.io import write_png
-from segattn.engine.checkpoint import CheckpointError, load_checkpoint, load_model_weights, save_atomic
+from segattn.engine.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_model_weights,
+    newest_valid_checkpoint,
+    save_atomic,
+)
 from segattn.engine.predictor import safe_output_path
-from segattn.engine.trainer import NonFiniteLoss, Trainer, newest_valid_checkpoint
+from segattn.engine.trainer import NonFiniteLoss, Trainer
 from segattn.errors import OutputError
 
 

@@ -3,8 +3,8 @@ import os
 import numpy as np
 import pytest
 import torch
-
 from helpers import tiny_config
+
 from segattn.engine.checkpoint import load_checkpoint
 from segattn.engine.trainer import Trainer
 
