@@ -40,6 +40,8 @@ def get_args_parser():
     p.add_argument("--groups", default="head,block,op", help="comma list of head, block, op")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--peers", choices=["mmcv"], help="also time mmcv's CCNet module beside ours (same weights, "
+                   "outputs compared first)")
     p.add_argument("--json", help="also write the rows and ratios to this JSON file")
     return p
 
@@ -75,6 +77,10 @@ def main(argv=None):
         if "head" in groups:
             cases += head_cases(args.channels, h, w, args.batch)
         cases += [c for c in attention_cases(512, h, w, args.batch) if c.group in groups]
+        if args.peers:
+            from segattn.analysis.peers import peer_cases
+
+            cases += peer_cases(512, h, w, args.batch)
         rows = []
         for case in cases:
             print(f"[{device}] {case.group} {case.name} ...", file=sys.stderr, flush=True)
