@@ -5,7 +5,6 @@ merge. On top of that every user mistake becomes a :class:`ConfigError`, one
 line naming the file and the dotted key: unknown keys (with the closest valid
 key suggested), wrong types and out-of-range values.
 """
-import difflib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .errors import ConfigError
+from .registry import suggest
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,6 @@ TYPED_KEYS = ("model.head", "model.context_block", "model.encoder.block_attentio
 # the flat model keys of the first config format -> (head that took them, its option name now)
 LEGACY_MODEL_KEYS = {"recurrence": ("ccnet", "recurrence"), "reduction": ("nonlocal", "reduction"),
                      "use_scale": ("nonlocal", "use_scale"), "extra_loss_weights": ("danet", "loss_weights")}
-
 
 
 @dataclass
@@ -91,7 +90,7 @@ class TrainConfig:
     checkpoint_interval: int = 1000
     num_vis: int = 4                 # val images with predictions in TensorBoard
     seed: int = 0
-    amp: str = "fp16"                # fp16 (GradScaler, CUDA only) | bf16 | auto (fp16 on CUDA, bf16 on CPUs with it) | off
+    amp: str = "fp16"                # fp16 (GradScaler, CUDA only) | bf16 | auto (fp16 CUDA, bf16 CPU if native) | off
     channels_last: bool = False      # NHWC activations and weights: faster convolutions on recent CPUs and GPUs
     accumulate: int = 1              # gradient accumulation steps per iteration
     device: str = "auto"             # auto | cpu | cuda | cuda:N
@@ -116,11 +115,6 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-def _suggest(key: str, valid: List[str], prefix: str = "") -> str:
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    return f"; did you mean {prefix + close[0]!r}?" if close else f"; valid keys: {', '.join(sorted(valid))}"
-
-
 def _check_keys(node: Any, schema: Any, prefix: str, source: str):
     """Raise ConfigError for the first key in ``node`` that ``schema`` lacks."""
     if not isinstance(node, (dict, DictConfig)) or not isinstance(schema, DictConfig):
@@ -129,7 +123,7 @@ def _check_keys(node: Any, schema: Any, prefix: str, source: str):
     for key in node.keys():
         dotted = f"{prefix}{key}"
         if str(key) not in valid:
-            raise ConfigError(f"{source}: unknown key {dotted!r}{_suggest(str(key), valid, prefix)}")
+            raise ConfigError(f"{source}: unknown key {dotted!r}{suggest(str(key), valid, prefix, 'valid keys')}")
         child_schema = schema._get_node(key)
         if isinstance(child_schema, DictConfig) and child_schema._metadata.object_type not in (None, dict):
             _check_keys(node[key], child_schema, dotted + ".", source)
@@ -152,7 +146,7 @@ def _require(cond: bool, source: str, key: str, what: str):
 
 
 def _typed(node: Any, key: str) -> Optional[dict]:
-    """The typed spec at dotted ``key`` of ``node`` as a plain dict (None if absent); a bare name -> ``{type: name}``."""
+    """The typed spec at dotted ``key`` of ``node`` as a plain dict (None if absent); a name -> ``{type: name}``."""
     value = OmegaConf.select(node, key, default=None) if isinstance(node, DictConfig) else None
     if isinstance(value, DictConfig):
         return OmegaConf.to_container(value, resolve=True)
@@ -186,7 +180,6 @@ def _upgrade_model(model: Any, source: str) -> Any:
         return model
     model = OmegaConf.create(OmegaConf.to_container(model) if isinstance(model, DictConfig) else dict(model))
     head = _typed(model, "head") or {"type": "ccnet"}
-    head = dict(head) if not isinstance(head, DictConfig) else OmegaConf.to_container(head)
     moved, found = [], [k for k in LEGACY_MODEL_KEYS if k in model]
     for old, (head_type, option) in LEGACY_MODEL_KEYS.items():
         if old in model:

@@ -34,11 +34,11 @@ def parse_spec(spec: Any, key: str) -> Tuple[str, dict]:
     raise ConfigError(f"{key}: expected a name or a mapping with 'type', got {type(spec).__name__}")
 
 
-def suggest(word: str, valid: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` for a close match, else the list of valid words."""
+def suggest(word: str, valid: Iterable[str], prefix: str = "", listing: str = "valid") -> str:
+    """``"; did you mean 'prefix+x'?"`` for a close match, else ``"; <listing>: <the valid words>"``."""
     valid = sorted(valid)
     close = difflib.get_close_matches(word, valid, n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(valid) or '(none)'}"
+    return f"; did you mean {prefix + close[0]!r}?" if close else f"; {listing}: {', '.join(valid) or '(none)'}"
 
 
 class Registry:
@@ -58,9 +58,6 @@ class Registry:
 
     def names(self):
         return list(self._classes)
-
-    def __contains__(self, name) -> bool:
-        return name in self._classes
 
     def get(self, name: str, key: str = None) -> type:
         if name not in self._classes:

@@ -27,7 +27,8 @@ def get_args_parser():
     p.add_argument("--scales", type=float, nargs="+", help="override eval.scales, e.g. 0.75 1.0 1.25")
     p.add_argument("--flip", action="store_true", help="also average horizontally flipped predictions")
     p.add_argument("--save-pred", metavar="DIR",
-                   help="write one prediction PNG per image here (Cityscapes label ids: the official evaluator's input)")
+                   help="write one prediction PNG per image here (Cityscapes label ids: the official evaluator's "
+                   "input)")
     p.add_argument("--save-color", metavar="DIR", help="write colour PNGs of the predictions here")
     return p
 

@@ -39,12 +39,6 @@ def cca_effective_map(loop_maps, h: int, w: int, qy: int, qx: int) -> torch.Tens
     return current
 
 
-def head_input(model, image: torch.Tensor) -> torch.Tensor:
-    """The features the decode head reads: layer4, after the context block if there is one."""
-    features = model.encoder(image)[1]
-    return model.context(features) if model.context is not None else features
-
-
 def query_maps(maps: dict, qy: int, qx: int) -> dict:
     """One query's maps on the feature grid, from a head's ``attention_maps`` output (batch item 0)."""
     out = {}
@@ -72,7 +66,7 @@ def attention_maps(model, image: torch.Tensor, queries):
     A head without attention maps is a :class:`ConfigError`.
     """
     model.eval()
-    features = head_input(model, image)
+    features = model.features(image)[1]
     maps = dict(model.head.attention_maps(features))
     if not maps:
         raise ConfigError(f"model.head: {type(model.head).__name__} has no attention maps to show; "

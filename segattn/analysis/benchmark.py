@@ -297,9 +297,8 @@ def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (12
                     cases.append(Case("rcca head", f"{impl}: {tag}", None, head_inputs))
                     continue
                 scope = {"compiled": "reference"}.get(impl, impl)
-                fn = {"triton": _triton_op, "lean": lambda: criss_cross_attention_lean}.get(
-                    impl, lambda: criss_cross_attention_reference)()
-                op = _ImplScope(_Op(fn), scope)
+                fn = {"reference": criss_cross_attention_reference, "lean": criss_cross_attention_lean}
+                op = _ImplScope(_Op(fn[scope] if scope in fn else _triton_op()), scope)
                 head = _ImplScope(RCCAHead(head_in, channels, 19).to(dtype), scope)
                 if impl == "compiled":
                     op, head = torch.compile(op), torch.compile(head)

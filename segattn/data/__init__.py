@@ -35,5 +35,5 @@ def dataset_palette(data_cfg):
     return default_palette(len(data_cfg.class_names))
 
 
-__all__ = ["colorize", "dataset_class_names", "dataset_palette", "default_palette", "CLASS_NAMES", "PALETTE", "CityscapesDataset", "FolderDataset", "build_dataset", "eval_preset",
-           "train_preset"]
+__all__ = ["CLASS_NAMES", "PALETTE", "CityscapesDataset", "FolderDataset", "build_dataset", "colorize",
+           "dataset_class_names", "dataset_palette", "default_palette", "eval_preset", "train_preset"]

@@ -20,8 +20,7 @@ class PairDataset:
 
     def label_notes(self, raw: np.ndarray, allowed: np.ndarray, label_path: str):
         """Notes for values of ``raw`` outside ``allowed`` (a 256-entry bool table); LabelError if refused."""
-        counts = np.bincount(raw.ravel(), minlength=256)
-        unknown = np.flatnonzero((counts > 0) & ~allowed)
+        unknown, counts = unknown_values(raw, allowed)
         if not unknown.size:
             return []
         what = f"{label_path}: label values {unknown[:8].tolist()} are not ids of this dataset"
@@ -40,6 +39,12 @@ class PairDataset:
         if self.transform is not None:
             image, mask = self.transform(image, mask)
         return image, mask, path, notes
+
+
+def unknown_values(raw: np.ndarray, allowed: np.ndarray):
+    """The values of a uint8 label outside ``allowed`` (sorted), and the label's count of every value."""
+    counts = np.bincount(raw.ravel(), minlength=256)
+    return np.flatnonzero((counts > 0) & ~allowed), counts
 
 
 def allowed_values(ids, ignore_index: int) -> np.ndarray:

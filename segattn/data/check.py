@@ -10,10 +10,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List
 
-import numpy as np
 
 from ..errors import MissingFileError
-from .cityscapes import IMAGE_SUFFIX, LABEL_SUFFIXES, LABELS, missing_cityscapes
+from .base import allowed_values, unknown_values
+from .cityscapes import ALLOWED, IMAGE_SUFFIX, LABEL_SUFFIXES, missing_cityscapes
 from .io import IMAGE_EXTENSIONS, UnreadableImage, read_image, read_mask
 
 EXAMPLES = 3
@@ -75,7 +75,7 @@ def check_split(data_cfg, split: str, num_classes: int, decode: bool = True, pro
     report.checked = len(common)
     if not decode:
         return report
-    valid_ids = ({i for _, i, _ in LABELS if i >= 0} if data_cfg.dataset == "cityscapes" else set(range(num_classes)))
+    folder_allowed = allowed_values(range(num_classes), data_cfg.ignore_index)
     from tqdm import tqdm
 
     for stem in tqdm(common, desc=f"checking {split}", disable=not progress):
@@ -93,10 +93,9 @@ def check_split(data_cfg, split: str, num_classes: int, decode: bool = True, pro
         if mask.shape != image.shape[:2]:
             report.add("image/label size mismatches",
                        f"{label_path} {mask.shape[::-1]} vs image {image.shape[1::-1]}")
-        allowed = set(range(19)) if suffix == LABEL_SUFFIXES[1] else valid_ids
-        bad = sorted(set(np.unique(mask).tolist()) - allowed - {data_cfg.ignore_index})
-        if bad:
-            report.add("label values outside the known ids", f"{label_path}: {bad[:5]}")
+        bad, _ = unknown_values(mask, ALLOWED[suffix] if suffix else folder_allowed)  # what training reads
+        if bad.size:
+            report.add("label values outside the known ids", f"{label_path}: {bad[:5].tolist()}")
     return report
 
 

@@ -51,7 +51,6 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
     to_ids = None
     if cfg.data.dataset == "cityscapes":
         from ..data.cityscapes import train_ids_to_ids as to_ids
-    evaluated = 0
     for i, batch in enumerate(tqdm(loader, desc="eval", leave=False, disable=not progress or get_rank() != 0)):
         bad.report(batch)
         images, masks, paths = batch.images, batch.masks, batch.paths
@@ -60,13 +59,12 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
         probs = predict_from_config(model, images.to(device), cfg.eval)
         pred = probs.argmax(1).cpu()
         cm.update(masks, pred)
-        evaluated += 1
         if save_dir or color_dir:
             save_prediction(pred[0].numpy().astype(np.uint8), paths[0], save_dir, dataset.palette, to_ids, color_dir)
         if vis_callback is not None and get_rank() == 0:
             vis_callback(i, images[0], masks[0], pred[0])
     cm.reduce_from_all_processes()
     metrics = cm.compute()
-    metrics["images"] = int(sum(gather_lists([evaluated])))
     metrics["skipped"] = gather_lists(bad.messages)  # every rank's: files not in these numbers
+    metrics["images"] = n - len(metrics["skipped"])
     return metrics

@@ -243,7 +243,7 @@ class Trainer:
                     micro.append((batch.images, batch.masks))
                 elif self.world > 1:
                     raise DataError("a micro-batch had no readable sample; under DDP every rank must step: "
-                                       "run tools/check_dataset.py and fix the files")
+                                    "run tools/check_dataset.py and fix the files")
             trained = sum(len(images) for images, _ in micro)
             if trained < self.micro_batch * t.accumulate:
                 self.short_batches += 1

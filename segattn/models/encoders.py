@@ -105,8 +105,9 @@ class Encoder(nn.Module):
                                                  output_stride=output_stride)
         except (KeyError, RuntimeError) as err:
             if "unknown model" in str(err).lower() or "encoder name" in str(err).lower():
-                raise ConfigError(f"model.encoder.name: unknown encoder {name!r}{_close_names(name, smp)}; use an "
-                                  "smp encoder such as resnet50 / resnet101, or a timm one with the tu- prefix") from None
+                raise ConfigError(f"model.encoder.name: unknown encoder {name!r}{_close_names(name, smp)}; use "
+                                  "an smp encoder such as resnet50 / resnet101, or a timm one with the tu- prefix"
+                                  ) from None
             if not hub_weights:
                 raise
             raise _download_failed(name, hub_weights, err) from None

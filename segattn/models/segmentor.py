@@ -24,11 +24,14 @@ class Segmentor(nn.Module):
         self.head = head
         self.aux_head = aux_head
 
+    def features(self, x: torch.Tensor):
+        """``(layer3, head input)``: the aux head's features and layer4 after the context block, if any."""
+        aux_features, features = self.encoder(x)
+        return aux_features, (self.context(features) if self.context is not None else features)
+
     def forward(self, x: torch.Tensor) -> dict:
         size = x.shape[-2:]
-        aux_features, features = self.encoder(x)
-        if self.context is not None:
-            features = self.context(features)
+        aux_features, features = self.features(x)
         out = self.head(features)
         if not self.training:
             return {"main": resize(out["main"], size)}

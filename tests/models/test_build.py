@@ -11,7 +11,8 @@ TINY = {"channels": 16, "num_classes": 5, "aux": {"channels": 8}, "encoder": {"n
 
 
 def test_unknown_head_lists_valid_ones():
-    with pytest.raises(ConfigError, match=r"model.head.type: unknown head 'pspnet'; valid: fcn, ccnet, danet, nonlocal"):
+    with pytest.raises(ConfigError, match=r"model.head.type: unknown head 'pspnet'; "
+                                          r"valid: fcn, ccnet, danet, nonlocal"):
         build_model({"head": "pspnet"})
 
 

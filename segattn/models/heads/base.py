@@ -32,8 +32,9 @@ class DecodeHead(nn.Module):
         """Attention weights of one forward on head input ``x``; empty for a head without attention.
 
         Keys name the attention form, so the analysis code needs no head names:
-        ``criss_cross`` ``(R, B, H, W, H+W)`` one map per loop (column then row, the self entry 0 in the column), ``position`` and
-        ``non_local`` ``(B, HW, HW)``, ``channel`` ``(B, C, C)`` with the features it
-        weighs as ``channel_input`` ``(B, C, H, W)``.
+        ``criss_cross`` ``(R, B, H, W, H+W)``, one map per loop (column then row,
+        the self entry 0 in the column); ``position`` and ``non_local``
+        ``(B, HW, HW)``; ``channel`` ``(B, C, C)`` with the features it weighs as
+        ``channel_input`` ``(B, C, H, W)``.
         """
         return {}
