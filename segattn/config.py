@@ -271,6 +271,8 @@ def validate(cfg: DictConfig, source: str = "config"):
     """Section-wise range checks for a merged config."""
     validate_model(cfg.model, source)
     d, t, e = cfg.data, cfg.train, cfg.eval
+    if t.amp in ("False", "false"):  # YAML 1.1 reads a bare `off` (in a file or key=value) as false
+        t.amp = "off"
     _require(d.dataset in ("cityscapes", "folder"), source, "data.dataset", f"must be cityscapes or folder, got {d.dataset!r}")
     if d.dataset == "cityscapes":
         _require(cfg.model.num_classes == 19, source, "model.num_classes", "must be 19 for Cityscapes")

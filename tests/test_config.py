@@ -69,3 +69,11 @@ def test_demo_configs_are_short_overrides():
             continue
         text = open(path).read()
         assert "_base_:" in text and len(text.splitlines()) <= 16, path
+
+
+def test_amp_off_survives_yaml_booleans(tmp_path):
+    """`off` is false to YAML 1.1; `train.amp=off` and `amp: off` must still mean float32."""
+    assert load_config("configs/demo/ccnet.yaml", ["train.amp=off"]).train.amp == "off"
+    path = write(tmp_path / "c.yaml", {"_base_": "x.yaml"})
+    (tmp_path / "x.yaml").write_text("train:\n  amp: off\n")
+    assert load_config(path).train.amp == "off"

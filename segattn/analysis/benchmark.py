@@ -221,6 +221,8 @@ def attention_cases(channels=512, height=97, width=97, batch=1, recurrence=2):
 
     return [
         Case("block", f"RCCA (R={recurrence})", _Repeat(CrissCrossAttention(channels), recurrence), block_inputs),
+        Case("block", f"reference-op RCCA (R={recurrence})",
+             _ImplScope(_Repeat(CrissCrossAttention(channels), recurrence), "reference"), block_inputs),
         Case("block", "Non-local", NonLocalBlock(channels), block_inputs),
         Case("op", "criss-cross (lean)", _ImplScope(_Op(criss_cross_attention), "lean"), op_inputs),
         Case("op", "criss-cross (reference)", _ImplScope(_Op(criss_cross_attention), "reference"), op_inputs),

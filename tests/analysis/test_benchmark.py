@@ -24,7 +24,7 @@ def test_saved_activation_bytes_counts_attention_matrix():
 def test_measure_row_and_table():
     cases = attention_cases(channels=16, height=9, width=11)
     rows = [measure(c, "cpu", repeats=1, warmup=0) for c in cases]
-    assert [r["group"] for r in rows] == ["block", "block", "op", "op", "op"]
+    assert [r["group"] for r in rows] == ["block", "block", "block", "op", "op", "op"]
     by = {r["name"]: r for r in rows}
     for r in rows:
         assert r["fwd_ms"] > 0 and r["fwd_bwd_ms"] > 0 and r["gflops"] > 0 and r["infer_mb"] > 0
