@@ -50,7 +50,9 @@ class ModelConfig:
     channels: int = 512              # inner width of every head
     dropout: float = 0.1
     norm: str = "bn"                 # bn | syncbn | gn
+    align_corners: bool = False      # bilinear upsampling of the logits; mmsegmentation's 769x769 models use true
     aux: AuxConfig = field(default_factory=AuxConfig)
+    init_from: Optional[str] = None  # a segattn checkpoint whose weights start training (fine-tuning; not a resume)
 
 
 @dataclass

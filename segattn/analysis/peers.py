@@ -11,36 +11,12 @@ module at ``mmcv._ext`` first; the criss-cross module never calls it. Install::
 (``--no-deps``: both ask for opencv-python, which would shadow the headless
 OpenCV this package uses.)
 """
-import sys
-import types
-
 import torch
 
 from ..errors import MissingFileError
+from ..interop.mmcv_stub import INSTALL, stub_mmcv_ext
 from ..ops import CrissCrossAttention
 from .benchmark import Case, _ImplScope
-
-INSTALL = 'pip install -e ".[interop]" && pip install --no-deps mmcv-lite==2.1.0 mmengine==0.10.7'
-
-
-class _MissingExtension(types.ModuleType):
-    """``mmcv._ext`` for mmcv-lite: any compiled op it is asked for fails when called, not when imported."""
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-
-        def missing(*args, **kwargs):
-            raise RuntimeError(f"mmcv._ext.{name}: compiled mmcv ops are not available in mmcv-lite")
-        return missing
-
-
-def stub_mmcv_ext():
-    """Let ``mmcv.ops`` import under mmcv-lite (a real ``mmcv._ext``, if installed, is kept)."""
-    try:
-        import mmcv._ext  # noqa: F401
-    except ImportError:
-        sys.modules["mmcv._ext"] = _MissingExtension("mmcv._ext")
 
 
 def mmcv_criss_cross(channels: int):

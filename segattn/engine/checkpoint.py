@@ -111,6 +111,29 @@ def load_model_weights(model: torch.nn.Module, state: dict, path: str = "checkpo
     model.load_state_dict(state)
 
 
+def init_from(model: torch.nn.Module, path: str, key: str = "model.init_from") -> list:
+    """Start from another run's weights (fine-tuning): every key must fit, except a classifier of another size.
+
+    The classifiers (``cls_seg`` / ``cls_pam`` / ``cls_cam``) of a checkpoint
+    with another class count keep their fresh initialisation, with a warning:
+    that is fine-tuning to a new label set. Anything else that does not fit
+    is one error naming the keys. Returns the keys left at initialisation.
+    """
+    if not os.path.isfile(path):
+        raise MissingFileError(f"{key}: no such checkpoint {path!r}")
+    state = upgrade_state_dict(model, dict(load_checkpoint(path)["model"]))
+    own = model.state_dict()
+    fresh = [k for k in own if k in state and state[k].shape != own[k].shape and ".cls_" in f".{k}"]
+    for k in fresh:
+        del state[k]
+    load_model_weights(model, {**state, **{k: own[k] for k in fresh}}, f"{key}={path}")
+    if fresh:
+        log.warning("%s=%s: %d classifier tensors have another class count and start fresh: %s", key, path,
+                    len(fresh), ", ".join(fresh))
+    log.info("initialised from %s", path)
+    return fresh
+
+
 def newest_valid_checkpoint(folder: str) -> str:
     """The most recently written checkpoint in ``folder`` that loads; skips damaged files."""
     candidates = sorted(glob.glob(os.path.join(folder, "*.pth")), key=os.path.getmtime, reverse=True)

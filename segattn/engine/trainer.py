@@ -18,6 +18,7 @@ from ..data import build_dataset
 from ..errors import ConfigError, DataError, RunError
 from ..models import build_model
 from .checkpoint import (
+    init_from,
     load_checkpoint,
     load_model_weights,
     newest_valid_checkpoint,
@@ -88,6 +89,8 @@ class Trainer:
             raise ConfigError(f"train.batch_size={t.batch_size} exceeds the {len(self.train_set)} training images")
         seed_everything(t.seed)
         model = build_model(cfg)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+        if cfg.model.init_from:  # fine-tuning: another run's (or a converted) checkpoint; --resume overrides it
+            init_from(model, cfg.model.init_from)
         if self.rank:  # then each rank its own dropout stream; rank 0 goes on as a single process would
             seed_everything(rank_seed(t.seed, self.rank))
         if self.world > 1 and cfg.model.norm == "syncbn":

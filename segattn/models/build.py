@@ -53,7 +53,7 @@ def build_model(cfg=None, source: str = "config") -> Segmentor:
     head = build_head(model, head_in, norm)
     aux = AuxFCNHead(aux_in, model.num_classes, model.aux.channels, model.dropout, norm) if model.aux.enabled else None
     context = create_attention(model.context_block, head_in, "model.context_block")
-    segmentor = Segmentor(encoder, head, aux, context)
+    segmentor = Segmentor(encoder, head, aux, context, align_corners=model.align_corners)
     if model.norm == "gn":
         convert_batchnorm_to_groupnorm(segmentor)
     return segmentor

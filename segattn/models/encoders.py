@@ -3,8 +3,12 @@
 ``build_encoder("resnet101", weights, output_stride=8)`` gives the dilated
 ResNet of the DeepLab / PSPNet / CCNet / DANet line: strides of the last two
 stages replaced by dilation 2 and 4 at output stride 8 (only the last stage,
-dilation 2, at 16). Any timm encoder opens with a ``tu-`` prefix, e.g.
-``tu-resnet101d`` for the deep stem the CCNet authors used.
+dilation 2, at 16). Any timm encoder opens with a ``tu-`` prefix:
+``tu-resnet101c`` is mmsegmentation's ResNetV1c layer for layer (deep stem of
+three 3x3 convs 32-32-64, stride on the bottleneck's 3x3 conv, and the first
+block of a dilated stage at half the stage's dilation), so its D8 models'
+weights load as they are; ``tu-resnet101s`` has the 64-64-128 stem of the
+official CCNet and DANet code.
 
 ``forward`` returns ``(layer3, layer4)`` features: the auxiliary head reads the
 first, the context head the second.
@@ -24,6 +28,19 @@ log = logging.getLogger(__name__)
 
 def _looks_like_path(weights: str) -> bool:
     return os.sep in weights or weights.endswith((".pth", ".pt", ".bin", ".safetensors")) or os.path.exists(weights)
+
+
+# mmcv / mmsegmentation ResNetV1c's deep stem -> timm's (``stem.7`` is the norm after the third conv)
+MMCV_STEM = {"stem.0.": "conv1.0.", "stem.1.": "conv1.1.", "stem.3.": "conv1.3.", "stem.4.": "conv1.4.",
+             "stem.6.": "conv1.6.", "stem.7.": "bn1."}
+
+
+def mmcv_resnet_key(key: str) -> str:
+    """An mmcv ResNet(V1c) key (``stem.0.weight``, ``layer1.0.conv1.weight``) -> timm's ResNet key."""
+    for old, new in MMCV_STEM.items():
+        if key.startswith(old):
+            return new + key[len(old):]
+    return key
 
 
 def load_state_dict_file(path: str) -> dict:
@@ -128,8 +145,10 @@ class Encoder(nn.Module):
         state = load_state_dict_file(path)
         state = {k[len("body."):] if k.startswith("body.") else k: v for k, v in state.items()}
         own = self.body.state_dict()
+        if all(k.startswith("model.") for k in own):  # a timm encoder: take timm's and mmcv's (V1c) key names
+            state = {k if k.startswith("model.") else "model." + mmcv_resnet_key(k): v for k, v in state.items()}
         # smp encoders drop the classifier; fc.* in an ImageNet checkpoint is expected, not "unexpected"
-        unexpected = [k for k in state if k not in own and not k.startswith("fc.")]
+        unexpected = [k for k in state if k not in own and not k.startswith(("fc.", "model.fc."))]
         missing = [k for k in own if k not in state]
         bad_shape = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
                      for k in own if k in state and state[k].shape != own[k].shape]

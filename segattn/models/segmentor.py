@@ -10,15 +10,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def resize(x: torch.Tensor, size) -> torch.Tensor:
+def resize(x: torch.Tensor, size, align_corners: bool = False) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=align_corners)
 
 
 class Segmentor(nn.Module):
-    def __init__(self, encoder: nn.Module, head: nn.Module, aux_head: nn.Module = None, context: nn.Module = None):
+    def __init__(self, encoder: nn.Module, head: nn.Module, aux_head: nn.Module = None, context: nn.Module = None,
+                 align_corners: bool = False):
         super().__init__()
+        self.align_corners = align_corners
         self.encoder = encoder
         self.context = context  # optional attention block on the head's input
         self.head = head
@@ -34,7 +36,7 @@ class Segmentor(nn.Module):
         aux_features, features = self.features(x)
         out = self.head(features)
         if not self.training:
-            return {"main": resize(out["main"], size)}
+            return {"main": resize(out["main"], size, self.align_corners)}
         if self.aux_head is not None:
             out["aux"] = self.aux_head(aux_features)["main"]
-        return {name: resize(logits, size) for name, logits in out.items()}
+        return {name: resize(logits, size, self.align_corners) for name, logits in out.items()}

@@ -59,7 +59,7 @@ def test_unknown_encoder():
 def test_shipped_configs_validate(head):
     cfg = load_config(f"configs/{head}.yaml")
     assert cfg.model.head.type == head
-    assert cfg.model.encoder.name == "resnet101" and cfg.model.encoder.output_stride == 8
+    assert cfg.model.encoder.name == "tu-resnet101c" and cfg.model.encoder.output_stride == 8  # V1c, as mmseg
     assert cfg.model.num_classes == 19 and cfg.data.crop_size == [769, 769]
 
 

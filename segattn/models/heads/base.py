@@ -17,6 +17,9 @@ from ..layers import Classifier
 class DecodeHead(nn.Module):
     # old state-dict key prefixes -> current ones, for checkpoints written before a rename
     legacy_keys: Dict[str, str] = {}
+    # mmsegmentation's key prefixes for this head's modules -> ours (segattn.interop.mmseg; its ConvModule's
+    # ``conv`` / ``bn`` and mmcv's ``Scale`` are mapped there, for every head)
+    mmseg_keys: Dict[str, str] = {"conv_seg.": "cls_seg.1."}
 
     def __init__(self, in_channels: int, channels: int, num_classes: int, dropout: float = 0.1,
                  norm=nn.BatchNorm2d):

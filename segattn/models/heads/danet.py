@@ -18,14 +18,16 @@ from .base import DecodeHead
 class PositionAttention(nn.Module):
     """PAM: ``x (B, C, H, W)``; every position attends to all HxW positions.
 
-    ``S = softmax(Q^T K)`` over the key positions with Q, K 1x1 convs to C/8
-    and V a 1x1 conv to C; ``out = gamma * V S^T + x``, gamma initialised to 0.
+    ``S = softmax(Q^T K)`` over the key positions with Q, K 1x1 convs to
+    ``key_channels`` (C/8 by default, as the paper; mmsegmentation's DAHead
+    ``pam_channels``) and V a 1x1 conv to C; ``out = gamma * V S^T + x``, gamma initialised to 0.
     """
 
-    def __init__(self, in_channels: int, reduction: int = 8):
+    def __init__(self, in_channels: int, key_channels: int = None):
         super().__init__()
-        self.query_conv = nn.Conv2d(in_channels, max(1, in_channels // reduction), 1)
-        self.key_conv = nn.Conv2d(in_channels, max(1, in_channels // reduction), 1)
+        key_channels = key_channels or max(1, in_channels // 8)
+        self.query_conv = nn.Conv2d(in_channels, key_channels, 1)
+        self.key_conv = nn.Conv2d(in_channels, key_channels, 1)
         self.value_conv = nn.Conv2d(in_channels, in_channels, 1)
         self.gamma = nn.Parameter(torch.zeros(1))
 
@@ -69,15 +71,20 @@ class ChannelAttention(nn.Module):
 
 @HEADS.register("danet")
 class DANetHead(DecodeHead):
+    mmseg_keys = {"conv_seg.": "cls_seg.1.", "pam_conv_seg.": "cls_pam.1.", "cam_conv_seg.": "cls_cam.1.",  # DAHead
+                  "pam_in_conv.": "conv_pam_in.", "pam_out_conv.": "conv_pam_out.", "cam_in_conv.": "conv_cam_in.",
+                  "cam_out_conv.": "conv_cam_out.", "pam.query_project.": "pam.query_conv.",
+                  "pam.key_project.": "pam.key_conv.", "pam.value_project.": "pam.value_conv."}
+
     def __init__(self, in_channels: int, channels: int, num_classes: int, loss_weights=None,
-                 dropout: float = 0.1, norm=nn.BatchNorm2d):
+                 pam_channels: int = None, dropout: float = 0.1, norm=nn.BatchNorm2d):
         super().__init__(in_channels, channels, num_classes, dropout, norm)
         weights = {"pam": 1.0, "cam": 1.0, **(loss_weights or {})}
         if set(weights) != {"pam", "cam"} or min(weights.values()) < 0:
             raise ValueError(f"loss_weights takes pam and cam, each >= 0; got {dict(loss_weights)}")
         self.loss_weights = {name: float(w) for name, w in weights.items()}
         self.conv_pam_in = ConvNormReLU(in_channels, channels, norm=norm)
-        self.pam = PositionAttention(channels)
+        self.pam = PositionAttention(channels, pam_channels)  # None: channels // 8
         self.conv_pam_out = ConvNormReLU(channels, channels, norm=norm)
         self.conv_cam_in = ConvNormReLU(in_channels, channels, norm=norm)
         self.cam = ChannelAttention()

@@ -1,0 +1,51 @@
+"""``tools/convert_checkpoint.py``'s work: another project's checkpoint -> an ordinary segattn checkpoint.
+
+The result holds ``model`` (every weight of the config's model), ``config``
+(the config it was converted for), ``iteration`` 0 and ``source`` (format,
+address, the source's own ``meta`` where it is plain data), so
+``tools/eval.py``, ``infer.py``, ``visualize_attention.py`` and fine-tuning
+(``model.init_from=``) read it like one of ours. It is written atomically and
+only after every key has been mapped and loaded.
+"""
+import os
+
+from omegaconf import OmegaConf
+
+from ..cli import load_tool_config
+from ..engine.checkpoint import load_model_weights, save_atomic
+from ..errors import OutputError
+from ..models import build_model
+from .foreign import Unread, fetch, read_checkpoint
+from .mmseg import convert_state_dict, mmseg_state_dict
+
+FORMATS = {"mmseg": mmseg_state_dict}
+
+
+def _plain(value):
+    """``value`` without the placeholders of classes that were not loaded (meta is kept for the record only)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items() if not isinstance(v, Unread)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value if not isinstance(v, Unread)]
+    return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+
+
+def convert_checkpoint(fmt: str, source: str, config: str, output: str, overrides=None, progress: bool = True):
+    """Convert ``source`` (file or http(s) address) in format ``fmt`` for ``config``; returns the config."""
+    if fmt not in FORMATS:
+        raise OutputError(f"unknown source format {fmt!r}; known: {', '.join(FORMATS)}")
+    cfg = load_tool_config(config, overrides)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    model_cfg["encoder"]["weights"] = None  # every weight comes from the checkpoint
+    model_cfg["init_from"] = None
+    model = build_model(model_cfg, config)
+    path = fetch(source, progress)
+    ckpt = read_checkpoint(path)
+    state = convert_state_dict(FORMATS[fmt](ckpt, source), model, source, config)
+    load_model_weights(model, state, source)  # the same strict load eval and infer do
+    if os.path.isdir(output):
+        raise OutputError(f"--output {output!r} is a folder; give the checkpoint's file name")
+    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
+    save_atomic({"model": model.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True), "iteration": 0,
+                 "metrics": {}, "source": {"format": fmt, "address": source, "meta": _plain(meta or {})}}, output)
+    return cfg

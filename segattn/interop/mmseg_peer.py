@@ -1,0 +1,139 @@
+"""mmsegmentation itself, run beside segattn: the models the conversion is held to.
+
+Builds mmsegmentation's own ``EncoderDecoder`` from the config file it ships
+for one of ``configs/mmseg/*.yaml`` (SyncBN as plain BN: the same arithmetic
+in eval mode, and it runs without a process group), gives it random weights
+that make every part count (norm statistics and affine parameters moved off
+their initial values, attention gammas non-zero), and saves it as
+mmsegmentation's runner does (``meta``, ``state_dict``, ``message_hub``,
+``optimizer``). ``python -m segattn.interop.mmseg_peer NAME OUT.pth`` writes
+such a checkpoint, to try the conversion and the tools without a download.
+Needs mmsegmentation 1.2.2 (see :mod:`.mmcv_stub` for the install line).
+"""
+import argparse
+import copy
+import os
+import re
+import time
+
+import torch
+
+from ..errors import ConfigError, MissingFileError
+from .mmcv_stub import INSTALL, stub_mmcv_ext
+
+# ours: {head}_r{depth}-d8_769x769_{iters}k_cityscapes (mmseg 0.x's names, those of its released checkpoints)
+NAME = re.compile(r"^(ccnet|danet|nonlocal|fcn)_r(50|101)-d8_769x769_(40|80)k_cityscapes$")
+FOLDERS = {"nonlocal": "nonlocal_net"}
+
+
+def import_mmseg():
+    """``(mmseg, MODELS)`` with mmseg's modules registered, or a one-line error saying how to install them."""
+    stub_mmcv_ext()
+    try:
+        import mmseg
+        from mmseg.registry import MODELS
+        from mmseg.utils import register_all_modules
+    except ImportError as err:
+        raise MissingFileError(f"mmsegmentation is not importable ({err}); install it with: {INSTALL}") from None
+    register_all_modules(init_default_scope=True)
+    return mmseg, MODELS
+
+
+def mmseg_config_path(name: str) -> str:
+    """The config file mmsegmentation 1.x ships for our ``configs/mmseg/<name>.yaml``."""
+    match = NAME.match(name)
+    if not match:
+        raise ConfigError(f"{name!r} is not a configs/mmseg name like ccnet_r50-d8_769x769_40k_cityscapes")
+    head, depth, iters = match.groups()
+    mmseg, _ = import_mmseg()
+    return os.path.join(os.path.dirname(mmseg.__file__), ".mim", "configs", FOLDERS.get(head, head),
+                        f"{head}_r{depth}-d8_4xb2-{iters}k_cityscapes-769x769.py")
+
+
+def _plain_bn(node):
+    if isinstance(node, dict):
+        return {k: ("BN" if k == "type" and v == "SyncBN" else _plain_bn(v)) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return type(node)(_plain_bn(v) for v in node)
+    return node
+
+
+def build_mmseg_model(name: str, num_classes: int = None):
+    """mmsegmentation's model for config ``name`` (from its own config file), default-initialised, on CPU."""
+    from mmengine import Config
+
+    _, MODELS = import_mmseg()
+    cfg = Config.fromfile(mmseg_config_path(name))
+    model_cfg = _plain_bn(copy.deepcopy(cfg.model.to_dict()))
+    model_cfg["pretrained"] = None  # no ImageNet download: every weight is set below or by the test
+    if num_classes is not None:
+        for head in ("decode_head", "auxiliary_head"):
+            model_cfg[head]["num_classes"] = num_classes
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights logs every parameter at INFO
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    return model
+
+
+@torch.no_grad()
+def randomize(model, seed: int = 0):
+    """Weights under which every part matters: norms off their init, attention gammas non-zero."""
+    g = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            n = module.num_features
+            module.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
+            module.bias.copy_(torch.randn(n, generator=g) * 0.1)
+            module.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+            module.running_var.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
+    for name, p in model.named_parameters():
+        if name.endswith(("gamma", "gamma.scale")):
+            p.fill_(0.5 + float(torch.rand((), generator=g)))
+    return model
+
+
+def save_like_mmseg(model, path: str, iteration: int = 40000):
+    """What mmengine's runner writes: ``meta``, ``state_dict``, ``message_hub`` (pickled objects), ``optimizer``."""
+    from mmengine.logging import MessageHub
+    from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
+
+    import mmseg
+    hub = MessageHub.get_instance(f"segattn-{time.time_ns()}")
+    hub.update_scalar("train/loss", 0.5)
+    hub.update_info("iter", iteration)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    meta = {"mmseg_version": mmseg.__version__, "iter": iteration, "seed": 0, "time": time.strftime("%Y%m%d_%H%M%S"),
+            "dataset_meta": {"classes": tuple(f"class{i}" for i in range(model.decode_head.num_classes))}}
+    save_checkpoint({"meta": meta, "state_dict": weights_to_cpu(model.state_dict()), "message_hub": hub.state_dict(),
+                     "optimizer": optimizer.state_dict()}, path)
+
+
+@torch.no_grad()
+def mmseg_logits(model, x: torch.Tensor) -> torch.Tensor:
+    """``EncoderDecoder.encode_decode``: the decode head's logits at the input size, in eval mode."""
+    model.eval()
+    return model.encode_decode(x, [dict(img_shape=tuple(x.shape[-2:]), ori_shape=tuple(x.shape[-2:]))])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Write a random-weight mmsegmentation checkpoint for a configs/mmseg "
+                                "model, as mmsegmentation saves them (to try the conversion offline).")
+    p.add_argument("name", help="a configs/mmseg config name, e.g. ccnet_r50-d8_769x769_40k_cityscapes")
+    p.add_argument("output", help="where to write the .pth")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    name = os.path.basename(args.name).removesuffix(".yaml")
+    torch.manual_seed(args.seed)
+    model = randomize(build_mmseg_model(name), args.seed)
+    save_like_mmseg(model, args.output)
+    print(f"wrote {args.output}: mmsegmentation's {os.path.basename(mmseg_config_path(name))} with random weights")
+
+
+if __name__ == "__main__":
+    from ..cli import run
+
+    run(main)

@@ -1,0 +1,45 @@
+#!/usr/bin/env python
+"""Convert another project's trained checkpoint into a segattn checkpoint for a config.
+
+    python tools/convert_checkpoint.py mmseg ccnet_r50-d8_769x769_80k_cityscapes_20200617_010421-73eed8ca.pth \
+        --config configs/mmseg/ccnet_r50-d8_769x769_80k_cityscapes.yaml --output checkpoints/ccnet_r50_mmseg.pth
+    python tools/convert_checkpoint.py mmseg https://download.openmmlab.com/.../x.pth --config ... --output ...
+
+SRC is a local file or an http(s) address (downloaded once into torch.hub's
+cache). Every key of the source must map to one of the model's and every
+weight of the model must be filled, with equal shapes; otherwise it stops with
+one line naming the keys and writes nothing. The output is an ordinary
+checkpoint: tools/eval.py, infer.py and visualize_attention.py take it with
+the same config, and ``model.init_from=OUTPUT`` fine-tunes from it.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from segattn.cli import run  # noqa: E402
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(description="Convert another project's checkpoint into a segattn checkpoint.")
+    p.add_argument("format", choices=["mmseg"], help="the source's project: mmseg (mmsegmentation EncoderDecoder)")
+    p.add_argument("source", help="checkpoint file or http(s) address")
+    p.add_argument("--config", required=True, help="the segattn config of the same model, e.g. configs/mmseg/...")
+    p.add_argument("--output", required=True, help="where to write the segattn checkpoint (.pth)")
+    p.add_argument("--no-progress", action="store_true", help="no download progress bar")
+    p.add_argument("overrides", nargs="*", help="config overrides key=value")
+    return p
+
+
+def main(argv):
+    args = get_args_parser().parse_args(argv)
+    from segattn.interop.convert import convert_checkpoint
+
+    convert_checkpoint(args.format, args.source, args.config, args.output, args.overrides, not args.no_progress)
+    print(f"wrote {args.output}: {args.format} checkpoint {args.source} for {args.config}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
