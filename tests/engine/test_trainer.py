@@ -74,3 +74,27 @@ def test_resume_mid_epoch_is_bitwise_exact(demo_root, tmp_path, workers):
         resumed.fit(until=stop)
     assert resumed.iteration == 8
     _assert_same_run(straight, resumed)
+
+
+def test_init_from_keeps_a_classifier_of_another_class_count_fresh(tmp_path, caplog):
+    """Fine-tuning to another label set: every weight but the classifiers comes from the checkpoint."""
+    from segattn.engine.checkpoint import init_from
+    from segattn.errors import CheckpointError, MissingFileError
+    from segattn.models import build_model
+
+    spec = {"head": "danet", "channels": 16, "aux": {"channels": 8}, "encoder": {"name": "resnet18", "weights": None}}
+    source = build_model({**spec, "num_classes": 19})
+    torch.save({"model": source.state_dict()}, tmp_path / "src.pth")
+    target = build_model({**spec, "num_classes": 5})
+    before = target.state_dict()
+    fresh = init_from(target, str(tmp_path / "src.pth"))
+    assert sorted(fresh) == sorted(k for k in before if ".cls_" in f".{k}")
+    after = target.state_dict()
+    for key, value in after.items():
+        assert torch.equal(value, before[key] if key in fresh else source.state_dict()[key]), key
+    assert "start fresh" in caplog.text
+    other = build_model({**spec, "head": "ccnet", "num_classes": 5})
+    with pytest.raises(CheckpointError, match="model.init_from=.*does not fit this model"):
+        init_from(other, str(tmp_path / "src.pth"))
+    with pytest.raises(MissingFileError, match="model.init_from: no such checkpoint"):
+        init_from(other, str(tmp_path / "absent.pth"))

@@ -94,3 +94,135 @@ def test_encoder_loads_mmcv_resnet_v1c_imagenet_weights(tmp_path):
         expected = theirs(x)
         got = ours(x)
     assert relative(got[0], expected[2]) == 0 and relative(got[1], expected[3]) == 0
+
+
+# -- bad input: one line each, nothing written --------------------------------------------------------------------
+FCN = "fcn_r50-d8_769x769_40k_cityscapes"
+
+
+@pytest.fixture(scope="module")
+def fcn_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("mmseg") / "fcn.pth"
+    save_like_mmseg(randomize(build_mmseg_model(FCN)), str(path))
+    return path
+
+
+def config(name):
+    return os.path.join(ROOT, "configs", "mmseg", f"{name}.yaml")
+
+
+def refused(src, name, tmp_path, match):
+    from segattn.errors import SegattnError
+
+    out = tmp_path / "out.pth"
+    with pytest.raises(SegattnError, match=match) as err:
+        convert_checkpoint("mmseg", str(src), config(name), str(out), progress=False)
+    assert "\n" not in str(err.value) and str(src) in str(err.value)
+    assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
+
+
+def test_another_architecture_names_the_keys(fcn_checkpoint, tmp_path):
+    refused(fcn_checkpoint, "ccnet_r50-d8_769x769_40k_cityscapes", tmp_path,
+            r"head is FCNHead \(fcn\).*of ours unfilled, e\.g\. head\.attention\.")
+    refused(fcn_checkpoint, "fcn_r101-d8_769x769_40k_cityscapes", tmp_path,  # another depth
+            r"of ours unfilled, e\.g\. encoder\.body\.model\.layer3\.6\.")
+
+
+def test_another_class_count_names_the_shapes(tmp_path):
+    src = tmp_path / "ade.pth"
+    save_like_mmseg(randomize(build_mmseg_model(FCN, num_classes=150)), str(src))
+    refused(src, FCN, tmp_path, r"shapes differ.*decode_head\.conv_seg\.weight \(150, 512, 1, 1\) vs "
+                                r"head\.cls_seg\.1\.weight \(19, 512, 1, 1\)")
+
+
+def test_truncated_file_and_not_a_checkpoint(fcn_checkpoint, tmp_path):
+    data = fcn_checkpoint.read_bytes()
+    (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
+    refused(tmp_path / "cut.pth", FCN, tmp_path, "not a readable checkpoint")
+    (tmp_path / "notes.pth").write_text("not a checkpoint\n")
+    refused(tmp_path / "notes.pth", FCN, tmp_path, "not a readable checkpoint")
+    torch.save({"model": {"w": torch.zeros(1)}}, tmp_path / "segattn.pth")  # a checkpoint, not mmseg's
+    refused(tmp_path / "segattn.pth", FCN, tmp_path, "not an mmsegmentation checkpoint")
+    refused(tmp_path / "absent.pth", FCN, tmp_path, "no such checkpoint file")
+
+
+def test_address_download_and_unreachable_address(fcn_checkpoint, tmp_path):
+    import functools
+    import http.server
+    import socket
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(fcn_checkpoint.parent))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    old_hub = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/fcn.pth"
+        convert_checkpoint("mmseg", url, config(FCN), str(tmp_path / "ours.pth"), progress=False)
+        assert (tmp_path / "hub" / "checkpoints" / "fcn.pth").read_bytes() == fcn_checkpoint.read_bytes()
+        assert torch.load(tmp_path / "ours.pth", weights_only=True)["source"]["address"] == url
+        (tmp_path / "ours.pth").unlink()
+        with socket.socket() as s:  # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            closed = s.getsockname()[1]
+        refused(f"http://127.0.0.1:{closed}/x.pth", FCN, tmp_path, "could not download")
+    finally:
+        torch.hub.set_dir(old_hub)
+        server.shutdown()
+
+
+def test_tool_prints_one_line_and_exits_2(fcn_checkpoint, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.pth"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "convert_checkpoint.py"), "mmseg",
+                           str(fcn_checkpoint), "--config", config("danet_r50-d8_769x769_40k_cityscapes"),
+                           "--output", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 2 and not out.exists()
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {fcn_checkpoint}: does not fit the model of "), lines
+
+
+def test_fine_tuning_starts_from_the_converted_weights(fcn_checkpoint, tmp_path, demo_root):
+    """``model.init_from=`` a converted checkpoint: the trainer's model holds its weights before step 1."""
+    from segattn.config import load_config
+    from segattn.engine.trainer import Trainer
+
+    convert_checkpoint("mmseg", str(fcn_checkpoint), config(FCN), str(tmp_path / "ours.pth"), progress=False)
+    cfg = load_config(config(FCN), [f"model.init_from={tmp_path / 'ours.pth'}", f"data.root={demo_root}",
+                                    "data.workers=0", "train.batch_size=2", f"train.out_dir={tmp_path}",
+                                    "train.device=cpu", "model.encoder.weights=null", "model.norm=bn"])
+    trainer = Trainer(cfg, progress=False)
+    expected = torch.load(tmp_path / "ours.pth", weights_only=True)["model"]
+    got = trainer.model.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in expected.items())
+
+
+def test_readme_commands_convert_evaluate_and_infer(tmp_path, demo_root):
+    """The README's 'Released models' commands on a fresh checkout, on the demo data and a folder."""
+    import shutil
+    import subprocess
+    import sys
+
+    def run(*args):
+        proc = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        return proc.stdout
+
+    name = "ccnet_r50-d8_769x769_40k_cityscapes"
+    src, ours = tmp_path / "mmseg.pth", tmp_path / "ccnet.pth"
+    run("-m", "segattn.interop.mmseg_peer", name, src)
+    run("tools/convert_checkpoint.py", "mmseg", src, "--config", config(name), "--output", ours)
+    out = run("tools/eval.py", config(name), f"data.root={demo_root}", "data.workers=0", "--checkpoint", ours,
+              "--no-progress")
+    assert "mIoU" in out and "| road |" in out
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in sorted(glob.glob(os.path.join(demo_root, "leftImg8bit", "val", "*", "*.png")))[:2]:
+        shutil.copy(path, images)
+    out = run("tools/infer.py", config(name), "--checkpoint", ours, "--input", images, "--output",
+              tmp_path / "pred", "--no-progress")
+    assert "2 images segmented" in out and len(list((tmp_path / "pred").glob("*_pred.png"))) == 2
