@@ -42,11 +42,12 @@ def run(main, argv=None):
     sys.exit(code or 0)
 
 
-def add_model_args(parser, device_help="cpu / cuda (default: train.device)"):
+def add_model_args(parser, device_help="cpu / cuda (default: train.device)", checkpoint_required=True):
     """Arguments every tool that loads a trained model takes: config, overrides, checkpoint, device."""
     parser.add_argument("config", help="YAML config, e.g. configs/demo/ccnet.yaml")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
-    parser.add_argument("--checkpoint", required=True, help="a .pth written by tools/train.py")
+    parser.add_argument("--checkpoint", required=checkpoint_required,
+                        help="a .pth written by tools/train.py or tools/convert_checkpoint.py")
     parser.add_argument("--device", default=None, help=device_help)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser

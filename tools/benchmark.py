@@ -4,6 +4,8 @@
     python tools/benchmark.py                      # 2048 x 97 x 97, CPU (and CUDA if present)
     python tools/benchmark.py --size 65 65 --json bench.json --device cpu
     python tools/benchmark.py --mode op            # criss-cross implementations (CUDA if present)
+    python tools/benchmark.py --peers mmseg        # whole models against mmsegmentation's own, same weights
+    python tools/benchmark.py --mode deploy        # each demo model in PyTorch, ONNX Runtime and OpenVINO
 
 Numbers are taken in one run, so read them as ratios between rows.
 """
@@ -31,8 +33,11 @@ OP_COLUMNS = [("group", "group"), ("name", "impl: dtype B x C x H x W"), ("fwd_m
 
 def get_args_parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--mode", choices=["paper", "op"], default="paper",
-                   help="paper: heads, RCCA vs Non-local, ops; op: criss-cross implementations")
+    p.add_argument("--mode", choices=["paper", "op", "deploy"], default="paper",
+                   help="paper: heads, RCCA vs Non-local, ops; op: criss-cross implementations; deploy: each demo "
+                   "model in PyTorch, ONNX Runtime and OpenVINO on one --image-size image")
+    p.add_argument("--image-size", type=int, nargs=2, default=[256, 512], metavar=("H", "W"),
+                   help="--mode deploy: the image size")
     p.add_argument("--channels", type=int, default=2048, help="encoder feature channels (layer4)")
     p.add_argument("--size", type=int, nargs=2, default=[97, 97], metavar=("H", "W"), help="feature size")
     p.add_argument("--batch", type=int, default=1)
@@ -40,8 +45,13 @@ def get_args_parser():
     p.add_argument("--groups", default="head,block,op", help="comma list of head, block, op")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--peers", choices=["mmcv"], help="also time mmcv's CCNet module beside ours (same weights, "
-                   "outputs compared first)")
+    p.add_argument("--peers", choices=["mmcv", "mmseg"],
+                   help="mmcv: also time mmcv's CCNet module beside ours (same weights, outputs compared first); "
+                   "mmseg: instead, whole ResNet-50 models against mmsegmentation's own (eval forward at "
+                   "--eval-size, one SGD step at batch 2 x --train-size)")
+    p.add_argument("--heads", default="ccnet,danet,nonlocal,fcn", help="--peers mmseg, --mode deploy: the heads")
+    p.add_argument("--eval-size", type=int, nargs=2, default=[256, 512], metavar=("H", "W"))
+    p.add_argument("--train-size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
     p.add_argument("--json", help="also write the rows and ratios to this JSON file")
     return p
 
@@ -62,10 +72,60 @@ def run_op_mode(args):
         print(f"\nwrote {args.json}")
 
 
+MMSEG_COLUMNS = [("name", "model"), ("eval_ms", "eval fwd ms"), ("eval_vs_mmseg", "vs mmseg"),
+                 ("train_ms", "train step ms"), ("train_vs_mmseg", "vs mmseg")]
+
+
+def run_mmseg_peers(args):
+    from segattn.analysis.mmseg_peers import compare, with_ratios
+
+    config_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "mmseg")
+    rows = []
+    for head in args.heads.split(","):
+        print(f"[cpu] {head}: segattn and mmseg, logits compared first ...", file=sys.stderr, flush=True)
+        rows += compare(head, config_dir, tuple(args.eval_size), tuple(args.train_size), repeats=args.repeats,
+                        warmup=args.warmup)
+    rows = with_ratios(rows)
+    print(f"\n### whole models against mmsegmentation on cpu, {torch.get_num_threads()} threads: eval forward "
+          f"1x3x{args.eval_size[0]}x{args.eval_size[1]}, SGD step 2x3x{args.train_size[0]}x{args.train_size[1]}, "
+          f"median of {args.repeats}\n")
+    print(markdown_table(rows, MMSEG_COLUMNS))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"threads": torch.get_num_threads(), "rows": rows}, f, indent=2)
+        print(f"\nwrote {args.json}")
+
+
+def run_deploy_mode(args):
+    from segattn.analysis.runtimes import compare_runtimes
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    h, w = args.image_size
+    rows = []
+    for head in args.heads.split(","):
+        print(f"[cpu] {head}: PyTorch, ONNX Runtime, OpenVINO, logits compared first ...", file=sys.stderr, flush=True)
+        ms = compare_runtimes(os.path.join(root, "configs", "demo", f"{head}.yaml"), h, w, args.repeats, args.warmup)
+        rows.append({"name": f"{head} (configs/demo/{head}.yaml)", **{f"{k}_ms": v for k, v in ms.items()},
+                     "ort_speedup": ms["pytorch"] / ms["onnxruntime"], "ov_speedup": ms["pytorch"] / ms["openvino"]})
+    columns = [("name", "model"), ("pytorch_ms", "PyTorch ms"), ("onnxruntime_ms", "ONNX Runtime ms"),
+               ("openvino_ms", "OpenVINO ms"), ("ort_speedup", "ORT speed-up"), ("ov_speedup", "OpenVINO speed-up")]
+    print(f"\n### one {h}x{w} uint8 image -> logits, cpu, torch {torch.get_num_threads()} threads, median of "
+          f"{args.repeats}\n")
+    print(markdown_table(rows, columns))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"image_size": [h, w], "rows": rows}, f, indent=2)
+        print(f"\nwrote {args.json}")
+
+
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     if args.mode == "op":
         return run_op_mode(args)
+    if args.mode == "deploy":
+        return run_deploy_mode(args)
+    if args.peers == "mmseg":
+        return run_mmseg_peers(args)
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     groups = set(args.groups.split(","))
     h, w = args.size

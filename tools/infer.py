@@ -3,6 +3,12 @@
 
     python tools/infer.py configs/demo/ccnet.yaml --checkpoint checkpoints/demo_ccnet/best.pth \
         --input my_images/ --output predictions/ [--recursive]
+    python tools/infer.py configs/demo/ccnet.yaml --backend onnxruntime --model ccnet.onnx \
+        --input my_images/ --output predictions/
+
+With ``--backend onnxruntime|openvino`` the ONNX file of tools/export.py runs
+instead of PyTorch (same files written; the config gives the palette and class
+count).
 
 For each image writes <stem>_pred.png (train ids), <stem>_color.png (palette)
 and <stem>_overlay.jpg. An image that fails (unreadable, truncated, an error
@@ -20,7 +26,10 @@ from segattn.cli import add_model_args, load_tool_config, run  # noqa: E402
 
 def get_args_parser():
     p = add_model_args(argparse.ArgumentParser(description="Run a segmentation checkpoint on a folder of images."),
-                       device_help="cpu / cuda (default: CUDA when present)")
+                       device_help="cpu / cuda (default: CUDA when present)", checkpoint_required=False)
+    p.add_argument("--backend", choices=["torch", "onnxruntime", "openvino"], default="torch",
+                   help="torch (the checkpoint) or a runtime for the ONNX file of --model (tools/export.py)")
+    p.add_argument("--model", help="the exported .onnx, with --backend onnxruntime / openvino")
     p.add_argument("--input", required=True, help="folder of images (png/jpg/jpeg/bmp/tif)")
     p.add_argument("--output", required=True, help="folder for the predictions")
     p.add_argument("--recursive", action="store_true", help="also images in sub-folders (layout kept)")
@@ -33,10 +42,22 @@ def main(argv):
     cfg = load_tool_config(args.config, overrides)
 
     from segattn.data import dataset_palette
+    from segattn.errors import ConfigError
     from segattn.engine.predictor import infer_folder, load_model, resolve_device
 
     device = resolve_device(cfg.train.device)
-    model, _ = load_model(cfg, args.checkpoint, device)
+    if args.backend == "torch":
+        if not args.checkpoint:
+            raise ConfigError("--checkpoint is required with --backend torch (or give --backend onnxruntime|openvino "
+                              "--model MODEL.onnx)")
+        model, _ = load_model(cfg, args.checkpoint, device)
+    else:
+        if not args.model:
+            raise ConfigError(f"--backend {args.backend} needs --model MODEL.onnx (written by tools/export.py)")
+        from segattn.deploy.runtimes import open_runtime
+
+        model = open_runtime(args.backend, args.model)
+        model.check_classes(cfg.model.num_classes, args.config)
     palette = dataset_palette(cfg.data)
     done, failed = infer_folder(model, cfg, args.input, args.output, palette, device, args.recursive,
                                 not args.no_progress)

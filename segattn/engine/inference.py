@@ -38,20 +38,28 @@ def scaled_size(h: int, w: int, scale: float):
 
 
 @torch.no_grad()
-def predict_probs(model, x, mode="whole", crop=(769, 769), stride=(513, 513), scales=(1.0,), flip=False):
+def scale_logits(model, x, scale=1.0, mode="whole", crop=(769, 769), stride=(513, 513), flipped=False):
+    """Logits ``(B, K, H, W)`` at the input size from one pass at ``scale`` (mirrored if ``flipped``)."""
     h, w = x.shape[-2:]
+    if scale != 1.0:
+        x = F.interpolate(x, size=scaled_size(h, w, scale), mode="bilinear", align_corners=False)
+    if flipped:
+        x = x.flip(-1)
+    logits = slide_logits(model, x, crop, stride) if mode == "slide" else _logits(model, x).float()
+    if flipped:
+        logits = logits.flip(-1)
+    if logits.shape[-2:] != (h, w):
+        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+    return logits
+
+
+@torch.no_grad()
+def predict_probs(model, x, mode="whole", crop=(769, 769), stride=(513, 513), scales=(1.0,), flip=False):
+    """Softmax of each pass's logits, averaged over ``scales`` and flips."""
     total = None
     for scale in scales:
-        xs = x if scale == 1.0 else F.interpolate(x, size=scaled_size(h, w, scale), mode="bilinear",
-                                                   align_corners=False)
         for flipped in ((False, True) if flip else (False,)):
-            inp = xs.flip(-1) if flipped else xs
-            logits = slide_logits(model, inp, crop, stride) if mode == "slide" else _logits(model, inp).float()
-            if flipped:
-                logits = logits.flip(-1)
-            if logits.shape[-2:] != (h, w):
-                logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-            probs = logits.softmax(1)
+            probs = scale_logits(model, x, scale, mode, crop, stride, flipped).softmax(1)
             total = probs if total is None else total + probs
     return total / (len(scales) * (2 if flip else 1))
 

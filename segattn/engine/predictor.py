@@ -69,6 +69,9 @@ def eval_settings(eval_cfg, image: np.ndarray):
 def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=False, progress=True):
     """Predict every image; returns ``(succeeded, [(path, reason)])``.
 
+    ``model`` is a segmentor (the config's eval settings apply) or an exported
+    model in a runtime (:mod:`segattn.deploy.runtimes`: its own whole-image pass).
+
     A failure on one image (unreadable, truncated, an error inside the model)
     is reported with the file's name and the run goes on to the next image.
     """
@@ -97,8 +100,11 @@ def infer_one(model, cfg, path, input_dir, output_dir, palette, device):
     image = read_image(path)
     base = safe_output_path(output_dir, os.path.splitext(os.path.relpath(path, input_dir))[0])
     os.makedirs(os.path.dirname(base), exist_ok=True)
-    probs = predict_from_config(model, normalize_image(image)[None].to(device), eval_settings(cfg.eval, image))
-    pred = probs.argmax(1)[0].cpu().numpy().astype(np.uint8)
+    if hasattr(model, "predict_image"):  # an exported model in ONNX Runtime / OpenVINO (segattn.deploy)
+        pred = model.predict_image(image).argmax(0).astype(np.uint8)
+    else:
+        probs = predict_from_config(model, normalize_image(image)[None].to(device), eval_settings(cfg.eval, image))
+        pred = probs.argmax(1)[0].cpu().numpy().astype(np.uint8)
     color = colorize(pred, palette)
     write_png(base + "_pred.png", pred)
     write_png(base + "_color.png", color)

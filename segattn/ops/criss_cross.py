@@ -39,6 +39,9 @@ def select_impl(q: torch.Tensor) -> str:
     impl = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
     if impl not in IMPLS:
         raise ConfigError(f"{ENV_VAR}={impl!r} is not one of {', '.join(IMPLS)}")
+    if torch.onnx.is_in_onnx_export():
+        # ONNX export traces the reference: matmul, where, softmax and concat, all standard ONNX operators
+        return "reference"
     if impl in ("reference", "lean"):
         return impl
     if impl == "triton":

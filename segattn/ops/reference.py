@@ -22,8 +22,8 @@ def criss_cross_energies(q: torch.Tensor, k: torch.Tensor):
     _, _, h, _ = q.shape
     # column: e_col[b, w, h, h'] = <q[b, :, h, w], k[b, :, h', w]>
     e_col = torch.matmul(q.permute(0, 3, 2, 1), k.permute(0, 3, 1, 2))
-    diag = torch.eye(h, dtype=torch.bool, device=q.device)
-    e_col = e_col.masked_fill(diag, float("-inf")).permute(0, 2, 1, 3)
+    rows = torch.arange(h, device=q.device)  # not torch.eye: arange and == export to ONNX with a dynamic H
+    e_col = e_col.masked_fill(rows[:, None] == rows[None, :], float("-inf")).permute(0, 2, 1, 3)
     # row: e_row[b, h, w, w'] = <q[b, :, h, w], k[b, :, h, w']>
     e_row = torch.matmul(q.permute(0, 2, 3, 1), k.permute(0, 2, 1, 3))
     return e_col, e_row

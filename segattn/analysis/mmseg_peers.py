@@ -1,0 +1,125 @@
+"""Whole models beside mmsegmentation's own: the same network, the same weights, timed side by side.
+
+For each head, mmsegmentation 1.2.2 builds its ResNet-50-V1c D8 model from its
+own config file; ours is built from ``configs/mmseg/<same name>.yaml`` and
+given mmseg's weights through the checkpoint conversion, and the two must
+give equal logits before anything is timed. Then, alternating between the two
+so that a slow moment of the machine hits both: an eval forward (ours:
+``model(x)["main"]``, theirs: ``encode_decode``, both logits at the input
+size) and one SGD training step (forward in training mode, each side's own
+losses: decode head, auxiliary head 0.4, DANet's two extra heads; backward;
+``optimizer.step``), median over ``repeats``.
+"""
+import os
+import statistics
+import time
+
+import torch
+
+from ..config import load_config
+from ..engine.checkpoint import load_model_weights
+from ..engine.losses import build_loss
+from ..interop.mmseg import convert_state_dict
+from ..interop.mmseg_peer import build_mmseg_model, mmseg_logits, randomize
+from ..models import build_model
+
+HEADS = ("ccnet", "danet", "nonlocal", "fcn")
+
+
+def model_pair(head: str, config_dir: str, depth: int = 50):
+    """``(cfg, ours, theirs)`` with mmseg's random weights in both; AssertionError if their logits differ."""
+    name = f"{head}_r{depth}-d8_769x769_40k_cityscapes"
+    theirs = randomize(build_mmseg_model(name))
+    cfg = load_config(os.path.join(config_dir, f"{name}.yaml"), ["model.encoder.weights=null", "model.norm=bn"])
+    ours = build_model(cfg)
+    load_model_weights(ours, convert_state_dict(theirs.state_dict(), ours, name))
+    x = torch.randn(1, 3, 65, 97)
+    with torch.no_grad():
+        expected = mmseg_logits(theirs, x)
+        got = ours.eval()(x)["main"]
+    err = float((got - expected).abs().max() / expected.abs().max())
+    if err > 1e-4:
+        raise AssertionError(f"{name}: segattn's logits differ from mmseg's by {err:.1e} (relative)")
+    return cfg, ours, theirs
+
+
+def _ours_step(cfg, model, x, y):
+    criterion = build_loss(cfg, model.head.loss_weights)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+
+    def step():
+        model.train()
+        loss, _ = criterion(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def _theirs_step(model, x, y):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    samples = []
+    for label in y:
+        sample = SegDataSample(gt_sem_seg=PixelData(data=label[None]))
+        sample.set_metainfo(dict(img_shape=tuple(x.shape[-2:]), ori_shape=tuple(x.shape[-2:])))
+        samples.append(sample)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+
+    def step():
+        model.train()
+        loss, _ = model.parse_losses(model.loss(x, samples))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e3
+
+
+def compare(head: str, config_dir: str, eval_size=(256, 512), train_size=(256, 256), train_batch: int = 2,
+            repeats: int = 3, warmup: int = 1) -> list:
+    """Two rows (segattn, mmseg) for ``head``: eval forward and training step, median ms."""
+    cfg, ours, theirs = model_pair(head, config_dir)
+    x = torch.randn(1, 3, *eval_size)
+    xt = torch.randn(train_batch, 3, *train_size)
+    yt = torch.randint(0, 19, (train_batch, *train_size))
+
+    def ours_eval():
+        with torch.no_grad():
+            ours.eval()(x)["main"]
+
+    def theirs_eval():
+        mmseg_logits(theirs, x)
+
+    jobs = {"segattn": {"eval": ours_eval, "train": _ours_step(cfg, ours, xt, yt)},
+            "mmseg": {"eval": theirs_eval, "train": _theirs_step(theirs, xt, yt)}}
+    times = {side: {"eval": [], "train": []} for side in jobs}
+    for kind in ("eval", "train"):
+        for _ in range(warmup):
+            for side in jobs:
+                jobs[side][kind]()
+        for _ in range(repeats):  # alternate, so a slow moment of the machine hits both sides
+            for side in jobs:
+                times[side][kind].append(_timed(jobs[side][kind]))
+    import mmseg
+    names = {"segattn": "segattn", "mmseg": f"mmseg {mmseg.__version__}"}
+    return [{"group": "mmseg", "name": f"{head} R-50-D8: {names[side]}",
+             "eval_ms": statistics.median(times[side]["eval"]), "train_ms": statistics.median(times[side]["train"])}
+            for side in jobs]
+
+
+def with_ratios(rows: list) -> list:
+    """Each segattn row gets its time over mmseg's (below 1: faster)."""
+    by_name = {r["name"]: r for r in rows}
+    for row in rows:
+        if row["name"].endswith(": segattn"):
+            theirs = next(r for n, r in by_name.items() if n.startswith(row["name"].split(":")[0] + ": mmseg"))
+            row["eval_vs_mmseg"] = row["eval_ms"] / theirs["eval_ms"]
+            row["train_vs_mmseg"] = row["train_ms"] / theirs["train_ms"]
+    return rows

@@ -1,0 +1,64 @@
+"""PyTorch against ONNX Runtime and OpenVINO on the same exported model, timed side by side on the CPU.
+
+For each head the demo config's model (random weights) is wrapped as the
+exported graph is (:class:`segattn.deploy.export.ImageToLogits`: uint8 image
+in, logits at the input size out), exported at one static size, and run
+three ways on the same image: PyTorch (eager, ``no_grad``), ONNX Runtime and
+OpenVINO (float32). The logits are compared first (relative error <= 1e-4),
+then each is timed, alternating between the three so that a slow moment of
+the machine hits all of them; medians of ``repeats``.
+"""
+import os
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from ..config import load_config
+from ..deploy.export import ImageToLogits, export_onnx
+from ..deploy.runtimes import open_runtime
+from ..models import build_model
+
+
+def _ms(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e3
+
+
+def compare_runtimes(config: str, height: int, width: int, repeats: int = 5, warmup: int = 1) -> dict:
+    cfg = load_config(config, ["model.encoder.weights=null"])
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("gamma"):
+                p.fill_(0.5)
+    wrapper = ImageToLogits(model, float(cfg.eval.scales[0])).eval()
+    image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.onnx")
+        export_onnx(model, cfg, path, height, width)
+        runtimes = {r.backend: r for r in (open_runtime("onnxruntime", path), open_runtime("openvino", path))}
+        x = torch.from_numpy(image)[None]
+
+        def run_torch():
+            with torch.no_grad():
+                return wrapper(x)[0].numpy()
+
+        jobs = {"pytorch": run_torch, **{name: (lambda r=r: r.predict_image(image)) for name, r in runtimes.items()}}
+        expected = run_torch()
+        for name, job in jobs.items():
+            err = float(np.abs(job() - expected).max() / np.abs(expected).max())
+            if err > 1e-4:
+                raise AssertionError(f"{config}: {name} differs from PyTorch by {err:.1e} (relative)")
+        for _ in range(warmup):
+            for job in jobs.values():
+                job()
+        times = {name: [] for name in jobs}
+        for _ in range(repeats):
+            for name, job in jobs.items():
+                times[name].append(_ms(job))
+    return {name: statistics.median(t) for name, t in times.items()}

@@ -1,0 +1,1 @@
+"""Leaving PyTorch: ONNX export of a trained segmentor, and the runtimes that run it (ONNX Runtime, OpenVINO)."""

@@ -1,0 +1,74 @@
+"""Export a segmentor to ONNX: uint8 RGB images in, class logits at the input size out.
+
+The graph holds what ``tools/infer.py`` does around the network for one
+image: ImageNet normalisation, the resize to the config's first eval scale
+(``eval.scales[0]``, whole image), the network, and the bilinear resize of
+the logits back to the input size. So a runtime feeds ``image`` uint8
+``(B, H, W, 3)`` RGB, as decoded, and gets ``logits`` float32 ``(B, K, H, W)``
+(argmax over K gives the train-id labels). The criss-cross op exports as its
+reference (matmul, where, softmax, concat: no einsum, no diagonal op);
+opset 17. With ``dynamic``, batch, height and width are free.
+"""
+import onnx  # noqa: F401 - fail here, with the install hint of the caller, not inside torch.onnx
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..errors import ConfigError
+from ..registry import parse_spec
+
+OPSET = 17
+
+
+class ImageToLogits(nn.Module):
+    """``image (B, H, W, 3) uint8 -> logits (B, K, H, W)``: normalise, resize by ``scale``, segment, resize back."""
+
+    def __init__(self, model: nn.Module, scale: float = 1.0):
+        super().__init__()
+        self.model = model.eval()
+        self.scale = scale
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = (image.permute(0, 3, 1, 2).float() - self.mean) / self.std
+        size = x.shape[-2:]
+        if self.scale != 1.0:  # floor(side * scale), sampled by size, as the PyTorch inference path does
+            x = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False,
+                              recompute_scale_factor=True)
+        logits = self.model(x)["main"]
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+def export_onnx(model: nn.Module, cfg, path: str, height: int, width: int, dynamic: bool = False) -> dict:
+    """Write ``path``; returns the metadata stored in the file (config scale, classes, static size)."""
+    import onnx
+
+    if cfg.eval.mode != "whole" or len(cfg.eval.scales) > 1 or cfg.eval.flip:
+        raise ConfigError("export: the ONNX model runs one whole-image pass at eval.scales[0]; this config asks "
+                          f"for eval.mode={cfg.eval.mode}, scales={list(cfg.eval.scales)}, flip={cfg.eval.flip}: "
+                          "override them, e.g. eval.mode=whole eval.scales=[1.0] eval.flip=false")
+    wrapper = ImageToLogits(model.cpu(), float(cfg.eval.scales[0])).eval()
+    example = torch.zeros(1, height, width, 3, dtype=torch.uint8)
+    axes = {"image": {0: "batch", 1: "height", 2: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}}
+    with torch.no_grad():
+        torch.onnx.export(wrapper, (example,), path, input_names=["image"], output_names=["logits"],
+                          opset_version=OPSET, dynamic_axes=axes if dynamic else None, dynamo=False)
+    graph = onnx.load(path)
+    meta = {"segattn.head": parse_spec(cfg.model.head, "model.head")[0], "segattn.num_classes": str(cfg.model.num_classes),
+            "segattn.scale": str(float(cfg.eval.scales[0])),
+            "segattn.input": "dynamic" if dynamic else f"{height}x{width}"}
+    for key, value in meta.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(graph, full_check=True)
+    onnx.save(graph, path)
+    return meta
+
+
+def graph_operators(path: str) -> set:
+    """The ONNX operator types of a saved model (for the supported-operator checks)."""
+    import onnx
+
+    return {node.op_type for node in onnx.load(path).graph.node}

@@ -1,0 +1,100 @@
+"""Run an exported ONNX model with ONNX Runtime or OpenVINO (CPU wheels: ``pip install -e ".[deploy]"``).
+
+A runtime takes one decoded image ``(H, W, 3)`` uint8 RGB and returns its
+logits ``(K, H, W)`` float32, what the exported graph computes (see
+:mod:`.export`). OpenVINO is asked for float32 inference: on CPUs with
+native bf16 it would otherwise compute in bf16 and drift from PyTorch.
+"""
+import os
+
+import numpy as np
+
+from ..errors import ConfigError, DataError, MissingFileError
+
+BACKENDS = ("onnxruntime", "openvino")
+INSTALL = 'pip install -e ".[deploy]"'
+
+
+class Runtime:
+    """An exported model in one runtime; ``predict_image(image) -> logits (K, H, W)``."""
+
+    backend = "?"
+
+    def __init__(self, path: str):
+        if not os.path.isfile(path):
+            raise MissingFileError(f"--model: no such ONNX file {path!r}; write one with tools/export.py")
+        self.path = path
+        self.input_size = None  # (H, W) of a static-shape model
+        self.num_classes = None  # K of the logits, where the graph fixes it
+
+    def check_classes(self, num_classes: int, config: str):
+        if isinstance(self.num_classes, int) and self.num_classes != num_classes:
+            raise ConfigError(f"{self.path} predicts {self.num_classes} classes but {config} has "
+                              f"model.num_classes={num_classes}: export it from a checkpoint of this config")
+
+    def _check_size(self, image: np.ndarray):
+        if self.input_size and tuple(image.shape[:2]) != self.input_size:
+            h, w = self.input_size
+            raise DataError(f"{self.path} takes {h}x{w} images only (exported without --dynamic), this one is "
+                            f"{image.shape[0]}x{image.shape[1]}: export with --dynamic, or with --height/--width "
+                            "of these images")
+
+    def predict_image(self, image: np.ndarray) -> np.ndarray:
+        self._check_size(image)
+        return self._run(np.ascontiguousarray(image[None]))[0]
+
+
+def _static(dims):
+    h, w = dims[1], dims[2]
+    return (int(h), int(w)) if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0 else None
+
+
+class OnnxRuntime(Runtime):
+    backend = "onnxruntime"
+
+    def __init__(self, path: str, threads: int = 0):
+        super().__init__(path)
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise MissingFileError(f"--backend onnxruntime: the onnxruntime package is not installed; {INSTALL}") from None
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.input_size = _static(self.session.get_inputs()[0].shape)
+        self.num_classes = self.session.get_outputs()[0].shape[1]
+
+    def _run(self, batch):
+        return self.session.run(["logits"], {"image": batch})[0]
+
+
+class OpenVino(Runtime):
+    backend = "openvino"
+
+    def __init__(self, path: str, threads: int = 0):
+        super().__init__(path)
+        try:
+            import openvino as ov
+        except ImportError:
+            raise MissingFileError(f"--backend openvino: the openvino package is not installed; {INSTALL}") from None
+        core = ov.Core()
+        model = core.read_model(path)
+        shape = model.inputs[0].get_partial_shape()
+        dims = [d.get_length() if d.is_static else None for d in shape]
+        self.input_size = _static(dims)
+        classes = model.outputs[0].get_partial_shape()[1]
+        self.num_classes = classes.get_length() if classes.is_static else None
+        config = {"INFERENCE_PRECISION_HINT": "f32"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = core.compile_model(model, "CPU", config)
+
+    def _run(self, batch):
+        return self.compiled(batch)[self.compiled.output(0)]
+
+
+def open_runtime(backend: str, path: str, threads: int = 0) -> Runtime:
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)} (or torch)")
+    return (OnnxRuntime if backend == "onnxruntime" else OpenVino)(path, threads)

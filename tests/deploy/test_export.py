@@ -1,0 +1,170 @@
+"""ONNX export of every head, run in ONNX Runtime and OpenVINO, against the PyTorch inference path."""
+import glob
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+pytest.importorskip("onnx", reason='ONNX export is optional: pip install -e ".[deploy]"')
+pytest.importorskip("onnxruntime", reason='ONNX Runtime is optional: pip install -e ".[deploy]"')
+pytest.importorskip("openvino", reason='OpenVINO is optional: pip install -e ".[deploy]"')
+
+from helpers import tiny_config  # noqa: E402
+from segattn.data.io import read_image, read_mask  # noqa: E402
+from segattn.data.transforms import normalize_image  # noqa: E402
+from segattn.deploy.export import export_onnx, graph_operators  # noqa: E402
+from segattn.deploy.runtimes import open_runtime  # noqa: E402
+from segattn.engine.inference import scale_logits  # noqa: E402
+from segattn.models import build_model  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HEADS = ["ccnet", "danet", "nonlocal", "fcn"]
+# TensorRT 10's ONNX parser (onnx-tensorrt docs/operators.md): the operators our graphs may use, all supported
+TENSORRT = {"Add", "Cast", "Concat", "Constant", "Conv", "Div", "Equal", "Floor", "Gather", "Identity", "MatMul",
+            "MaxPool", "Mul", "Range", "ReduceMax", "Relu", "Reshape", "Resize", "Shape", "Slice", "Softmax", "Sub",
+            "Transpose", "Unsqueeze", "Where"}
+
+
+def model_for(head, demo_root, tmp_path, recurrence=2):
+    cfg = tiny_config(demo_root, tmp_path, head=head)
+    if head == "ccnet":
+        cfg.model.head = {"type": "ccnet", "recurrence": recurrence}
+    cfg.eval.scales = [0.5]
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("gamma"):
+                p.fill_(0.7)  # let the attention count
+    return cfg, model
+
+
+def val_images(demo_root):
+    return sorted(glob.glob(os.path.join(demo_root, "leftImg8bit", "val", "*", "*.png")))
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_exported_head_equals_pytorch_in_both_runtimes(head, demo_root, tmp_path):
+    cfg, model = model_for(head, demo_root, tmp_path)
+    path = str(tmp_path / f"{head}.onnx")
+    meta = export_onnx(model, cfg, path, 64, 96, dynamic=True)  # traced at 64x96, run at the demo's size
+    assert meta["segattn.input"] == "dynamic" and meta["segattn.num_classes"] == "19"
+    ops = graph_operators(path)
+    assert ops <= TENSORRT, ops - TENSORRT
+    assert "Einsum" not in ops and "EyeLike" not in ops
+    runtimes = [open_runtime("onnxruntime", path), open_runtime("openvino", path)]
+    agree, pixels = {r.backend: 0 for r in runtimes}, 0
+    for image_path in val_images(demo_root):
+        image = read_image(image_path)
+        expected = scale_logits(model, normalize_image(image)[None], 0.5)[0].numpy()
+        pixels += expected[0].size
+        for runtime in runtimes:
+            got = runtime.predict_image(image)
+            assert got.shape == expected.shape
+            assert np.abs(got - expected).max() / np.abs(expected).max() <= 1e-4, runtime.backend
+            agree[runtime.backend] += int((got.argmax(0) == expected.argmax(0)).sum())
+    assert all(n / pixels >= 0.9999 for n in agree.values()), (agree, pixels)
+
+
+def test_recurrence_three_and_batch_and_odd_sizes(demo_root, tmp_path):
+    cfg, model = model_for("ccnet", demo_root, tmp_path, recurrence=3)
+    path = str(tmp_path / "cc3.onnx")
+    export_onnx(model, cfg, path, 64, 96, dynamic=True)
+    runtime = open_runtime("onnxruntime", path)
+    images = np.random.default_rng(0).integers(0, 256, (2, 37, 61, 3), dtype=np.uint8)
+    got = runtime._run(images)
+    x = torch.stack([normalize_image(im) for im in images])
+    expected = scale_logits(model, x, 0.5).numpy()
+    assert got.shape == (2, 19, 37, 61)
+    assert np.abs(got - expected).max() / np.abs(expected).max() <= 1e-4
+
+
+def tool(name, *args, check=True):
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", name), *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{name} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def exported(demo_root, tmp_path_factory):
+    """A CCNet checkpoint, exported static (the demo's 256 x 512) and dynamic, through the tools."""
+    tmp = tmp_path_factory.mktemp("export")
+    cfg, model = model_for("ccnet", demo_root, tmp)
+    cfg.train.experiment = "x"
+    OmegaConf.save(cfg, tmp / "cfg.yaml")
+    torch.save({"model": model.state_dict()}, tmp / "ccnet.pth")
+    out = tool("export.py", tmp / "cfg.yaml", "--checkpoint", tmp / "ccnet.pth", "--output", tmp / "static.onnx",
+               "--height", 256, "--width", 512).stdout
+    assert "onnx.checker passed" in out and "input 256x512" in out
+    tool("export.py", tmp / "cfg.yaml", "--checkpoint", tmp / "ccnet.pth", "--output", tmp / "dynamic.onnx",
+         "--dynamic")
+    return tmp
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_infer_tool_writes_the_files_pytorch_writes(backend, exported, demo_root, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in val_images(demo_root):
+        os.symlink(path, images / os.path.basename(path))
+    cfg = exported / "cfg.yaml"
+    tool("infer.py", cfg, "--checkpoint", exported / "ccnet.pth", "--input", images, "--output", tmp_path / "torch",
+         "--no-progress")
+    out = tool("infer.py", cfg, "--backend", backend, "--model", exported / "static.onnx", "--input", images,
+               "--output", tmp_path / backend, "--no-progress").stdout
+    assert "3 images segmented" in out
+    assert sorted(os.listdir(tmp_path / backend)) == sorted(os.listdir(tmp_path / "torch"))
+    same = total = 0
+    for name in os.listdir(tmp_path / "torch"):
+        if name.endswith("_pred.png"):
+            a, b = read_mask(str(tmp_path / "torch" / name)), read_mask(str(tmp_path / backend / name))
+            same, total = same + int((a == b).sum()), total + a.size
+    assert same / total >= 0.9999
+
+
+def test_bad_input_is_one_line(exported, demo_root, tmp_path):
+    cfg = exported / "cfg.yaml"
+    small = tmp_path / "small"
+    small.mkdir()
+    import cv2
+
+    cv2.imwrite(str(small / "a.png"), np.zeros((40, 60, 3), np.uint8))
+    proc = tool("infer.py", cfg, "--backend", "onnxruntime", "--model", exported / "static.onnx", "--input", small,
+                "--output", tmp_path / "o", "--no-progress", check=False)
+    assert proc.returncode == 1 and "takes 256x512 images only" in proc.stdout and "this one is 40x60" in proc.stdout
+    proc = tool("infer.py", cfg, "--backend", "onnxruntime", "--model", exported / "dynamic.onnx", "--input", small,
+                "--output", tmp_path / "o2", "--no-progress")  # the dynamic model takes it
+    proc = tool("infer.py", cfg, "model.num_classes=5", "data.dataset=folder", "data.class_names=[a,b,c,d,e]",
+                "--backend", "openvino", "--model", exported / "dynamic.onnx", "--input", small, "--output",
+                tmp_path / "o3", check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith("export it from a checkpoint of this config")
+    proc = tool("export.py", cfg, "model.head.type=danet", "--checkpoint", exported / "ccnet.pth", "--output",
+                tmp_path / "x.onnx", check=False)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "does not fit" in proc.stderr
+    proc = tool("export.py", cfg, "model.head.recurence=2", "--checkpoint", exported / "ccnet.pth", "--output",
+                tmp_path / "x.onnx", check=False)
+    assert proc.returncode == 2 and "recurence" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_missing_runtime_package_names_the_install(monkeypatch, tmp_path):
+    from segattn.errors import MissingFileError
+
+    (tmp_path / "m.onnx").write_bytes(b"")
+    for package in ("onnxruntime", "openvino"):
+        monkeypatch.setitem(sys.modules, package, None)  # import fails as if not installed
+        with pytest.raises(MissingFileError, match=rf"the {package} package is not installed; pip install"):
+            open_runtime(package, str(tmp_path / "m.onnx"))
+
+
+def test_deploy_benchmark_compares_outputs_before_timing():
+    from segattn.analysis.runtimes import compare_runtimes
+
+    ms = compare_runtimes(os.path.join(ROOT, "configs", "demo", "danet.yaml"), 64, 128, repeats=1, warmup=0)
+    assert set(ms) == {"pytorch", "onnxruntime", "openvino"} and min(ms.values()) > 0
