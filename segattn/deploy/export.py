@@ -9,7 +9,7 @@ the logits back to the input size. So a runtime feeds ``image`` uint8
 reference (matmul, where, softmax, concat: no einsum, no diagonal op);
 opset 17. With ``dynamic``, batch, height and width are free.
 """
-import onnx  # noqa: F401 - fail here, with the install hint of the caller, not inside torch.onnx
+import onnx
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,8 +43,6 @@ class ImageToLogits(nn.Module):
 
 def export_onnx(model: nn.Module, cfg, path: str, height: int, width: int, dynamic: bool = False) -> dict:
     """Write ``path``; returns the metadata stored in the file (config scale, classes, static size)."""
-    import onnx
-
     if cfg.eval.mode != "whole" or len(cfg.eval.scales) > 1 or cfg.eval.flip:
         raise ConfigError("export: the ONNX model runs one whole-image pass at eval.scales[0]; this config asks "
                           f"for eval.mode={cfg.eval.mode}, scales={list(cfg.eval.scales)}, flip={cfg.eval.flip}: "
@@ -69,6 +67,4 @@ def export_onnx(model: nn.Module, cfg, path: str, height: int, width: int, dynam
 
 def graph_operators(path: str) -> set:
     """The ONNX operator types of a saved model (for the supported-operator checks)."""
-    import onnx
-
     return {node.op_type for node in onnx.load(path).graph.node}
