@@ -26,7 +26,9 @@ HEADS = ["ccnet", "danet", "nonlocal", "fcn"]
 # TensorRT 10's ONNX parser (onnx-tensorrt docs/operators.md): the operators our graphs may use, all supported
 TENSORRT = {"Add", "Cast", "Concat", "Constant", "Conv", "Div", "Equal", "Floor", "Gather", "Identity", "MatMul",
             "MaxPool", "Mul", "Range", "ReduceMax", "Relu", "Reshape", "Resize", "Shape", "Slice", "Softmax", "Sub",
-            "Transpose", "Unsqueeze", "Where"}
+            "Transpose", "Unsqueeze", "Where",
+            # and those the attention blocks add (LayerNormalization: TensorRT 8.6 and later)
+            "BatchNormalization", "LayerNormalization", "ReduceMean", "Sigmoid", "Split", "Sqrt", "Squeeze"}
 
 
 def model_for(head, demo_root, tmp_path, recurrence=2):
@@ -68,6 +70,23 @@ def test_exported_head_equals_pytorch_in_both_runtimes(head, demo_root, tmp_path
             assert np.abs(got - expected).max() / np.abs(expected).max() <= 1e-4, runtime.backend
             agree[runtime.backend] += int((got.argmax(0) == expected.argmax(0)).sum())
     assert all(n / pixels >= 0.9999 for n in agree.values()), (agree, pixels)
+
+
+@pytest.mark.parametrize("block", ["se", "eca", "cbam", "sk", "residual", "mhsa"])
+def test_attention_blocks_in_front_of_a_head_export(block, tmp_path):
+    """The demo's FCN + block configs (in the encoder's blocks or on layer4) export and match PyTorch."""
+    from segattn.config import load_config
+
+    cfg = load_config(os.path.join(ROOT, "configs", "demo", f"fcn_{block}.yaml"), ["model.encoder.weights=null"])
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    path = str(tmp_path / "m.onnx")
+    export_onnx(model, cfg, path, 64, 96, dynamic=True)
+    assert graph_operators(path) <= TENSORRT
+    image = np.random.default_rng(0).integers(0, 256, (75, 131, 3), dtype=np.uint8)
+    expected = scale_logits(model, normalize_image(image)[None], cfg.eval.scales[0])[0].numpy()
+    got = open_runtime("onnxruntime", path).predict_image(image)
+    assert np.abs(got - expected).max() / np.abs(expected).max() <= 1e-4
 
 
 def test_recurrence_three_and_batch_and_odd_sizes(demo_root, tmp_path):
