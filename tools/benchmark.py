@@ -6,6 +6,7 @@
     python tools/benchmark.py --mode op            # criss-cross implementations (CUDA if present)
     python tools/benchmark.py --peers mmseg        # whole models against mmsegmentation's own, same weights
     python tools/benchmark.py --mode deploy        # each demo model in PyTorch, ONNX Runtime and OpenVINO
+    python tools/benchmark.py --suite gpu --output gpu_suite/   # the GPU proof, one command (--dry-run: CPU)
 
 Numbers are taken in one run, so read them as ratios between rows.
 """
@@ -15,6 +16,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if "--dry-run" in sys.argv:  # Triton's interpreter is chosen when a kernel is defined: before any import of ours
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import warnings  # noqa: E402
 
@@ -36,6 +39,13 @@ def get_args_parser():
     p.add_argument("--mode", choices=["paper", "op", "deploy"], default="paper",
                    help="paper: heads, RCCA vs Non-local, ops; op: criss-cross implementations; deploy: each demo "
                    "model in PyTorch, ONNX Runtime and OpenVINO on one --image-size image")
+    p.add_argument("--suite", choices=["gpu"], help="gpu: the whole GPU proof in one command (kernel checks, op "
+                   "table, RCCA vs Non-local, CCNet vs FCN steps), written to --output as gpu.md and gpu.json")
+    p.add_argument("--output", default="gpu_suite", help="--suite: the folder for gpu.md / gpu.json")
+    p.add_argument("--dry-run", action="store_true", help="--suite gpu on the CPU with tiny shapes (Triton's "
+                   "interpreter, no torch.compile): checks the command itself")
+    p.add_argument("--budget", type=float, default=480, help="--suite: seconds; later parts are skipped, and "
+                   "said so, once spent")
     p.add_argument("--image-size", type=int, nargs=2, default=[256, 512], metavar=("H", "W"),
                    help="--mode deploy: the image size")
     p.add_argument("--channels", type=int, default=2048, help="encoder feature channels (layer4)")
@@ -120,6 +130,16 @@ def run_deploy_mode(args):
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
+    if args.suite == "gpu":
+        from segattn.analysis.gpu_suite import run_suite
+
+        result = run_suite(args.output, args.dry_run, args.budget)
+        with open(os.path.join(args.output, "gpu.md")) as f:
+            print(f.read())
+        failed = [c["name"] for c in result["parts"]["checks"] if not c["ok"]]
+        if failed:
+            print(f"kernel checks FAILED: {', '.join(failed)}", file=sys.stderr)
+        return 1 if failed else 0
     if args.mode == "op":
         return run_op_mode(args)
     if args.mode == "deploy":
@@ -164,4 +184,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -269,11 +269,12 @@ OP_IMPLS = ("reference", "lean", "compiled", "triton")
 
 
 def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (129, 257)),
-             dtypes=(torch.float32, torch.bfloat16), head_in=2048, impls=OP_IMPLS):
+             dtypes=(torch.float32, torch.bfloat16), head_in=2048, impls=OP_IMPLS, interpret=False):
     """The criss-cross op and the RCCA head under each implementation.
 
-    ``lean`` is the memory-lean PyTorch op, ``compiled`` is ``torch.compile`` of the reference. Triton needs CUDA; on
-    other devices its rows are returned as ``None`` so the table says "not measured".
+    ``lean`` is the memory-lean PyTorch op, ``compiled`` is ``torch.compile`` of the reference. Triton needs CUDA
+    (or ``interpret``: Triton's CPU interpreter, for dry runs); otherwise its rows are returned as ``None`` so the
+    table says "not measured".
     """
     from ..models.heads import RCCAHead
     from ..ops.lean import criss_cross_attention_lean
@@ -294,7 +295,7 @@ def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (12
                 return (torch.randn(batch, head_in, h, w, dtype=dtype),)
 
             for impl in impls:
-                if impl == "triton" and not is_cuda:
+                if impl == "triton" and not (is_cuda or interpret):
                     cases.append(Case("op", f"{impl}: {tag}", None, op_inputs))
                     cases.append(Case("rcca head", f"{impl}: {tag}", None, head_inputs))
                     continue
