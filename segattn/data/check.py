@@ -15,6 +15,7 @@ from ..errors import MissingFileError
 from .base import allowed_values, unknown_values
 from .cityscapes import ALLOWED, IMAGE_SUFFIX, LABEL_SUFFIXES, missing_cityscapes
 from .io import IMAGE_EXTENSIONS, UnreadableImage, read_image, read_mask
+from .listed import DATASETS
 
 EXAMPLES = 3
 
@@ -60,12 +61,24 @@ def _pairs_folder(root, split, report):
     return images, labels
 
 
+def _pairs_listed(dataset):
+    def pairs(root, split, report):
+        try:
+            return dataset.split_files(root, split)
+        except MissingFileError as err:
+            report.add("split not found", str(err))
+            return {}, {}
+    return pairs
+
+
 def check_split(data_cfg, split: str, num_classes: int, decode: bool = True, progress: bool = False) -> Report:
     """Check one split; ``decode=False`` is the cheap start-up check (pairing only)."""
     report = Report(split)
-    pairing = _pairs_cityscapes if data_cfg.dataset == "cityscapes" else _pairs_folder
+    listed = DATASETS.get(data_cfg.dataset)
+    pairing = (_pairs_cityscapes if data_cfg.dataset == "cityscapes" else _pairs_listed(listed) if listed
+               else _pairs_folder)
     images, labels = pairing(data_cfg.root, split, report)
-    if not images:
+    if not images and not report.problems:
         report.add("empty split (no images)", data_cfg.root)
     for stem in sorted(set(images) - set(labels)):
         report.add("images without labels", images[stem])
@@ -93,7 +106,8 @@ def check_split(data_cfg, split: str, num_classes: int, decode: bool = True, pro
         if mask.shape != image.shape[:2]:
             report.add("image/label size mismatches",
                        f"{label_path} {mask.shape[::-1]} vs image {image.shape[1::-1]}")
-        bad, _ = unknown_values(mask, ALLOWED[suffix] if suffix else folder_allowed)  # what training reads
+        allowed = listed.labels[suffix][1] if listed else ALLOWED[suffix] if suffix else folder_allowed
+        bad, _ = unknown_values(mask, allowed)  # what training reads
         if bad.size:
             report.add("label values outside the known ids", f"{label_path}: {bad[:5].tolist()}")
     return report
@@ -106,6 +120,8 @@ def startup_check(data_cfg, splits, num_classes: int):
     for split in splits:
         if data_cfg.dataset == "cityscapes" and not os.path.isdir(os.path.join(data_cfg.root, "leftImg8bit", split)):
             raise MissingFileError(missing_cityscapes(data_cfg.root, split))
+        if data_cfg.dataset in DATASETS:  # a missing folder or split list: its own one-line error, with the layout
+            DATASETS[data_cfg.dataset].split_files(data_cfg.root, split)
         report = check_split(data_cfg, split, num_classes, decode=False)
         fatal = {k: v for k, v in report.problems.items() if k != "labels without images"}
         if fatal:

@@ -37,14 +37,26 @@ def _ends_like_jpeg(data: np.ndarray) -> bool:
 
 
 def read_mask(path: str) -> np.ndarray:
-    """HxW uint8 label mask, read without any colour conversion."""
+    """HxW uint8 label mask, read without any colour conversion; a palette PNG gives its indices (VOC)."""
     data = np.fromfile(path, dtype=np.uint8) if os.path.isfile(path) else None
+    if data is not None and data.size > 26 and data[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and data[25] == 3:
+        return _palette_indices(path)  # IHDR colour type 3: OpenCV would expand the palette to colours
     mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
     if mask is None:
         raise UnreadableImage(f"{path}: not a readable label image")
     if mask.ndim == 3:
         mask = mask[..., 0]
     return mask.astype(np.uint8)
+
+
+def _palette_indices(path: str) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.array(im, dtype=np.uint8)
+    except (OSError, ValueError) as err:
+        raise UnreadableImage(f"{path}: not a readable label image ({err})") from None
 
 
 def write_png(path: str, array: np.ndarray, rgb: bool = True):

@@ -1,0 +1,109 @@
+"""Datasets in their official on-disk layouts, found by split folder or split list, labels mapped by a table.
+
+Each subclass says where a split's images and labels are (``split_files``),
+which raw label values a file may hold and how they map to train ids (a
+256-entry table per label kind: ADE20K's and Pascal Context's "reduce zero
+label", COCO-Stuff's ids with the unused ones removed), and its class names.
+Everything else (pairing, unknown values, sizes, the one-line errors) is here
+once. ``DATASETS`` maps ``data.dataset`` names to the classes.
+"""
+import glob
+import os
+
+import numpy as np
+
+from ..errors import MissingFileError
+from .base import PairDataset, check_same_size
+from .io import read_image, read_mask
+from .palette import default_palette
+
+DATASETS = {}
+
+
+def register(cls):
+    DATASETS[cls.name] = cls
+    return cls
+
+
+def table(mapping: dict, ignore_index: int = 255):
+    """``(lut, allowed)``: raw value -> train id (unlisted: ignore), and the raw values a file may hold."""
+    lut = np.full(256, ignore_index, np.uint8)
+    allowed = np.zeros(256, bool)
+    for raw, train in mapping.items():
+        lut[raw] = train
+        allowed[raw] = True
+    allowed[ignore_index] = True
+    return lut, allowed
+
+
+def reduce_zero(num_classes: int):
+    """Raw 0 is "other" (ignored), raw k is class k - 1: ADE20K, Pascal Context 59."""
+    return table({0: 255, **{k: k - 1 for k in range(1, num_classes + 1)}})
+
+
+def stems(folder: str, suffix: str) -> dict:
+    return {os.path.basename(p)[: -len(suffix)]: p for p in sorted(glob.glob(os.path.join(folder, "*" + suffix)))}
+
+
+def read_list(path: str, what: str) -> list:
+    if not os.path.isfile(path):
+        raise MissingFileError(f"data.root: no split list {path!r}; expected {what}")
+    with open(path) as f:
+        return [line.split()[0] for line in f if line.strip()]
+
+
+class ListedDataset(PairDataset):
+    """Subclasses set ``name``, ``class_names``, ``labels`` (kind -> (lut, allowed)) and ``split_files``."""
+
+    name = ""
+    class_names = []
+    ignore_index = 255
+    labels = {}
+    layout = ""  # the expected layout, for errors
+
+    def __init__(self, root: str, split: str, transform=None, need_labels: bool = True,
+                 unknown_labels: str = "warn"):
+        self.root, self.split, self.transform, self.unknown_labels = root, split, transform, unknown_labels
+        self.palette = getattr(type(self), "palette", None) or default_palette(len(self.class_names))
+        images, labels = self.split_files(root, split)
+        if not images:
+            raise MissingFileError(f"data.root={root!r}: no {self.name} images for split {split!r}; expected "
+                                   f"{self.layout}")
+        missing = sorted(set(images) - set(labels))
+        if missing and need_labels:
+            raise MissingFileError(f"data.root={root!r}: {len(missing)} of {len(images)} {self.name} images of split "
+                                   f"{split!r} have no label, e.g. {images[missing[0]]}; expected {self.layout}")
+        self.pairs = [(images[s],) + (labels[s] if s in labels else (None, None)) for s in sorted(images)]
+
+    @classmethod
+    def split_files(cls, root: str, split: str):
+        """``({stem: image}, {stem: (label, kind)})`` of a split; MissingFileError if its folder or list is absent."""
+        raise NotImplementedError
+
+    def load(self, index: int):
+        image_path, label_path, kind = self.pairs[index]
+        image, notes = read_image(image_path), []
+        if label_path is None:
+            mask = np.full(image.shape[:2], self.ignore_index, np.uint8)
+        else:
+            raw = read_mask(label_path)
+            lut, allowed = self.labels[kind]
+            notes = self.label_notes(raw, allowed, label_path)
+            mask = lut[raw]
+        check_same_size(image, mask, image_path, label_path)
+        return image, mask, image_path, notes
+
+
+def folder_pairs(root, split, image_dir, label_dir, image_suffix, label_kinds, layout):
+    """Images in ``root/image_dir/split``, labels beside them in ``root/label_dir/split`` (first kind found wins)."""
+    img_dir = os.path.join(root, image_dir, split)
+    if not os.path.isdir(img_dir):
+        raise MissingFileError(f"data.root={root!r}: no folder {img_dir!r}; expected {layout}")
+    images = stems(img_dir, image_suffix)
+    labels = {}
+    for suffix in label_kinds[::-1]:  # the first kind listed wins where both exist
+        others = tuple(k for k in label_kinds if k != suffix and k.endswith(suffix))  # "_labelTrainIds.png" vs ".png"
+        for stem, path in stems(os.path.join(root, label_dir, split), suffix).items():
+            if not path.endswith(others):
+                labels[stem] = (path, suffix)
+    return images, labels
