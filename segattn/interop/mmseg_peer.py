@@ -21,8 +21,9 @@ import torch
 from ..errors import ConfigError, MissingFileError
 from .mmcv_stub import INSTALL, stub_mmcv_ext
 
-# ours: {head}_r{depth}-d8_769x769_{iters}k_cityscapes (mmseg 0.x's names, those of its released checkpoints)
-NAME = re.compile(r"^(ccnet|danet|nonlocal|fcn)_r(50|101)-d8_769x769_(40|80)k_cityscapes$")
+# ours: {head}_r{depth}-d8_{crop}_{iters}k_{dataset} (mmseg 0.x's names, those of its released checkpoints)
+NAME = re.compile(r"^(ccnet|danet|nonlocal|fcn)_r(50|101)-d8_(769x769|512x512)_(\d+)k_(cityscapes|ade20k|voc12aug)$")
+BATCH = {"cityscapes": "4xb2", "ade20k": "4xb4", "voc12aug": "4xb4"}
 FOLDERS = {"nonlocal": "nonlocal_net"}
 
 
@@ -43,11 +44,12 @@ def mmseg_config_path(name: str) -> str:
     """The config file mmsegmentation 1.x ships for our ``configs/mmseg/<name>.yaml``."""
     match = NAME.match(name)
     if not match:
-        raise ConfigError(f"{name!r} is not a configs/mmseg name like ccnet_r50-d8_769x769_40k_cityscapes")
-    head, depth, iters = match.groups()
+        raise ConfigError(f"{name!r} is not a configs/mmseg name like ccnet_r50-d8_769x769_40k_cityscapes or "
+                          "danet_r101-d8_512x512_160k_ade20k")
+    head, depth, crop, iters, dataset = match.groups()
     mmseg, _ = import_mmseg()
     return os.path.join(os.path.dirname(mmseg.__file__), ".mim", "configs", FOLDERS.get(head, head),
-                        f"{head}_r{depth}-d8_4xb2-{iters}k_cityscapes-769x769.py")
+                        f"{head}_r{depth}-d8_{BATCH[dataset]}-{iters}k_{dataset}-{crop}.py")
 
 
 def _plain_bn(node):

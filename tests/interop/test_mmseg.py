@@ -16,7 +16,8 @@ from segattn.interop.convert import convert_checkpoint  # noqa: E402
 from segattn.interop.mmseg_peer import build_mmseg_model, mmseg_logits, randomize, save_like_mmseg  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "mmseg", "*_cityscapes.yaml")))
+CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "mmseg", "*.yaml"))
+                 if not os.path.basename(p).startswith("base"))
 CPU = torch.device("cpu")
 
 
@@ -37,10 +38,14 @@ def convert(name, tmp_path, seed=1):
     return theirs.eval(), ours
 
 
-def test_every_released_cityscapes_checkpoint_has_a_config():
+def test_every_released_checkpoint_of_our_heads_has_a_config():
+    """mmseg's model zoo: Cityscapes 769x769 40k/80k, ADE20K 512x512 80k/160k, VOC12aug 512x512 20k/40k."""
     names = {os.path.basename(p)[:-5] for p in CONFIGS}
-    assert names == {f"{h}_r{d}-d8_769x769_{i}k_cityscapes" for h in ("ccnet", "danet", "nonlocal", "fcn")
-                     for d in (50, 101) for i in (40, 80)}
+    heads, depths = ("ccnet", "danet", "nonlocal", "fcn"), (50, 101)
+    expected = {f"{h}_r{d}-d8_{crop}_{i}k_{ds}" for h in heads for d in depths
+                for crop, ds, iters in (("769x769", "cityscapes", (40, 80)), ("512x512", "ade20k", (80, 160)),
+                                        ("512x512", "voc12aug", (20, 40))) for i in iters}
+    assert names == expected
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.basename(p)[:-5])
@@ -51,7 +56,7 @@ def test_converted_model_gives_mmseg_logits(path, tmp_path):
     expected = mmseg_logits(theirs, x)
     with torch.no_grad():
         got = ours(x)["main"]
-        assert got.shape == expected.shape == (1, 19, 69, 83)
+        assert got.shape == expected.shape == (1, theirs.decode_head.num_classes, 69, 83)
         assert relative(got, expected) <= 1e-4
         # the auxiliary head on layer3 too (training uses it; encode_decode does not)
         aux_theirs = theirs.auxiliary_head(theirs.extract_feat(x))
