@@ -1,11 +1,23 @@
-"""Shared test fixtures' builders: a tiny demo dataset and a tiny training config."""
+"""Shared test fixtures' builders: a tiny demo dataset, a tiny training config, a tool runner."""
 import os
+import subprocess
+import sys
 
 from omegaconf import OmegaConf
 
 from segattn.config import Config
 
 _DEMO_CACHE = {}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_tool(name, *args, check=True):
+    """``python tools/<name> args...`` from the repository root, as a user runs it; AssertionError on failure."""
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", name), *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{name} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
 
 
 def tiny_demo(root_parent) -> str:

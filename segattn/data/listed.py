@@ -107,3 +107,20 @@ def folder_pairs(root, split, image_dir, label_dir, image_suffix, label_kinds, l
             if not path.endswith(others):
                 labels[stem] = (path, suffix)
     return images, labels
+
+
+def listed_pairs(root, split, ids, label_dirs, layout):
+    """Images ``root/JPEGImages/<id>.jpg`` of a split list, each label from the first of ``label_dirs`` holding it."""
+    images, labels = {}, {}
+    for i in dict.fromkeys(ids):  # unique, in order
+        image = os.path.join(root, "JPEGImages", i + ".jpg")
+        if not os.path.isfile(image):
+            raise MissingFileError(f"data.root={root!r}: split {split!r} lists {i} but {image} is missing; "
+                                   f"expected {layout}")
+        images[i] = image
+        for folder in label_dirs:
+            label = os.path.join(root, folder, i + ".png")
+            if os.path.isfile(label):
+                labels[i] = (label, "")
+                break
+    return images, labels

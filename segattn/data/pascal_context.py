@@ -13,8 +13,7 @@ and raw k is train id k - 1.
 """
 import os
 
-from ..errors import MissingFileError
-from .listed import ListedDataset, read_list, reduce_zero, register
+from .listed import ListedDataset, listed_pairs, read_list, reduce_zero, register
 
 CLASS_NAMES = [
     'aeroplane', 'bag', 'bed', 'bedclothes', 'bench', 'bicycle', 'bird', 'boat', 'book', 'bottle', 'building',
@@ -38,14 +37,4 @@ class PascalContextDataset(ListedDataset):
     @classmethod
     def split_files(cls, root, split):
         ids = read_list(os.path.join(root, "ImageSets", "SegmentationContext", f"{split}.txt"), cls.layout)
-        images, labels = {}, {}
-        for i in dict.fromkeys(ids):
-            image = os.path.join(root, "JPEGImages", i + ".jpg")
-            if not os.path.isfile(image):
-                raise MissingFileError(f"data.root={root!r}: split {split!r} lists {i} but {image} is missing; "
-                                       f"expected {cls.layout}")
-            images[i] = image
-            label = os.path.join(root, "SegmentationClassContext", i + ".png")
-            if os.path.isfile(label):
-                labels[i] = (label, "")
-        return images, labels
+        return listed_pairs(root, split, ids, ("SegmentationClassContext",), cls.layout)

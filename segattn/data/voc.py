@@ -16,8 +16,7 @@ where the official set has it, else from ``SegmentationClassAug``.
 """
 import os
 
-from ..errors import MissingFileError
-from .listed import ListedDataset, read_list, register, table
+from .listed import ListedDataset, listed_pairs, read_list, register, table
 
 CLASS_NAMES = [
     'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
@@ -58,16 +57,4 @@ class VOCDataset(ListedDataset):
                              "mmsegmentation's voc_aug converter) beside train.txt, for the trainaug split")
         else:
             ids = read_list(os.path.join(lists, f"{split}.txt"), cls.layout)
-        images, labels = {}, {}
-        for i in dict.fromkeys(ids):  # unique, in order
-            image = os.path.join(root, "JPEGImages", i + ".jpg")
-            if not os.path.isfile(image):
-                raise MissingFileError(f"data.root={root!r}: split {split!r} lists {i} but {image} is missing; "
-                                       f"expected {cls.layout}")
-            images[i] = image
-            for folder in ("SegmentationClass", "SegmentationClassAug"):
-                label = os.path.join(root, folder, i + ".png")
-                if os.path.isfile(label):
-                    labels[i] = (label, "")
-                    break
-        return images, labels
+        return listed_pairs(root, split, ids, ("SegmentationClass", "SegmentationClassAug"), cls.layout)

@@ -1,7 +1,5 @@
 """ADE20K, Pascal VOC (+SBD), Pascal Context and COCO-Stuff read from small fixtures in their exact on-disk layouts."""
 import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -13,7 +11,6 @@ from segattn.data import DATASETS, build_dataset
 from segattn.data.voc import voc_palette
 from segattn.errors import MissingFileError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 H, W = 48, 64
 
 
@@ -166,17 +163,11 @@ def test_voc_list_naming_a_missing_image(tmp_path):
         build_dataset(data_cfg("voc", root), "val")
 
 
-def tool(name, *args, check=True):
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", name), *map(str, args)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{name} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
 
 
 @pytest.mark.parametrize("name", sorted(MAKERS))
 def test_train_eval_and_check_dataset_end_to_end(name, tmp_path):
-    from helpers import tiny_config
+    from helpers import run_tool, tiny_config
 
     root = MAKERS[name](tmp_path / name)
     cfg = tiny_config(str(root), tmp_path / "run", head="ccnet", max_iters=2, val_interval=2)
@@ -186,10 +177,10 @@ def test_train_eval_and_check_dataset_end_to_end(name, tmp_path):
     cfg.model.num_classes = len(DATASETS[name].class_names)
     cfg.eval.scales = [1.0]
     OmegaConf.save(cfg, tmp_path / "cfg.yaml")
-    out = tool("check_dataset.py", tmp_path / "cfg.yaml", "--no-progress").stdout
+    out = run_tool("check_dataset.py", tmp_path / "cfg.yaml", "--no-progress").stdout
     assert "dataset OK" in out
-    out = tool("train.py", tmp_path / "cfg.yaml", "--no-progress").stdout
+    out = run_tool("train.py", tmp_path / "cfg.yaml", "--no-progress").stdout
     assert "mIoU" in out
-    out = tool("eval.py", tmp_path / "cfg.yaml", "--checkpoint", tmp_path / "run" / "t" / "best.pth",
+    out = run_tool("eval.py", tmp_path / "cfg.yaml", "--checkpoint", tmp_path / "run" / "t" / "best.pth",
                "--no-progress").stdout
     assert f"| {DATASETS[name].class_names[0]} |" in out and "mIoU" in out

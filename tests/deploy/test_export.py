@@ -1,7 +1,6 @@
 """ONNX export of every head, run in ONNX Runtime and OpenVINO, against the PyTorch inference path."""
 import glob
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -13,7 +12,7 @@ pytest.importorskip("onnx", reason='ONNX export is optional: pip install -e ".[d
 pytest.importorskip("onnxruntime", reason='ONNX Runtime is optional: pip install -e ".[deploy]"')
 pytest.importorskip("openvino", reason='OpenVINO is optional: pip install -e ".[deploy]"')
 
-from helpers import tiny_config  # noqa: E402
+from helpers import run_tool, tiny_config  # noqa: E402
 from segattn.data.io import read_image, read_mask  # noqa: E402
 from segattn.data.transforms import normalize_image  # noqa: E402
 from segattn.deploy.export import export_onnx, graph_operators  # noqa: E402
@@ -102,12 +101,6 @@ def test_recurrence_three_and_batch_and_odd_sizes(demo_root, tmp_path):
     assert np.abs(got - expected).max() / np.abs(expected).max() <= 1e-4
 
 
-def tool(name, *args, check=True):
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", name), *map(str, args)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{name} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 @pytest.fixture(scope="module")
@@ -118,10 +111,10 @@ def exported(demo_root, tmp_path_factory):
     cfg.train.experiment = "x"
     OmegaConf.save(cfg, tmp / "cfg.yaml")
     torch.save({"model": model.state_dict()}, tmp / "ccnet.pth")
-    out = tool("export.py", tmp / "cfg.yaml", "--checkpoint", tmp / "ccnet.pth", "--output", tmp / "static.onnx",
+    out = run_tool("export.py", tmp / "cfg.yaml", "--checkpoint", tmp / "ccnet.pth", "--output", tmp / "static.onnx",
                "--height", 256, "--width", 512).stdout
     assert "onnx.checker passed" in out and "input 256x512" in out
-    tool("export.py", tmp / "cfg.yaml", "--checkpoint", tmp / "ccnet.pth", "--output", tmp / "dynamic.onnx",
+    run_tool("export.py", tmp / "cfg.yaml", "--checkpoint", tmp / "ccnet.pth", "--output", tmp / "dynamic.onnx",
          "--dynamic")
     return tmp
 
@@ -133,9 +126,9 @@ def test_infer_tool_writes_the_files_pytorch_writes(backend, exported, demo_root
     for path in val_images(demo_root):
         os.symlink(path, images / os.path.basename(path))
     cfg = exported / "cfg.yaml"
-    tool("infer.py", cfg, "--checkpoint", exported / "ccnet.pth", "--input", images, "--output", tmp_path / "torch",
+    run_tool("infer.py", cfg, "--checkpoint", exported / "ccnet.pth", "--input", images, "--output", tmp_path / "torch",
          "--no-progress")
-    out = tool("infer.py", cfg, "--backend", backend, "--model", exported / "static.onnx", "--input", images,
+    out = run_tool("infer.py", cfg, "--backend", backend, "--model", exported / "static.onnx", "--input", images,
                "--output", tmp_path / backend, "--no-progress").stdout
     assert "3 images segmented" in out
     assert sorted(os.listdir(tmp_path / backend)) == sorted(os.listdir(tmp_path / "torch"))
@@ -154,19 +147,19 @@ def test_bad_input_is_one_line(exported, demo_root, tmp_path):
     import cv2
 
     cv2.imwrite(str(small / "a.png"), np.zeros((40, 60, 3), np.uint8))
-    proc = tool("infer.py", cfg, "--backend", "onnxruntime", "--model", exported / "static.onnx", "--input", small,
+    proc = run_tool("infer.py", cfg, "--backend", "onnxruntime", "--model", exported / "static.onnx", "--input", small,
                 "--output", tmp_path / "o", "--no-progress", check=False)
     assert proc.returncode == 1 and "takes 256x512 images only" in proc.stdout and "this one is 40x60" in proc.stdout
-    proc = tool("infer.py", cfg, "--backend", "onnxruntime", "--model", exported / "dynamic.onnx", "--input", small,
+    proc = run_tool("infer.py", cfg, "--backend", "onnxruntime", "--model", exported / "dynamic.onnx", "--input", small,
                 "--output", tmp_path / "o2", "--no-progress")  # the dynamic model takes it
-    proc = tool("infer.py", cfg, "model.num_classes=5", "data.dataset=folder", "data.class_names=[a,b,c,d,e]",
+    proc = run_tool("infer.py", cfg, "model.num_classes=5", "data.dataset=folder", "data.class_names=[a,b,c,d,e]",
                 "--backend", "openvino", "--model", exported / "dynamic.onnx", "--input", small, "--output",
                 tmp_path / "o3", check=False)
     assert proc.returncode == 2 and proc.stderr.strip().endswith("export it from a checkpoint of this config")
-    proc = tool("export.py", cfg, "model.head.type=danet", "--checkpoint", exported / "ccnet.pth", "--output",
+    proc = run_tool("export.py", cfg, "model.head.type=danet", "--checkpoint", exported / "ccnet.pth", "--output",
                 tmp_path / "x.onnx", check=False)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "does not fit" in proc.stderr
-    proc = tool("export.py", cfg, "model.head.recurence=2", "--checkpoint", exported / "ccnet.pth", "--output",
+    proc = run_tool("export.py", cfg, "model.head.recurence=2", "--checkpoint", exported / "ccnet.pth", "--output",
                 tmp_path / "x.onnx", check=False)
     assert proc.returncode == 2 and "recurence" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.onnx").exists()

@@ -8,18 +8,14 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from helpers import tiny_config
+from helpers import run_tool, tiny_config
 from segattn.data.io import read_mask, write_png
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def tool(name, *args, check=True):
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", name), *map(str, args), "--no-progress"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{name} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+    return run_tool(name, *args, "--no-progress", check=check)
 
 
 @pytest.fixture(scope="module")
