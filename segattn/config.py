@@ -71,6 +71,8 @@ class DataConfig:
     workers: int = 4
     max_bad_samples: int = 20        # unreadable samples skipped (with a warning) before aborting
     unknown_labels: str = "warn"     # label values the dataset does not define: warn (train as ignore) | error
+    test_resize: Optional[List[int]] = None  # [long, short]: rescale eval images to fit, keeping the ratio, before
+    # inference, as mmsegmentation's test Resize(scale=(long, short), keep_ratio=True); logits resized back
 
 
 @dataclass
@@ -292,6 +294,8 @@ def validate(cfg: DictConfig, source: str = "config"):
              "must be [low, high] with 0 < low <= high")
     _require(0 <= d.ignore_index <= 255, source, "data.ignore_index", "must be in 0..255")
     _require(d.workers >= 0, source, "data.workers", "must be >= 0")
+    _require(d.test_resize is None or (len(d.test_resize) == 2 and min(d.test_resize) >= 1), source,
+             "data.test_resize", "must be null or [long edge, short edge] >= 1")
     _require(d.unknown_labels in ("warn", "error"), source, "data.unknown_labels",
              f"must be warn or error, got {d.unknown_labels!r}")
     _require(t.batch_size >= 1, source, "train.batch_size", "must be >= 1")

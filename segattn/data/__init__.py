@@ -11,7 +11,7 @@ from .transforms import eval_preset, train_preset
 def build_dataset(data_cfg, split: str, train: bool = False, need_labels: bool = True):
     """Dataset for ``split`` from the ``data`` config section (generates the demo set when asked)."""
     transform = (train_preset(tuple(data_cfg.crop_size), tuple(data_cfg.scale_range), data_cfg.ignore_index,
-                              data_cfg.flip, data_cfg.photometric) if train else eval_preset())
+                              data_cfg.flip, data_cfg.photometric) if train else eval_preset(resize=data_cfg.test_resize))
     if data_cfg.dataset == "cityscapes" and data_cfg.demo:
         from .demo import generate
 

@@ -12,16 +12,45 @@ import torch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# the same on 0..255 pixels, written as mmsegmentation writes them: evaluation normalises exactly as its
+# data preprocessor does ((x - mean) / std in float32), so converted models see bit-identical inputs
+MEAN_255 = (123.675, 116.28, 103.53)
+STD_255 = (58.395, 57.12, 57.375)
+
+
+def keep_ratio_size(h: int, w: int, scale) -> tuple:
+    """mmcv's ``rescale_size``: the largest (h, w) of the same ratio with long edge <= max(scale), short <= min."""
+    factor = min(max(scale) / max(h, w), min(scale) / min(h, w))
+    return int(h * factor + 0.5), int(w * factor + 0.5)
+
+
+def resize_keep_ratio(image: np.ndarray, scale) -> np.ndarray:
+    """Bilinear (OpenCV, on the uint8 image, as mmcv's ``imresize``) to :func:`keep_ratio_size`."""
+    h, w = keep_ratio_size(*image.shape[:2], scale)
+    if (h, w) == image.shape[:2]:
+        return image
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 class Preset:
-    """Callable ``(image HxWx3 uint8, mask HxW uint8) -> (3xHxW float tensor, HxW int64 tensor)``."""
+    """Callable ``(image HxWx3 uint8, mask HxW uint8) -> (3xHxW float tensor, HxW int64 tensor)``.
 
-    def __init__(self, transforms):
-        self.pipeline = A.Compose(transforms)
+    Evaluation (``normalize``, ``resize``): the image alone may first be
+    rescaled to fit ``[long, short]`` (:func:`resize_keep_ratio`; the mask keeps
+    its size, so predictions are scored at the label's resolution), then
+    :func:`normalize_image` makes the tensor.
+    """
+
+    def __init__(self, transforms, resize=None, normalize=False):
+        self.pipeline = A.Compose(transforms, is_check_shapes=resize is None)
+        self.resize, self.normalize = resize, normalize
 
     def __call__(self, image: np.ndarray, mask: np.ndarray):
+        if self.resize:
+            image = resize_keep_ratio(image, self.resize)
         out = self.pipeline(image=image, mask=mask)
+        if self.normalize:
+            return normalize_image(out["image"]), torch.from_numpy(np.ascontiguousarray(out["mask"])).long()
         image = torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1)))
         return image, torch.from_numpy(np.ascontiguousarray(out["mask"])).long()
 
@@ -43,12 +72,11 @@ def train_preset(crop_size, scale_range=(0.5, 2.0), ignore_index=255, flip=True,
     return Preset(t)
 
 
-def eval_preset(mean=IMAGENET_MEAN, std=IMAGENET_STD) -> Preset:
-    return Preset([A.Normalize(mean=mean, std=std)])
+def eval_preset(resize=None) -> Preset:
+    return Preset([], resize, normalize=True)
 
 
-def normalize_image(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
-    """uint8 HxWx3 RGB -> normalised 3xHxW float tensor (inference on images without masks)."""
-    x = image.astype(np.float32) / 255.0
-    x = (x - np.array(mean, np.float32)) / np.array(std, np.float32)
+def normalize_image(image: np.ndarray) -> torch.Tensor:
+    """uint8 HxWx3 RGB -> ``(x - MEAN_255) / STD_255``, a 3xHxW float32 tensor (evaluation and inference)."""
+    x = (image.astype(np.float32) - np.array(MEAN_255, np.float32)) / np.array(STD_255, np.float32)
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..data.transforms import MEAN_255, STD_255
 from ..errors import ConfigError
 from ..registry import parse_spec
 
@@ -28,8 +28,8 @@ class ImageToLogits(nn.Module):
         super().__init__()
         self.model = model.eval()
         self.scale = scale
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255)
+        self.register_buffer("mean", torch.tensor(MEAN_255).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(STD_255).view(1, 3, 1, 1))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = (image.permute(0, 3, 1, 2).float() - self.mean) / self.std

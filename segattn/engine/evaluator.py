@@ -56,7 +56,7 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
         images, masks, paths = batch.images, batch.masks, batch.paths
         if images is None:
             continue
-        probs = predict_from_config(model, images.to(device), cfg.eval)
+        probs = predict_from_config(model, images.to(device), cfg.eval, masks.shape[-2:])  # label size
         pred = probs.argmax(1).cpu()
         cm.update(masks, pred)
         if save_dir or color_dir:

@@ -38,9 +38,16 @@ def scaled_size(h: int, w: int, scale: float):
 
 
 @torch.no_grad()
-def scale_logits(model, x, scale=1.0, mode="whole", crop=(769, 769), stride=(513, 513), flipped=False):
-    """Logits ``(B, K, H, W)`` at the input size from one pass at ``scale`` (mirrored if ``flipped``)."""
+def scale_logits(model, x, scale=1.0, mode="whole", crop=(769, 769), stride=(513, 513), flipped=False,
+                 out_size=None):
+    """Logits ``(B, K, H, W)`` from one pass at ``scale`` (mirrored if ``flipped``), at ``out_size``.
+
+    ``out_size`` defaults to the input's; a different one (the label size of an
+    image that was rescaled before inference) is reached with the model's own
+    ``align_corners``, as mmsegmentation resizes its logits back.
+    """
     h, w = x.shape[-2:]
+    out_size = tuple(out_size or (h, w))
     if scale != 1.0:
         x = F.interpolate(x, size=scaled_size(h, w, scale), mode="bilinear", align_corners=False)
     if flipped:
@@ -50,20 +57,24 @@ def scale_logits(model, x, scale=1.0, mode="whole", crop=(769, 769), stride=(513
         logits = logits.flip(-1)
     if logits.shape[-2:] != (h, w):
         logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+    if out_size != (h, w):
+        logits = F.interpolate(logits, size=out_size, mode="bilinear",
+                               align_corners=getattr(model, "align_corners", False))
     return logits
 
 
 @torch.no_grad()
-def predict_probs(model, x, mode="whole", crop=(769, 769), stride=(513, 513), scales=(1.0,), flip=False):
-    """Softmax of each pass's logits, averaged over ``scales`` and flips."""
+def predict_probs(model, x, mode="whole", crop=(769, 769), stride=(513, 513), scales=(1.0,), flip=False,
+                  out_size=None):
+    """Softmax of each pass's logits (at ``out_size``, default the input's), averaged over ``scales`` and flips."""
     total = None
     for scale in scales:
         for flipped in ((False, True) if flip else (False,)):
-            probs = scale_logits(model, x, scale, mode, crop, stride, flipped).softmax(1)
+            probs = scale_logits(model, x, scale, mode, crop, stride, flipped, out_size).softmax(1)
             total = probs if total is None else total + probs
     return total / (len(scales) * (2 if flip else 1))
 
 
-def predict_from_config(model, x, eval_cfg):
+def predict_from_config(model, x, eval_cfg, out_size=None):
     return predict_probs(model, x, eval_cfg.mode, tuple(eval_cfg.crop_size), tuple(eval_cfg.stride),
-                         tuple(eval_cfg.scales), eval_cfg.flip)
+                         tuple(eval_cfg.scales), eval_cfg.flip, out_size)

@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from ..data.io import IMAGE_EXTENSIONS, UnreadableImage, read_image, write_png
 from ..data.palette import colorize
-from ..data.transforms import normalize_image
+from ..data.transforms import normalize_image, resize_keep_ratio
 from ..errors import MissingFileError, OutputError
 from ..models import build_model
 from .checkpoint import load_checkpoint, load_model_weights
@@ -103,7 +103,9 @@ def infer_one(model, cfg, path, input_dir, output_dir, palette, device):
     if hasattr(model, "predict_image"):  # an exported model in ONNX Runtime / OpenVINO (segattn.deploy)
         pred = model.predict_image(image).argmax(0).astype(np.uint8)
     else:
-        probs = predict_from_config(model, normalize_image(image)[None].to(device), eval_settings(cfg.eval, image))
+        resized = resize_keep_ratio(image, cfg.data.test_resize) if cfg.data.test_resize else image
+        probs = predict_from_config(model, normalize_image(resized)[None].to(device), eval_settings(cfg.eval, resized),
+                                    image.shape[:2])
         pred = probs.argmax(1)[0].cpu().numpy().astype(np.uint8)
     color = colorize(pred, palette)
     write_png(base + "_pred.png", pred)

@@ -231,3 +231,33 @@ def test_readme_commands_convert_evaluate_and_infer(tmp_path, demo_root):
     out = run("tools/infer.py", config(name), "--checkpoint", ours, "--input", images, "--output",
               tmp_path / "pred", "--no-progress")
     assert "2 images segmented" in out and len(list((tmp_path / "pred").glob("*_pred.png"))) == 2
+
+
+def test_evaluation_with_test_resize_equals_mmseg_test_pipeline(tmp_path, demo_root):
+    """mmseg's own test pipeline (load, keep-ratio Resize on the uint8 image, its preprocessor, sliding windows,
+    logits resized back to the image) against ours: ``data.test_resize`` and ``tools/eval.py``'s inference."""
+    from mmengine import ConfigDict
+    from mmengine.dataset import Compose
+
+    from segattn.data.cityscapes import CityscapesDataset
+    from segattn.data.transforms import eval_preset
+    from segattn.engine.inference import scale_logits
+
+    # FCN: the pipeline is under test here, and no attention op's float rounding (held to mmcv's elsewhere)
+    theirs, ours = convert("fcn_r50-d8_769x769_40k_cityscapes", tmp_path)
+    scale, crop, stride = (700, 350), (200, 200), (150, 150)  # 256x512 demo images -> 350x700
+    theirs.test_cfg = ConfigDict(mode="slide", crop_size=crop, stride=stride)
+    dataset = CityscapesDataset(str(demo_root), "val", eval_preset(resize=list(scale)))
+    image, mask, path, _ = dataset[0]
+    assert tuple(image.shape[1:]) == (350, 700) and tuple(mask.shape) == (256, 512)
+    pipeline = Compose([dict(type="LoadImageFromFile"), dict(type="Resize", scale=scale, keep_ratio=True),
+                        dict(type="PackSegInputs")])
+    packed = pipeline(dict(img_path=path))
+    with torch.no_grad():
+        result = theirs.test_step(dict(inputs=[packed["inputs"]], data_samples=[packed["data_samples"]]))[0]
+        got = scale_logits(ours, image[None], 1.0, "slide", crop, stride, out_size=tuple(mask.shape))
+    expected = result.seg_logits.data[None]
+    assert expected.shape == got.shape == (1, 19, 256, 512)
+    assert relative(got, expected) <= 1e-4
+    with torch.no_grad():  # its preprocessing: bit-identical input to the network
+        assert torch.equal(theirs.data_preprocessor(dict(inputs=[packed["inputs"]]), False)["inputs"][0], image)
