@@ -61,14 +61,22 @@ def test_first_format_loads_with_a_hint(tmp_path, caplog):
     assert dict(load_config(danet).model.head.loss_weights) == {"pam": 0.5, "cam": 1.0}
 
 
-def test_demo_configs_are_short_overrides():
+def test_shipped_configs_are_short_overrides_of_one_base_and_load():
+    """Every shipped config is its folder's base plus the lines that differ (one level), and loads."""
     import glob
+    import os
+    import re
 
-    for path in glob.glob("configs/demo/*.yaml") + glob.glob("configs/*.yaml"):
-        if "base" in path:
-            continue
+    from segattn.cli import load_tool_config
+
+    paths = [p for p in glob.glob("configs/**/*.yaml", recursive=True) if not os.path.basename(p).startswith("base")]
+    assert len(paths) >= 4 + 10 + 16 + 48
+    for path in paths:
         text = open(path).read()
         assert "_base_:" in text and len(text.splitlines()) <= 16, path
+        base = os.path.join(os.path.dirname(path), text.split("_base_:")[1].split()[0])
+        assert not re.search(r"^_base_:", open(base).read(), re.M), f"{path}: its base inherits again"
+        load_tool_config(path)
 
 
 def test_amp_off_survives_yaml_booleans(tmp_path):
