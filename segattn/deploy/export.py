@@ -47,6 +47,10 @@ def export_onnx(model: nn.Module, cfg, path: str, height: int, width: int, dynam
         raise ConfigError("export: the ONNX model runs one whole-image pass at eval.scales[0]; this config asks "
                           f"for eval.mode={cfg.eval.mode}, scales={list(cfg.eval.scales)}, flip={cfg.eval.flip}: "
                           "override them, e.g. eval.mode=whole eval.scales=[1.0] eval.flip=false")
+    if cfg.data.test_resize:
+        raise ConfigError(f"export: data.test_resize={list(cfg.data.test_resize)} rescales each image to a size "
+                          "computed from its own; the ONNX model takes images as given: add data.test_resize=null "
+                          "(and resize before feeding it)")
     wrapper = ImageToLogits(model.cpu(), float(cfg.eval.scales[0])).eval()
     example = torch.zeros(1, height, width, 3, dtype=torch.uint8)
     axes = {"image": {0: "batch", 1: "height", 2: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}}

@@ -162,6 +162,9 @@ def test_bad_input_is_one_line(exported, demo_root, tmp_path):
     proc = run_tool("export.py", cfg, "model.head.recurence=2", "--checkpoint", exported / "ccnet.pth", "--output",
                 tmp_path / "x.onnx", check=False)
     assert proc.returncode == 2 and "recurence" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = run_tool("export.py", cfg, "data.test_resize=[700,350]", "--checkpoint", exported / "ccnet.pth", "--output",
+                    tmp_path / "x.onnx", check=False)
+    assert proc.returncode == 2 and "data.test_resize=null" in proc.stderr
     assert not (tmp_path / "x.onnx").exists()
 
 
