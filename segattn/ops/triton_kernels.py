@@ -31,6 +31,14 @@ import triton.language as tl
 from ..errors import ConfigError
 
 MAX_QK_CHANNELS = 256  # q/k channels held in one register tile
+# ... and in float32 at most 128: with 256 the sm_90 compiler plans 278784 B of shared memory for the forward,
+# past the 232448 B an H100 block may use (tests/ops/aot_compile.py compiles the largest plan of each dtype)
+MAX_QK_CHANNELS_FP32 = 128
+SHARED_MEMORY_LIMIT = 232448  # bytes per block on sm_90 (H100), with the opt-in carve-out
+
+
+def max_qk_channels(dtype: torch.dtype) -> int:
+    return MAX_QK_CHANNELS_FP32 if dtype == torch.float32 else MAX_QK_CHANNELS
 
 # Largest tiles: positions along a line, value channels in forward and backward.
 # Sized for a GPU's registers; the CPU interpreter runs faster with larger ones
@@ -363,9 +371,11 @@ def check_supported(q: torch.Tensor):
     """Raise ConfigError (a ValueError) when the kernel cannot take these inputs."""
     if q.dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise ConfigError(f"the Triton criss-cross kernel takes float32/float16/bfloat16, got {q.dtype}")
-    if q.shape[1] > MAX_QK_CHANNELS:
-        raise ConfigError(f"the Triton criss-cross kernel takes at most {MAX_QK_CHANNELS} q/k channels, "
-                         f"got {q.shape[1]}")
+    limit = max_qk_channels(q.dtype)
+    if q.shape[1] > limit:
+        raise ConfigError(f"the Triton criss-cross kernel takes at most {limit} q/k channels in "
+                          f"{str(q.dtype).replace('torch.', '')}, got {q.shape[1]} (the automatic dispatch uses "
+                          "the lean PyTorch op for these)")
 
 
 def supported(q: torch.Tensor) -> bool:

@@ -1,17 +1,24 @@
 """Ahead-of-time compile of every Triton criss-cross kernel for a CUDA architecture, no GPU needed.
 
 Catches what the CPU interpreter cannot: code the GPU compiler rejects, and
-shared memory past a block's limit. Run by the test suite in a subprocess
-without TRITON_INTERPRET: ``python tests/ops/aot_compile.py 90`` prints
-``{"kernel dtype": shared bytes}`` as JSON.
+shared memory past a block's limit. Each kernel is compiled, per dtype, at the
+largest tiles the dispatch can choose (the most q/k channels ``check_supported``
+lets through for that dtype, the ``MAX_BLOCKS`` line and channel tiles):
+shared memory only grows with the tiles, so that plan bounds every other.
+Run by the test suite in a subprocess without TRITON_INTERPRET:
+``python tests/ops/aot_compile.py 90`` prints ``{"kernel dtype": shared bytes}`` as JSON.
 """
 import json
 import sys
 
 import triton
 
-from segattn.ops.triton_kernels import (_bwd_delta_kernel, _bwd_dk_kernel, _bwd_dq_kernel, _bwd_dv_kernel,
-                                        _fwd_line_kernel)
+import torch
+
+from segattn.ops.triton_kernels import (MAX_BLOCKS, _bwd_delta_kernel, _bwd_dk_kernel, _bwd_dq_kernel, _bwd_dv_kernel,
+                                        _fwd_line_kernel, max_qk_channels)
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def compile_all(arch: int = 90, dtypes=("fp32", "bf16", "fp16")):
@@ -27,9 +34,10 @@ def compile_all(arch: int = 90, dtypes=("fp32", "bf16", "fp16")):
     out = {}
     for dtype in dtypes:
         ptr, prec = f"*{dtype}", "ieee" if dtype == "fp32" else "tf32"
-        blocks = {"BLOCK_Q": 64, "BLOCK_K": 64, "BLOCK_CQ": 64}
-        fwd_meta = {"FIRST": False, "MASK_SELF": True, "PRECISION": prec, **blocks, "BLOCK_C": 128}
-        bwd_meta = {"ACCUM": True, "MASK_SELF": True, "PRECISION": prec, **blocks, "BLOCK_C": 64}
+        line = MAX_BLOCKS["line"]
+        blocks = {"BLOCK_Q": line, "BLOCK_K": line, "BLOCK_CQ": max_qk_channels(DTYPES[dtype])}
+        fwd_meta = {"FIRST": False, "MASK_SELF": True, "PRECISION": prec, **blocks, "BLOCK_C": MAX_BLOCKS["c_fwd"]}
+        bwd_meta = {"ACCUM": True, "MASK_SELF": True, "PRECISION": prec, **blocks, "BLOCK_C": MAX_BLOCKS["c_bwd"]}
         tensors = lambda names, fp32: {n: ("*fp32" if n in fp32 else ptr) for n in names}  # noqa: E731
         jobs = [
             (_fwd_line_kernel, {**tensors(["q_ptr", "k_ptr", "v_ptr", "out_ptr", "lse_in_ptr", "lse_ptr"],

@@ -110,8 +110,8 @@ def test_non_contiguous_and_mixed_dtype_inputs(big_tiles):
 
 
 def test_unsupported_inputs_are_reported():
-    with pytest.raises(ValueError, match="at most 256 q/k channels"):
-        tk.check_supported(torch.zeros(1, 300, 2, 2))
+    with pytest.raises(ValueError, match="at most 256 q/k channels in bfloat16, got 300"):
+        tk.check_supported(torch.zeros(1, 300, 2, 2, dtype=torch.bfloat16))
     with pytest.raises(ValueError, match="float32/float16/bfloat16"):
         tk.check_supported(torch.zeros(1, 8, 2, 2, dtype=torch.float64))
 
@@ -178,4 +178,15 @@ def test_kernels_compile_for_hopper():
     assert proc.returncode == 0, proc.stderr[-2000:]
     shared = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(shared) == 15
-    assert max(shared.values()) <= 227 * 1024  # fits an H100 block's shared memory
+    assert max(shared.values()) <= tk.SHARED_MEMORY_LIMIT, shared  # the largest plan fits an H100 block
+
+
+def test_float32_with_more_qk_channels_than_fit_goes_to_the_lean_op():
+    """fp32 with 256 q/k channels would need 278784 B of shared memory on sm_90: refused, dispatched elsewhere."""
+    from segattn.errors import ConfigError
+    from segattn.ops.triton_kernels import check_supported, supported
+
+    assert supported(torch.zeros(1, 128, 4, 4)) and supported(torch.zeros(1, 256, 4, 4, dtype=torch.bfloat16))
+    assert not supported(torch.zeros(1, 256, 4, 4))
+    with pytest.raises(ConfigError, match="at most 128 q/k channels in float32, got 256"):
+        check_supported(torch.zeros(1, 256, 4, 4))
