@@ -19,7 +19,7 @@ meaningful:
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, List
+from typing import Callable, Dict, List
 
 import torch
 from torch import nn
@@ -84,6 +84,20 @@ def time_ms(fn: Callable, device, repeats: int, warmup: int) -> float:
         _sync(device)
         times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
+
+
+def alternating_medians(jobs: Dict[str, Callable], repeats: int, warmup: int) -> Dict[str, float]:
+    """Median wall ms of each job, the jobs run in turn each round, so a slow moment of the machine hits all."""
+    for _ in range(warmup):
+        for job in jobs.values():
+            job()
+    times = {name: [] for name in jobs}
+    for _ in range(repeats):
+        for name, job in jobs.items():
+            start = time.perf_counter()
+            job()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def peak_cpu_bytes(fn: Callable) -> int:

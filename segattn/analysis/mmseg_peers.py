@@ -11,8 +11,6 @@ losses: decode head, auxiliary head 0.4, DANet's two extra heads; backward;
 ``optimizer.step``), median over ``repeats``.
 """
 import os
-import statistics
-import time
 
 import torch
 
@@ -22,8 +20,7 @@ from ..engine.losses import build_loss
 from ..interop.mmseg import convert_state_dict
 from ..interop.mmseg_peer import build_mmseg_model, mmseg_logits, randomize
 from ..models import build_model
-
-HEADS = ("ccnet", "danet", "nonlocal", "fcn")
+from .benchmark import alternating_medians
 
 
 def model_pair(head: str, config_dir: str, depth: int = 50):
@@ -76,12 +73,6 @@ def _theirs_step(model, x, y):
     return step
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return (time.perf_counter() - start) * 1e3
-
-
 def compare(head: str, config_dir: str, eval_size=(256, 512), train_size=(256, 256), train_batch: int = 2,
             repeats: int = 3, warmup: int = 1) -> list:
     """Two rows (segattn, mmseg) for ``head``: eval forward and training step, median ms."""
@@ -97,21 +88,14 @@ def compare(head: str, config_dir: str, eval_size=(256, 512), train_size=(256, 2
     def theirs_eval():
         mmseg_logits(theirs, x)
 
-    jobs = {"segattn": {"eval": ours_eval, "train": _ours_step(cfg, ours, xt, yt)},
-            "mmseg": {"eval": theirs_eval, "train": _theirs_step(theirs, xt, yt)}}
-    times = {side: {"eval": [], "train": []} for side in jobs}
-    for kind in ("eval", "train"):
-        for _ in range(warmup):
-            for side in jobs:
-                jobs[side][kind]()
-        for _ in range(repeats):  # alternate, so a slow moment of the machine hits both sides
-            for side in jobs:
-                times[side][kind].append(_timed(jobs[side][kind]))
     import mmseg
+
+    evals = alternating_medians({"segattn": ours_eval, "mmseg": theirs_eval}, repeats, warmup)
+    trains = alternating_medians({"segattn": _ours_step(cfg, ours, xt, yt), "mmseg": _theirs_step(theirs, xt, yt)},
+                                 repeats, warmup)
     names = {"segattn": "segattn", "mmseg": f"mmseg {mmseg.__version__}"}
-    return [{"group": "mmseg", "name": f"{head} R-50-D8: {names[side]}",
-             "eval_ms": statistics.median(times[side]["eval"]), "train_ms": statistics.median(times[side]["train"])}
-            for side in jobs]
+    return [{"group": "mmseg", "name": f"{head} R-50-D8: {names[side]}", "eval_ms": evals[side],
+             "train_ms": trains[side]} for side in names]
 
 
 def with_ratios(rows: list) -> list:

@@ -9,9 +9,7 @@ then each is timed, alternating between the three so that a slow moment of
 the machine hits all of them; medians of ``repeats``.
 """
 import os
-import statistics
 import tempfile
-import time
 
 import numpy as np
 import torch
@@ -20,12 +18,7 @@ from ..config import load_config
 from ..deploy.export import ImageToLogits, export_onnx
 from ..deploy.runtimes import open_runtime
 from ..models import build_model
-
-
-def _ms(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return (time.perf_counter() - start) * 1e3
+from .benchmark import alternating_medians
 
 
 def compare_runtimes(config: str, height: int, width: int, repeats: int = 5, warmup: int = 1) -> dict:
@@ -54,11 +47,4 @@ def compare_runtimes(config: str, height: int, width: int, repeats: int = 5, war
             err = float(np.abs(job() - expected).max() / np.abs(expected).max())
             if err > 1e-4:
                 raise AssertionError(f"{config}: {name} differs from PyTorch by {err:.1e} (relative)")
-        for _ in range(warmup):
-            for job in jobs.values():
-                job()
-        times = {name: [] for name in jobs}
-        for _ in range(repeats):
-            for name, job in jobs.items():
-                times[name].append(_ms(job))
-    return {name: statistics.median(t) for name, t in times.items()}
+        return alternating_medians(jobs, repeats, warmup)
