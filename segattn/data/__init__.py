@@ -42,8 +42,7 @@ def dataset_palette(data_cfg):
     if data_cfg.dataset == "cityscapes":
         return PALETTE
     if data_cfg.dataset in DATASETS:
-        cls = DATASETS[data_cfg.dataset]
-        return getattr(cls, "palette", None) or default_palette(len(cls.class_names))
+        return DATASETS[data_cfg.dataset].colours()
     return default_palette(len(data_cfg.class_names))
 
 

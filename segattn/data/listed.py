@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from ..errors import MissingFileError
-from .base import PairDataset, check_same_size
+from .base import PairDataset, allowed_values, check_same_size
 from .io import read_image, read_mask
 from .palette import default_palette
 
@@ -28,12 +28,8 @@ def register(cls):
 def table(mapping: dict, ignore_index: int = 255):
     """``(lut, allowed)``: raw value -> train id (unlisted: ignore), and the raw values a file may hold."""
     lut = np.full(256, ignore_index, np.uint8)
-    allowed = np.zeros(256, bool)
-    for raw, train in mapping.items():
-        lut[raw] = train
-        allowed[raw] = True
-    allowed[ignore_index] = True
-    return lut, allowed
+    lut[list(mapping)] = list(mapping.values())
+    return lut, allowed_values(mapping, ignore_index)
 
 
 def reduce_zero(num_classes: int):
@@ -64,7 +60,7 @@ class ListedDataset(PairDataset):
     def __init__(self, root: str, split: str, transform=None, need_labels: bool = True,
                  unknown_labels: str = "warn"):
         self.root, self.split, self.transform, self.unknown_labels = root, split, transform, unknown_labels
-        self.palette = getattr(type(self), "palette", None) or default_palette(len(self.class_names))
+        self.palette = self.colours()
         images, labels = self.split_files(root, split)
         if not images:
             raise MissingFileError(f"data.root={root!r}: no {self.name} images for split {split!r}; expected "
@@ -74,6 +70,11 @@ class ListedDataset(PairDataset):
             raise MissingFileError(f"data.root={root!r}: {len(missing)} of {len(images)} {self.name} images of split "
                                    f"{split!r} have no label, e.g. {images[missing[0]]}; expected {self.layout}")
         self.pairs = [(images[s],) + (labels[s] if s in labels else (None, None)) for s in sorted(images)]
+
+    @classmethod
+    def colours(cls):
+        """The dataset's palette where it has an official one (``palette``), else a fixed one per class."""
+        return getattr(cls, "palette", None) or default_palette(len(cls.class_names))
 
     @classmethod
     def split_files(cls, root: str, split: str):
