@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from ..cli import load_tool_config
 from ..engine.checkpoint import load_model_weights, save_atomic
-from ..errors import OutputError
+from ..errors import ConfigError, OutputError
 from ..models import build_model
 from .foreign import Unread, fetch, read_checkpoint
 from .mmseg import convert_state_dict, mmseg_state_dict
@@ -33,7 +33,9 @@ def _plain(value):
 def convert_checkpoint(fmt: str, source: str, config: str, output: str, overrides=None, progress: bool = True):
     """Convert ``source`` (file or http(s) address) in format ``fmt`` for ``config``; returns the config."""
     if fmt not in FORMATS:
-        raise OutputError(f"unknown source format {fmt!r}; known: {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown source format {fmt!r}; known: {', '.join(FORMATS)}")
+    if os.path.isdir(output):  # before any download or conversion
+        raise OutputError(f"--output {output!r} is a folder; give the checkpoint's file name")
     cfg = load_tool_config(config, overrides)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model_cfg["encoder"]["weights"] = None  # every weight comes from the checkpoint
@@ -43,8 +45,6 @@ def convert_checkpoint(fmt: str, source: str, config: str, output: str, override
     ckpt = read_checkpoint(path)
     state = convert_state_dict(FORMATS[fmt](ckpt, source), model, source, config)
     load_model_weights(model, state, source)  # the same strict load eval and infer do
-    if os.path.isdir(output):
-        raise OutputError(f"--output {output!r} is a folder; give the checkpoint's file name")
     meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
     save_atomic({"model": model.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True), "iteration": 0,
                  "metrics": {}, "source": {"format": fmt, "address": source, "meta": _plain(meta or {})}}, output)

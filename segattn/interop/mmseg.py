@@ -17,6 +17,8 @@ import torch
 
 from ..errors import CheckpointError
 from ..models.encoders import mmcv_resnet_key
+from ..models.heads import FCNHead
+from ..models.registry import HEADS
 
 # mmcv's ConvModule children and Scale -> the names ours may have, tried in order
 SUFFIXES = ((re.compile(r"^(.*)\.conv\.(weight|bias)$"), (r"\1.0.\2", r"\1.\2")),
@@ -57,12 +59,20 @@ def _resolve(name: str, own: dict) -> str:
 
 
 def source_head(keys) -> str:
-    """The mmseg decode head a state dict was saved from, by the modules it holds."""
-    heads = {"cca.": "CCHead (ccnet)", "nl_block.": "NLHead (nonlocal)", "pam_in_conv.": "DAHead (danet)"}
-    for part, name in heads.items():
-        if any(k.startswith("decode_head." + part) for k in keys):
-            return name
-    return "FCNHead (fcn)" if any(k.startswith("decode_head.convs.") for k in keys) else "unknown"
+    """The mmseg decode head a state dict was saved from: the registered head whose own modules it holds.
+
+    A head's own modules are its ``mmseg_keys`` beyond FCN's; an FCN frame with
+    none of them is mmseg's FCNHead.
+    """
+    shared = set(FCNHead.mmseg_keys)
+    for name in HEADS.names():
+        cls = HEADS.get(name)
+        own = [prefix for prefix in cls.mmseg_keys if prefix not in shared]
+        if own and any(k.startswith("decode_head." + prefix) for prefix in own for k in keys):
+            return f"{cls.mmseg_type} ({name})"
+    if any(k.startswith("decode_head.convs.") for k in keys):
+        return f"{FCNHead.mmseg_type} (fcn)"
+    return "unknown"
 
 
 def convert_state_dict(state: dict, model: torch.nn.Module, source: str = "checkpoint",

@@ -20,6 +20,7 @@ class DecodeHead(nn.Module):
     # mmsegmentation's key prefixes for this head's modules -> ours (segattn.interop.mmseg; its ConvModule's
     # ``conv`` / ``bn`` and mmcv's ``Scale`` are mapped there, for every head)
     mmseg_keys: Dict[str, str] = {"conv_seg.": "cls_seg.1."}
+    mmseg_type: str = None  # mmsegmentation's name of this head, for messages about its checkpoints
 
     def __init__(self, in_channels: int, channels: int, num_classes: int, dropout: float = 0.1,
                  norm=nn.BatchNorm2d):

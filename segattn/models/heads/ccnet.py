@@ -18,7 +18,8 @@ from .fcn import FCNHead
 @HEADS.register("ccnet")
 class RCCAHead(FCNHead):
     legacy_keys = {"conva.": "convs.0.", "convb.": "convs.1.", "cca.": "attention.", "bottleneck.": "conv_cat."}
-    mmseg_keys = {**FCNHead.mmseg_keys, "cca.": "attention."}  # CCHead
+    mmseg_keys = {**FCNHead.mmseg_keys, "cca.": "attention."}
+    mmseg_type = "CCHead"
 
     def __init__(self, in_channels: int, channels: int, num_classes: int, recurrence: int = 2,
                  dropout: float = 0.1, norm=nn.BatchNorm2d):

@@ -71,10 +71,11 @@ class ChannelAttention(nn.Module):
 
 @HEADS.register("danet")
 class DANetHead(DecodeHead):
-    mmseg_keys = {"conv_seg.": "cls_seg.1.", "pam_conv_seg.": "cls_pam.1.", "cam_conv_seg.": "cls_cam.1.",  # DAHead
+    mmseg_keys = {"conv_seg.": "cls_seg.1.", "pam_conv_seg.": "cls_pam.1.", "cam_conv_seg.": "cls_cam.1.",
                   "pam_in_conv.": "conv_pam_in.", "pam_out_conv.": "conv_pam_out.", "cam_in_conv.": "conv_cam_in.",
                   "cam_out_conv.": "conv_cam_out.", "pam.query_project.": "pam.query_conv.",
                   "pam.key_project.": "pam.key_conv.", "pam.value_project.": "pam.value_conv."}
+    mmseg_type = "DAHead"
 
     def __init__(self, in_channels: int, channels: int, num_classes: int, loss_weights=None,
                  pam_channels: int = None, dropout: float = 0.1, norm=nn.BatchNorm2d):

@@ -21,6 +21,8 @@ from .base import DecodeHead
 
 @HEADS.register("fcn")
 class FCNHead(DecodeHead):
+    mmseg_type = "FCNHead"
+
     def __init__(self, in_channels: int, channels: int, num_classes: int, num_convs: int = 2,
                  concat_input: bool = True, dropout: float = 0.1, norm=nn.BatchNorm2d):
         super().__init__(in_channels, channels, num_classes, dropout, norm)

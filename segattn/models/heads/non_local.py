@@ -18,7 +18,8 @@ from .fcn import FCNHead
 class NonLocalHead(FCNHead):
     legacy_keys = {"conv_in.": "convs.0.", "conv_out.": "convs.1.", "nl_block.": "attention.",
                    "bottleneck.": "conv_cat."}
-    mmseg_keys = {**FCNHead.mmseg_keys, "nl_block.": "attention."}  # NLHead
+    mmseg_keys = {**FCNHead.mmseg_keys, "nl_block.": "attention."}
+    mmseg_type = "NLHead"
 
     def __init__(self, in_channels: int, channels: int, num_classes: int, reduction: int = 2,
                  use_scale: bool = True, block_norm: bool = False, dropout: float = 0.1, norm=nn.BatchNorm2d):
