@@ -18,6 +18,7 @@ meaningful:
 """
 import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Dict, List
 
@@ -33,6 +34,18 @@ class Case:
     name: str
     module: nn.Module
     inputs: Callable[[], tuple]
+    tf32: bool = False  # float32 matmuls as TF32 while measured (forward and backward)
+
+
+@contextmanager
+def allow_tf32(enabled: bool):
+    """``torch.backends.cuda.matmul.allow_tf32`` set for the block, restored after."""
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
 
 
 def _total(out) -> torch.Tensor:
@@ -127,6 +140,11 @@ def peak_cuda_mb(fn: Callable, device) -> float:
 def measure(case: Case, device="cpu", repeats: int = 3, warmup: int = 1, backward: bool = True) -> dict:
     if case.module is None:  # cannot run here (e.g. a CUDA kernel on CPU): "not measured"
         return {"group": case.group, "name": case.name, "note": "not measured"}
+    with allow_tf32(case.tf32 or torch.backends.cuda.matmul.allow_tf32):
+        return _measure(case, device, repeats, warmup, backward)
+
+
+def _measure(case: Case, device, repeats: int, warmup: int, backward: bool) -> dict:
     module = case.module.to(device).train()
     inputs = tuple(t.to(device) for t in case.inputs())
     grad_inputs = tuple(t.detach().requires_grad_(t.is_floating_point()) for t in inputs)
@@ -288,7 +306,8 @@ def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (12
 
     ``lean`` is the memory-lean PyTorch op, ``compiled`` is ``torch.compile`` of the reference. Triton needs CUDA
     (or ``interpret``: Triton's CPU interpreter, for dry runs); otherwise its rows are returned as ``None`` so the
-    table says "not measured".
+    table says "not measured". Where Triton runs, float32 cases are measured as TF32 for every implementation
+    (the kernel takes float32 only so), tagged ``float32/TF32``.
     """
     from ..models.heads import RCCAHead
     from ..ops.lean import criss_cross_attention_lean
@@ -297,8 +316,9 @@ def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (12
     is_cuda = torch.device(device).type == "cuda"
     cases = []
     for dtype in dtypes:
+        tf32 = dtype == torch.float32 and (is_cuda or interpret)
         for h, w in sizes:
-            tag = f"{str(dtype).replace('torch.', '')} {batch}x{channels}x{h}x{w}"
+            tag = f"{str(dtype).replace('torch.', '')}{'/TF32' if tf32 else ''} {batch}x{channels}x{h}x{w}"
 
             def op_inputs(h=h, w=w, dtype=dtype):
                 return (torch.randn(batch, qk_channels, h, w, dtype=dtype),
@@ -319,8 +339,8 @@ def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (12
                 head = _ImplScope(RCCAHead(head_in, channels, 19).to(dtype), scope)
                 if impl == "compiled":
                     op, head = torch.compile(op), torch.compile(head)
-                cases.append(Case("op", f"{impl}: {tag}", op, op_inputs))
-                cases.append(Case("rcca head", f"{impl}: {tag}", head, head_inputs))
+                cases.append(Case("op", f"{impl}: {tag}", op, op_inputs, tf32))
+                cases.append(Case("rcca head", f"{impl}: {tag}", head, head_inputs, tf32))
     return cases
 
 

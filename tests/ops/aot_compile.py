@@ -1,64 +1,106 @@
-"""Ahead-of-time compile of every Triton criss-cross kernel for a CUDA architecture, no GPU needed.
+"""Ahead-of-time compile of the Triton criss-cross kernels for a CUDA architecture, no GPU needed.
 
-Catches what the CPU interpreter cannot: code the GPU compiler rejects, and
-shared memory past a block's limit. Each kernel is compiled, per dtype, at the
-largest tiles the dispatch can choose (the most q/k channels ``check_supported``
-lets through for that dtype, the ``MAX_BLOCKS`` line and channel tiles):
-shared memory only grows with the tiles, so that plan bounds every other.
+Catches what the CPU interpreter cannot: code the GPU compiler rejects, shared
+memory past a block's limit, and register spills. The launches compiled are the
+dispatch's own (``launch_plan``) for every dtype at the benchmark shapes and at
+the extremes of what ``check_supported`` lets through (the most q/k channels,
+many value channels, long lines, tiny ones), so every tile size and variant
+the dispatch can pick is among them: tiles are powers of two between 16 and
+the ``TILES`` caps, and both caps and floors are hit. Each compiled kernel's
+PTX goes through the ptxas that ships with Triton (``ptxas -v``) for its
+registers, stack frame and spill stores.
+
 Run by the test suite in a subprocess without TRITON_INTERPRET:
-``python tests/ops/aot_compile.py 90`` prints ``{"kernel dtype": shared bytes}`` as JSON.
+``python tests/ops/aot_compile.py 90`` prints one JSON list of
+``{kernel, dtype, shape, meta, shared, registers, spill_bytes, stack_bytes}``.
 """
 import json
+import os
+import re
+import subprocess
 import sys
+import tempfile
 
 import triton
 
 import torch
 
-from segattn.ops.triton_kernels import (MAX_BLOCKS, _bwd_delta_kernel, _bwd_dk_kernel, _bwd_dq_kernel, _bwd_dv_kernel,
-                                        _fwd_line_kernel, max_qk_channels)
+from segattn.ops import triton_kernels as tk
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+BENCHMARK_SHAPES = ((4, 64, 512, 97, 97), (4, 64, 512, 129, 257))  # B, Cq, C, H, W
 
 
-def compile_all(arch: int = 90, dtypes=("fp32", "bf16", "fp16")):
-    """Compile every kernel ahead of time for CUDA compute capability ``arch``, no GPU needed.
+def extreme_shapes(dtype: torch.dtype):
+    """Each TILES row at its widest q/k with many value channels and long lines, and a tiny case."""
+    rows = tk.TILES["tf32" if dtype == torch.float32 else "16bit"]
+    return tuple((1, limit, 2048, 257, 257) for limit, _ in rows) + ((1, 8, 16, 5, 7),)
 
-    Returns ``{(kernel, dtype): shared memory bytes}``. Needs TRITON_INTERPRET unset.
-    """
+KERNELS = {"fwd": tk._fwd_line_kernel, "delta": tk._bwd_delta_kernel, "query": tk._bwd_query_kernel,
+           "key": tk._bwd_key_kernel}
+
+
+def _signature(kind: str, dtype: str) -> dict:
+    t, f = f"*{dtype}", "*fp32"
+    names = {
+        "fwd": [("q_ptr", t), ("k_ptr", t), ("v_ptr", t), ("out_ptr", t), ("lse_in_ptr", f), ("lse_ptr", f),
+                "CQ", "C", "L", "line_stride", "pos_stride", "HW", "N_CBLOCKS"],
+        "delta": [("do_ptr", t), ("o_ptr", t), ("delta_ptr", f), "C", "NPIX"],
+        "query": [("q_ptr", t), ("k_ptr", t), ("v_ptr", t), ("do_ptr", t), ("lse_ptr", f), ("delta_ptr", f),
+                  ("dq_ptr", t), ("p_ws", t), ("ds_ws", t), "CQ", "C", "L", "line_stride", "pos_stride", "HW",
+                  "N_LINES"],
+        "key": [("x_ptr", t), ("w_ws", t), ("dx_ptr", t), "CX", "L", "line_stride", "pos_stride", "HW", "N_LINES",
+                "N_CBLOCKS"],
+    }[kind]
+    return dict(n if isinstance(n, tuple) else (n, "i32") for n in names)
+
+
+def ptxas_usage(ptx: str, arch: int) -> dict:
+    """Registers, stack frame and spill-store bytes that ptxas reports for one kernel's PTX."""
+    ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "k.ptx")
+        with open(path, "w") as f:
+            f.write(ptx)
+        gpu = f"sm_{arch}a" if arch >= 90 else f"sm_{arch}"
+        report = subprocess.run([ptxas, "-v", "--gpu-name", gpu, path, "-o", os.path.join(tmp, "k.cubin")],
+                                capture_output=True, text=True, check=True).stderr
+
+    def number(pattern):
+        found = re.search(pattern, report)
+        return int(found.group(1)) if found else 0
+
+    return {"registers": number(r"Used (\d+) registers"), "spill_bytes": number(r"(\d+) bytes spill stores"),
+            "stack_bytes": number(r"(\d+) bytes stack frame")}
+
+
+def plans(dtypes=tuple(DTYPES)):
+    """Unique (kernel, dtype, meta) launches of the dispatch over the shapes above, with the first shape seen."""
+    seen = {}
+    for dtype in dtypes:
+        for shape in BENCHMARK_SHAPES + extreme_shapes(DTYPES[dtype]):
+            for launch in tk.launch_plan(*shape, DTYPES[dtype]):
+                key = (launch["kernel"], dtype, json.dumps(launch["meta"], sort_keys=True))
+                seen.setdefault(key, shape)
+    return seen
+
+
+def compile_all(arch: int = 90, dtypes=tuple(DTYPES)) -> list:
+    """Compile every launch ``plans`` finds for CUDA compute capability ``arch``; needs TRITON_INTERPRET unset."""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
     target = GPUTarget("cuda", arch, 32)
-    geometry = {"CQ": "i32", "C": "i32", "L": "i32", "line_stride": "i32", "pos_stride": "i32", "HW": "i32"}
-    out = {}
-    for dtype in dtypes:
-        ptr, prec = f"*{dtype}", "ieee" if dtype == "fp32" else "tf32"
-        line = MAX_BLOCKS["line"]
-        blocks = {"BLOCK_Q": line, "BLOCK_K": line, "BLOCK_CQ": max_qk_channels(DTYPES[dtype])}
-        fwd_meta = {"FIRST": False, "MASK_SELF": True, "PRECISION": prec, **blocks, "BLOCK_C": MAX_BLOCKS["c_fwd"]}
-        bwd_meta = {"ACCUM": True, "MASK_SELF": True, "PRECISION": prec, **blocks, "BLOCK_C": MAX_BLOCKS["c_bwd"]}
-        tensors = lambda names, fp32: {n: ("*fp32" if n in fp32 else ptr) for n in names}  # noqa: E731
-        jobs = [
-            (_fwd_line_kernel, {**tensors(["q_ptr", "k_ptr", "v_ptr", "out_ptr", "lse_in_ptr", "lse_ptr"],
-                                          ["out_ptr", "lse_in_ptr", "lse_ptr"]), **geometry, "N_CBLOCKS": "i32"},
-             fwd_meta),
-            (_bwd_dq_kernel, {**tensors(["q_ptr", "k_ptr", "v_ptr", "do_ptr", "lse_ptr", "delta_ptr", "dq_ptr"],
-                                        ["lse_ptr", "delta_ptr", "dq_ptr"]), **geometry}, bwd_meta),
-            (_bwd_dk_kernel, {**tensors(["q_ptr", "k_ptr", "v_ptr", "do_ptr", "lse_ptr", "delta_ptr", "dk_ptr"],
-                                        ["lse_ptr", "delta_ptr", "dk_ptr"]), **geometry}, bwd_meta),
-            (_bwd_dv_kernel, {**tensors(["q_ptr", "k_ptr", "do_ptr", "lse_ptr", "dv_ptr"], ["lse_ptr", "dv_ptr"]),
-                              **geometry, "N_CBLOCKS": "i32"}, bwd_meta),
-            (_bwd_delta_kernel, {**tensors(["do_ptr", "o_ptr", "delta_ptr"], ["delta_ptr"]), "C": "i32",
-                                 "HW": "i32"}, {"BLOCK_P": 64, "BLOCK_C": 64}),
-        ]
-        for fn, signature, meta in jobs:
-            signature = {**signature, **{k: "constexpr" for k in meta}}
-            compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=meta), target=target)
-            out[(fn.__name__, dtype)] = compiled.metadata.shared
-    return out
+    rows = []
+    for (kind, dtype, meta_json), shape in plans(dtypes).items():
+        meta = json.loads(meta_json)
+        signature = {**_signature(kind, dtype), **{k: "constexpr" for k in meta}}
+        compiled = triton.compile(ASTSource(fn=KERNELS[kind], signature=signature, constexprs=meta), target=target,
+                                  options=dict(tk.LAUNCH))
+        rows.append({"kernel": kind, "dtype": dtype, "shape": list(shape), "meta": meta,
+                     "shared": compiled.metadata.shared, **ptxas_usage(compiled.asm["ptx"], arch)})
+    return rows
 
 
 if __name__ == "__main__":
-    result = compile_all(int(sys.argv[1]) if len(sys.argv) > 1 else 90)
-    print(json.dumps({f"{k[0]} {k[1]}": v for k, v in result.items()}))
+    print(json.dumps(compile_all(int(sys.argv[1]) if len(sys.argv) > 1 else 90)))
