@@ -62,7 +62,7 @@ def test_gpu_suite_dry_run_writes_every_part(tmp_path):
     result = json.loads((tmp_path / "gpu.json").read_text())
     assert result["dry_run"] and result["environment"]["triton"] and not result["skipped"]
     checks = result["parts"]["checks"]
-    assert {c["name"].split()[0] for c in checks} == {"float32", "float16", "bfloat16"}
+    assert {c["name"].split()[0] for c in checks} == {"float32/TF32", "float16", "bfloat16"}
     assert all(c["ok"] and c["deterministic"] for c in checks)
     names = {r["name"].split(":")[0] for r in result["parts"]["ops"]}
     assert names == {"reference", "lean", "triton"} and all(r.get("fwd_bwd_ms") for r in result["parts"]["ops"])
