@@ -44,6 +44,16 @@ class Runtime:
         return self._run(np.ascontiguousarray(image[None]))[0]
 
 
+def _require(package: str):
+    """Import the runtime ``package`` (the --backend of the same name), or say how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        raise MissingFileError(f"--backend {package}: the {package} package is not installed; {INSTALL}") from None
+
+
 def _static(dims):
     h, w = dims[1], dims[2]
     return (int(h), int(w)) if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0 else None
@@ -54,10 +64,7 @@ class OnnxRuntime(Runtime):
 
     def __init__(self, path: str, threads: int = 0):
         super().__init__(path)
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise MissingFileError(f"--backend onnxruntime: the onnxruntime package is not installed; {INSTALL}") from None
+        ort = _require("onnxruntime")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -74,10 +81,7 @@ class OpenVino(Runtime):
 
     def __init__(self, path: str, threads: int = 0):
         super().__init__(path)
-        try:
-            import openvino as ov
-        except ImportError:
-            raise MissingFileError(f"--backend openvino: the openvino package is not installed; {INSTALL}") from None
+        ov = _require("openvino")
         core = ov.Core()
         model = core.read_model(path)
         shape = model.inputs[0].get_partial_shape()
