@@ -3,10 +3,10 @@
 Catches what the CPU interpreter cannot: code the GPU compiler rejects, shared
 memory past a block's limit, and register spills. The launches compiled are the
 dispatch's own (``launch_plan``) for every dtype at the benchmark shapes and at
-the extremes of what ``check_supported`` lets through (the most q/k channels,
-many value channels, long lines, tiny ones), so every tile size and variant
-the dispatch can pick is among them: tiles are powers of two between 16 and
-the ``TILES`` caps, and both caps and floors are hit. Each compiled kernel's
+the extremes of what ``check_supported`` lets through (the most q/k channels of
+each TILES row, many value channels, long lines, a tiny case): every variant
+(first/second pass, accumulate or not) at the ``TILES`` caps and at the 16
+floor. Tiles in between are not compiled one by one. Each compiled kernel's
 PTX goes through the ptxas that ships with Triton (``ptxas -v``) for its
 registers, stack frame and spill stores.
 

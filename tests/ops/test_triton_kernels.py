@@ -197,7 +197,7 @@ def test_forced_triton_runs_through_module(monkeypatch, big_tiles):
 
 
 def test_kernels_compile_for_hopper_without_spills():
-    """Every launch the dispatch can make compiles for sm_90 within shared memory and without register spills.
+    """The dispatch's launches at the caps and floor of its tiles compile for sm_90 in shared memory, unspilled.
 
     ``aot_compile.py`` compiles the dispatch's own plans (benchmark shapes and the
     extremes of each TILES row, all dtypes) and reads ptxas -v; no GPU needed.
