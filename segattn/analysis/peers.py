@@ -1,5 +1,9 @@
 """Other projects' criss-cross attention, run beside ours: outputs compared first, then timed.
 
+Two levels: the whole RCCA module (mmcv's own, given our weights) and the bare
+op from q, k, v (mmcv's and the official CCNet op as benchmark-only copies,
+:mod:`.peer_ops`, each checked against the real thing first).
+
 mmcv 2.x ships CCNet's module as pure PyTorch (``mmcv.ops.CrissCrossAttention``,
 einsum over the row and column energies). mmcv-lite has no compiled extension,
 but importing ``mmcv.ops`` loads one, so :func:`stub_mmcv_ext` puts a stand-in
@@ -12,11 +16,14 @@ module at ``mmcv._ext`` first; the criss-cross module never calls it. Install::
 OpenCV this package uses.)
 """
 import torch
+from torch import nn
 
 from ..errors import MissingFileError
 from ..interop.mmcv_stub import INSTALL, stub_mmcv_ext
 from ..ops import CrissCrossAttention
-from .benchmark import Case, _ImplScope
+from ..ops.reference import criss_cross_attention_reference
+from .benchmark import Case, _ImplScope, _Op
+from .peer_ops import MMCV_ORIGIN, OFFICIAL_ORIGIN, mmcv_op, official_op
 
 
 def mmcv_criss_cross(channels: int):
@@ -53,8 +60,58 @@ def check_same(ours, theirs, x: torch.Tensor, tol: float = 1e-4) -> float:
     return worst
 
 
+class _Given(nn.Module):
+    """Stands in for a 1x1 convolution: returns the tensor it was given, whatever its input."""
+
+    def __init__(self):
+        super().__init__()
+        self.tensor = None
+
+    def forward(self, x):
+        return self.tensor
+
+
+def mmcv_module_op(q, k, v):
+    """mmcv's own module computing the op alone: convolutions replaced by q, k, v, gamma 1, residual 0."""
+    theirs = mmcv_criss_cross(max(8, v.shape[1]))  # its convolutions are replaced: any width builds
+    for name, t in (("query_conv", q), ("key_conv", k), ("value_conv", v)):
+        given = _Given()
+        given.tensor = t
+        setattr(theirs, name, given)
+    with torch.no_grad():
+        theirs.gamma.scale.fill_(1.0)
+    return theirs(torch.zeros_like(v))
+
+
+def check_op_copies(shape=(2, 8, 16, 9, 11), tol: float = 1e-5) -> float:
+    """The benchmark copies against the real thing, values and gradients: the mmcv copy against mmcv's own
+    module (:func:`mmcv_module_op`), the official copy against our reference op. Largest relative difference;
+    an AssertionError past ``tol``."""
+    b, cq, c, h, w = shape
+    q, k, v = (torch.randn(b, n, h, w, dtype=torch.float64, requires_grad=True) for n in (cq, cq, c))
+    grad = torch.randn(b, c, h, w, dtype=torch.float64)
+    worst = 0.0
+    for name, copy, real in (("mmcv", mmcv_op, mmcv_module_op), ("official", official_op,
+                                                                  criss_cross_attention_reference)):
+        a, r = copy(q, k, v), real(q, k, v)
+        pairs = [(a.detach(), r.detach())] + list(zip(torch.autograd.grad(a, (q, k, v), grad), torch.autograd.grad(r, (q, k, v), grad)))
+        err = max(float((x - y).abs().max() / y.abs().max().clamp(min=1e-12)) for x, y in pairs)
+        if err > tol:
+            raise AssertionError(f"the {name} op copy differs from {real.__name__} by {err:.2e} (relative)")
+        worst = max(worst, err)
+    return worst
+
+
 def peer_cases(channels=512, height=97, width=97, batch=2):
-    """The whole RCCA module (q/k/v convs, op, gamma, residual) as ours (lean, reference) and as mmcv's."""
+    """The peers' ops (benchmark copies, checked first) from q, k, v, and the whole RCCA module (q/k/v convs, op,
+    gamma, residual) as ours (lean, reference) and as mmcv's."""
+    check_op_copies()
+    qk = channels // 8
+
+    def op_inputs():
+        return (torch.randn(batch, qk, height, width), torch.randn(batch, qk, height, width),
+                torch.randn(batch, channels, height, width))
+
     ours = CrissCrossAttention(channels)
     with torch.no_grad():
         ours.gamma.fill_(0.5)  # let the attention count
@@ -65,6 +122,8 @@ def peer_cases(channels=512, height=97, width=97, batch=2):
     def inputs():
         return (torch.randn(batch, channels, height, width),)
 
-    return [Case("peer", "RCCA module: segattn (lean)", _ImplScope(ours, "lean"), inputs),
+    return [Case("op", MMCV_ORIGIN, _Op(mmcv_op), op_inputs),
+            Case("op", OFFICIAL_ORIGIN, _Op(official_op), op_inputs),
+            Case("peer", "RCCA module: segattn (lean)", _ImplScope(ours, "lean"), inputs),
             Case("peer", "RCCA module: segattn (reference)", _ImplScope(ours, "reference"), inputs),
             Case("peer", "RCCA module: mmcv 2.1.0", theirs, inputs)]
