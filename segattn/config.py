@@ -95,7 +95,7 @@ class TrainConfig:
     num_vis: int = 4                 # val images with predictions in TensorBoard
     seed: int = 0
     amp: str = "fp16"                # fp16 (GradScaler, CUDA only) | bf16 | auto (fp16 CUDA, bf16 CPU if native) | off
-    channels_last: bool = False      # NHWC activations and weights: faster convolutions on recent CPUs and GPUs
+    channels_last: bool = True       # NHWC activations and weights in training: faster convolutions (README)
     accumulate: int = 1              # gradient accumulation steps per iteration
     device: str = "auto"             # auto | cpu | cuda | cuda:N
     threads: int = 0                 # torch CPU threads; 0 leaves torch's default
@@ -109,6 +109,7 @@ class EvalConfig:
     stride: List[int] = field(default_factory=lambda: [513, 513])
     scales: List[float] = field(default_factory=lambda: [1.0])
     flip: bool = False
+    channels_last: bool = True       # NHWC weights (so activations) in eval.py / infer.py / visualize_attention.py
 
 
 @dataclass

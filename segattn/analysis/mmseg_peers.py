@@ -9,13 +9,21 @@ so that a slow moment of the machine hits both: an eval forward (ours:
 size) and one SGD training step (forward in training mode, each side's own
 losses: decode head, auxiliary head 0.4, DANet's two extra heads; backward;
 ``optimizer.step``), median over ``repeats``.
+
+Ours runs as the tools run it: in ``eval.channels_last``'s memory format for
+the eval forward (as ``tools/eval.py`` loads it, images fed NCHW) and in
+``train.channels_last``'s for the step (weights and images, as the trainer
+does); a second copy of ours in NCHW, mmseg's format, runs in the same
+alternation, so the table shows what the memory format is worth.
 """
+import copy
 import os
 
 import torch
 
 from ..config import load_config
 from ..engine.checkpoint import load_model_weights
+from ..engine.device import memory_format
 from ..engine.losses import build_loss
 from ..interop.mmseg import convert_state_dict
 from ..interop.mmseg_peer import build_mmseg_model, mmseg_logits, randomize
@@ -75,35 +83,43 @@ def _theirs_step(model, x, y):
 
 def compare(head: str, config_dir: str, eval_size=(256, 512), train_size=(256, 256), train_batch: int = 2,
             repeats: int = 3, warmup: int = 1) -> list:
-    """Two rows (segattn, mmseg) for ``head``: eval forward and training step, median ms."""
-    cfg, ours, theirs = model_pair(head, config_dir)
+    """Rows (segattn as shipped, segattn in NCHW, mmseg) for ``head``: eval forward and training step, median ms."""
+    cfg, nchw, theirs = model_pair(head, config_dir)
+    shipped = copy.deepcopy(nchw)
     x = torch.randn(1, 3, *eval_size)
     xt = torch.randn(train_batch, 3, *train_size)
     yt = torch.randint(0, 19, (train_batch, *train_size))
 
-    def ours_eval():
-        with torch.no_grad():
-            ours.eval()(x)["main"]
+    def eval_job(model):
+        def run():
+            with torch.no_grad():
+                model.eval()(x)["main"]
+        return run
 
     def theirs_eval():
         mmseg_logits(theirs, x)
 
     import mmseg
 
-    evals = alternating_medians({"segattn": ours_eval, "mmseg": theirs_eval}, repeats, warmup)
-    trains = alternating_medians({"segattn": _ours_step(cfg, ours, xt, yt), "mmseg": _theirs_step(theirs, xt, yt)},
+    shipped.to(memory_format=memory_format(cfg.eval.channels_last))
+    evals = alternating_medians({"segattn": eval_job(shipped), "nchw": eval_job(nchw), "mmseg": theirs_eval},
+                                repeats, warmup)
+    train_format = memory_format(cfg.train.channels_last)
+    shipped.to(memory_format=train_format)
+    trains = alternating_medians({"segattn": _ours_step(cfg, shipped, xt.contiguous(memory_format=train_format), yt),
+                                  "nchw": _ours_step(cfg, nchw, xt, yt), "mmseg": _theirs_step(theirs, xt, yt)},
                                  repeats, warmup)
-    names = {"segattn": "segattn", "mmseg": f"mmseg {mmseg.__version__}"}
+    names = {"segattn": "segattn", "nchw": "segattn, NCHW", "mmseg": f"mmseg {mmseg.__version__}"}
     return [{"group": "mmseg", "name": f"{head} R-50-D8: {names[side]}", "eval_ms": evals[side],
              "train_ms": trains[side]} for side in names]
 
 
 def with_ratios(rows: list) -> list:
-    """Each segattn row gets its time over mmseg's (below 1: faster)."""
-    by_name = {r["name"]: r for r in rows}
+    """Each segattn row gets its time over mmseg's for the same head (below 1: faster)."""
+    mmseg = {r["name"].split(":")[0]: r for r in rows if ": mmseg" in r["name"]}
     for row in rows:
-        if row["name"].endswith(": segattn"):
-            theirs = next(r for n, r in by_name.items() if n.startswith(row["name"].split(":")[0] + ": mmseg"))
-            row["eval_vs_mmseg"] = row["eval_ms"] / theirs["eval_ms"]
-            row["train_vs_mmseg"] = row["train_ms"] / theirs["train_ms"]
+        head = row["name"].split(":")[0]
+        if ": segattn" in row["name"] and head in mmseg:
+            row["eval_vs_mmseg"] = row["eval_ms"] / mmseg[head]["eval_ms"]
+            row["train_vs_mmseg"] = row["train_ms"] / mmseg[head]["train_ms"]
     return rows

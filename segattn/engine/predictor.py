@@ -13,18 +13,21 @@ from ..data.transforms import normalize_image, resize_keep_ratio
 from ..errors import MissingFileError, OutputError
 from ..models import build_model
 from .checkpoint import load_checkpoint, load_model_weights
-from .device import resolve_device
+from .device import memory_format, resolve_device
 from .inference import predict_from_config
 
 
 def load_model(cfg, checkpoint: str, device):
-    """Build the config's model (no pretrained download) and load the checkpoint's weights."""
+    """Build the config's model (no pretrained download), load the checkpoint's weights, and put it in
+    ``eval.channels_last``'s memory format (the tools feed NCHW images; the first convolution's output
+    follows the weights)."""
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model_cfg["encoder"]["weights"] = None  # the checkpoint holds every weight
     model = build_model(model_cfg)
     ckpt = load_checkpoint(checkpoint)
     load_model_weights(model, ckpt["model"], checkpoint)
-    return model.to(device).eval(), ckpt
+    model.to(device, memory_format=memory_format(cfg.eval.channels_last))
+    return model.eval(), ckpt
 
 
 def list_images(folder: str, recursive: bool = False):

@@ -25,7 +25,7 @@ from .checkpoint import (
     remove_stale_temporaries,
     save_atomic,
 )
-from .device import autocast_dtype, resolve_device
+from .device import autocast_dtype, memory_format, resolve_device
 from .distributed import all_ranks, barrier, init_distributed_mode, mean_over_ranks
 from .evaluator import evaluate
 from .loader import BadSampleCounter, EpochSampler, SkipBadSamples, make_loader
@@ -98,7 +98,9 @@ class Trainer:
                 raise ConfigError("model.norm=syncbn needs CUDA (NCCL); under gloo on CPU use model.norm=gn "
                                   "(or bn: per-process statistics)")
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        self.model = model.to(self.device)
+        self.memory_format = memory_format(t.channels_last)
+        # the memory format before DDP: its gradient buckets take the parameters' strides at construction
+        self.model = model.to(self.device, memory_format=self.memory_format)
         self.net = self.model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -107,8 +109,6 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, poly_lambda(t.max_iters, t.poly_power))
         self.amp_dtype = autocast_dtype(t.amp, self.device)
-        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
-        self.model.to(memory_format=self.memory_format)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.iteration, self.best_miou, self.metrics = 0, -1.0, {}
         self.dir = experiment_dir(cfg)
