@@ -1,4 +1,4 @@
-"""Small building blocks shared by every head: norm factory, conv-norm-relu, classifier."""
+"""Small building blocks shared by every head: norm factory, conv-norm-relu, classifier, layout-keeping products."""
 from functools import partial
 
 import torch
@@ -63,3 +63,33 @@ class Classifier(nn.Sequential):
 
     def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.1):
         super().__init__(nn.Dropout2d(dropout), nn.Conv2d(in_channels, num_classes, 1))
+
+
+def is_channels_last(x: torch.Tensor) -> bool:
+    """True for a ``(B, C, H, W)`` tensor stored channels-last (and not also plain contiguous, as 1x1 maps are)."""
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def attend_positions(values: torch.Tensor, weights: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``out[b, c, n] = sum_m values[b, c, m] weights[b, n, m]`` as ``(B, C, H, W)`` in ``like``'s layout.
+
+    ``values (B, C, N)`` are flattened maps, ``weights (B, N, N)`` one row per query
+    position (Non-local, DANet's PAM). For a channels-last ``like`` the product is
+    taken as ``weights @ values^T``, whose ``(B, N, C)`` result is already that
+    layout, so the next convolution gets what it expects with no relaid copy (in
+    the other order the result is NCHW, and a channels-last network converts it
+    back and forth, forward and backward).
+    """
+    b, _, h, w = like.shape
+    if is_channels_last(like):
+        return torch.bmm(weights, values.transpose(1, 2)).transpose(1, 2).view(b, -1, h, w)
+    return torch.bmm(values, weights.transpose(1, 2)).view(b, -1, h, w)
+
+
+def attend_channels(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``weights (B, C, C) @ x`` over channels (DANet's CAM), as ``(B, C, H, W)`` in x's layout."""
+    b, c, h, w = x.shape
+    f = x.flatten(2)
+    if is_channels_last(x):
+        return torch.bmm(f.transpose(1, 2), weights.transpose(1, 2)).transpose(1, 2).view(b, c, h, w)
+    return torch.bmm(weights, f).view(b, c, h, w)

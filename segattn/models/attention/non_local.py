@@ -11,7 +11,7 @@ None, a norm name (``bn``, ``gn``) or a ``channels -> module`` callable.
 import torch
 from torch import nn
 
-from ..layers import norm_layer
+from ..layers import attend_positions, norm_layer
 from ..registry import ATTENTION
 
 
@@ -48,7 +48,5 @@ class NonLocalBlock(nn.Module):
         return torch.softmax(energy, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
         g = self.g(x).flatten(2)  # B, C', N
-        y = torch.bmm(g, self.attention(x).transpose(1, 2)).view(b, self.inter_channels, h, w)
-        return x + self.conv_out(y)
+        return x + self.conv_out(attend_positions(g, self.attention(x), x))

@@ -10,7 +10,7 @@ losses (1 and 1 in the authors' code).
 import torch
 from torch import nn
 
-from ..layers import Classifier, ConvNormReLU
+from ..layers import Classifier, ConvNormReLU, attend_channels, attend_positions
 from ..registry import HEADS
 from .base import DecodeHead
 
@@ -38,10 +38,8 @@ class PositionAttention(nn.Module):
         return torch.softmax(torch.bmm(q.transpose(1, 2), k), dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
         v = self.value_conv(x).flatten(2)  # B, C, N
-        out = torch.bmm(v, self.attention(x).transpose(1, 2)).view(b, c, h, w)
-        return self.gamma * out + x
+        return self.gamma * attend_positions(v, self.attention(x), x) + x
 
 
 class ChannelAttention(nn.Module):
@@ -64,9 +62,7 @@ class ChannelAttention(nn.Module):
         return torch.softmax(energy, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        out = torch.bmm(self.attention(x), x.flatten(2)).view(b, c, h, w)
-        return self.gamma * out + x
+        return self.gamma * attend_channels(self.attention(x), x) + x
 
 
 @HEADS.register("danet")
