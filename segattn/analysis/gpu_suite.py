@@ -123,15 +123,20 @@ def kernel_checks(device, sizes, qk, channels) -> list:
 
 
 def training_steps(device, encoder, crop, batch, repeats, warmup, amp_dtypes) -> list:
-    """One SGD step (forward, loss with aux 0.4, backward, step) of CCNet and FCN on the same encoder."""
+    """One SGD step (forward, loss with aux 0.4, backward, step) of CCNet and FCN on the same encoder, in the
+    memory format training uses by default (``train.channels_last``), weights and images, as the trainer."""
+    from ..config import TrainConfig
+    from ..engine.device import memory_format
     from ..models import build_model
 
+    fmt = memory_format(TrainConfig().channels_last)
     rows = []
     for head in ("ccnet", "fcn"):
         torch.manual_seed(0)
-        model = build_model({"head": head, "encoder": {"name": encoder, "weights": None}}).to(device).train()
+        model = build_model({"head": head, "encoder": {"name": encoder, "weights": None}})
+        model = model.to(device, memory_format=fmt).train()
         opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-        x = torch.randn(batch, 3, crop, crop, device=device)
+        x = torch.randn(batch, 3, crop, crop, device=device).contiguous(memory_format=fmt)
         y = torch.randint(0, 19, (batch, crop, crop), device=device)
         for dtype in amp_dtypes:
             kind = torch.device(device).type

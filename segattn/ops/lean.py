@@ -7,17 +7,20 @@ keep the ``(B, H, W, H + W)`` weights and relaid copies of v, this op saves only
 q, k, v and one float32 log-sum-exp per pixel, and recomputes the energies in
 backward, as the fused Triton kernel (and FlashAttention) do.
 
-Layout: the work is done channels-last, ``(B, H, W, C)``. There the row pass is
-one contiguous batched matmul and the column pass reads the same tensor through
-a transposed view (each ``(H, C)`` matrix has unit stride in C, so BLAS takes it
-without a copy), so v is relaid once, a chunk of channels at a time, and the
-column result is accumulated into the row result in place. The output and the
-gradients are returned channels-last (``(B, C, H, W)`` views of ``(B, H, W, C)``
-storage, like convolutions in ``torch.channels_last``): a caller that needs NCHW
-storage calls ``.contiguous()``. Chunks keep every temporary small: a tensor of
-more than 32 MiB is a fresh ``mmap`` from glibc each time, and touching its new
-pages cost more here (about 10 ms for 38 MB on the 2-core CPU the README's
-figures come from) than the copy itself.
+Layout: the work is done channels-last, one image at a time on a CPU (the
+whole batch on a GPU) and CHUNK channels of v at a time. Each chunk is relaid
+once into a channels-last buffer ``(H, W, c)`` and, inside the cache, into a
+column-layout one ``(W, H, c)``; the row and the column pass are then contiguous
+batched matmuls into two more buffers, and one strided add writes their sum to
+the output. The four buffers are allocated once per call and reused by every
+chunk: glibc serves an allocation above 32 MiB with a fresh ``mmap`` each time,
+and faulting in its zeroed pages costs about as much as copying it (about 10 ms
+for 38 MB on the 2-core CPU of the README's figures), which the reference and
+the peers pay for several such tensors a call. The output and the gradients are
+returned channels-last (``(B, C, H, W)`` views of ``(B, H, W, C)`` storage, like
+convolutions in ``torch.channels_last``); a caller that needs NCHW storage calls
+``.contiguous()``, and a channels-last caller gets its inputs read without a
+transposing copy.
 
 The two energy blocks are never concatenated: one softmax spans them through a
 shared per-pixel maximum and sum, and the column block's self entry is set to
@@ -30,7 +33,7 @@ summed over the two passes.
 """
 import torch
 
-CHUNK = 64  # channels of v (and dO) a pass: four buffers of this many channels stay cache-sized (fastest of 32-128)
+CHUNK = 64  # channels of v (and dO) a pass: the buffers stay cache-sized (32, 64, 128 timed within noise)
 
 
 def _channels_last(t: torch.Tensor) -> torch.Tensor:
