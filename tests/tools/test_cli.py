@@ -270,3 +270,23 @@ def test_weights_that_cannot_be_fetched_are_one_line_with_the_ways_round(trained
     line, = proc.stderr.strip().splitlines()
     assert line.startswith("error: model.encoder.weights=imagenet: could not fetch the imagenet weights of 'resnet18'")
     assert "model.encoder.weights=PATH" in line and "model.encoder.weights=null" in line and "huggingface" in line
+
+
+def test_tools_load_the_model_channels_last_unless_told_not_to(trained):
+    import torch
+
+    from segattn.config import load_config
+    from segattn.engine.predictor import load_model
+
+    cfg_path, ckpt = trained
+    shipped, _ = load_model(load_config(str(cfg_path)), str(ckpt), "cpu")
+    nchw, _ = load_model(load_config(str(cfg_path), ["eval.channels_last=false"]), str(ckpt), "cpu")
+
+    def kernel(model):
+        return next(p for p in model.parameters() if p.dim() == 4 and p.shape[-1] > 1)
+
+    assert kernel(shipped).is_contiguous(memory_format=torch.channels_last) and not kernel(shipped).is_contiguous()
+    assert kernel(nchw).is_contiguous()
+    x = torch.randn(1, 3, 37, 53)
+    with torch.no_grad():
+        torch.testing.assert_close(shipped(x)["main"], nchw(x)["main"], rtol=1e-4, atol=1e-4)  # other sum order
