@@ -92,7 +92,8 @@ def run_mmseg_peers(args):
     config_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "mmseg")
     rows = []
     for head in args.heads.split(","):
-        print(f"[cpu] {head}: segattn (as shipped and NCHW) and mmseg, logits compared first ...", file=sys.stderr, flush=True)
+        print(f"[cpu] {head}: segattn (as shipped and NCHW) and mmseg, logits compared first ...", file=sys.stderr,
+              flush=True)
         rows += compare(head, config_dir, tuple(args.eval_size), tuple(args.train_size), repeats=args.repeats,
                         warmup=args.warmup)
     rows = with_ratios(rows)

@@ -63,9 +63,9 @@ def check_same(ours, theirs, x: torch.Tensor, tol: float = 1e-4) -> float:
 class _Given(nn.Module):
     """Stands in for a 1x1 convolution: returns the tensor it was given, whatever its input."""
 
-    def __init__(self):
+    def __init__(self, tensor: torch.Tensor):
         super().__init__()
-        self.tensor = None
+        self.tensor = tensor
 
     def forward(self, x):
         return self.tensor
@@ -75,9 +75,7 @@ def mmcv_module_op(q, k, v):
     """mmcv's own module computing the op alone: convolutions replaced by q, k, v, gamma 1, residual 0."""
     theirs = mmcv_criss_cross(max(8, v.shape[1]))  # its convolutions are replaced: any width builds
     for name, t in (("query_conv", q), ("key_conv", k), ("value_conv", v)):
-        given = _Given()
-        given.tensor = t
-        setattr(theirs, name, given)
+        setattr(theirs, name, _Given(t))
     with torch.no_grad():
         theirs.gamma.scale.fill_(1.0)
     return theirs(torch.zeros_like(v))
@@ -91,10 +89,11 @@ def check_op_copies(shape=(2, 8, 16, 9, 11), tol: float = 1e-5) -> float:
     q, k, v = (torch.randn(b, n, h, w, dtype=torch.float64, requires_grad=True) for n in (cq, cq, c))
     grad = torch.randn(b, c, h, w, dtype=torch.float64)
     worst = 0.0
-    for name, copy, real in (("mmcv", mmcv_op, mmcv_module_op), ("official", official_op,
-                                                                  criss_cross_attention_reference)):
+    for name, copy, real in (("mmcv", mmcv_op, mmcv_module_op),
+                             ("official", official_op, criss_cross_attention_reference)):
         a, r = copy(q, k, v), real(q, k, v)
-        pairs = [(a.detach(), r.detach())] + list(zip(torch.autograd.grad(a, (q, k, v), grad), torch.autograd.grad(r, (q, k, v), grad)))
+        grads = zip(torch.autograd.grad(a, (q, k, v), grad), torch.autograd.grad(r, (q, k, v), grad))
+        pairs = [(a.detach(), r.detach()), *grads]
         err = max(float((x - y).abs().max() / y.abs().max().clamp(min=1e-12)) for x, y in pairs)
         if err > tol:
             raise AssertionError(f"the {name} op copy differs from {real.__name__} by {err:.2e} (relative)")
