@@ -307,13 +307,17 @@ def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (12
     ``lean`` is the memory-lean PyTorch op, ``compiled`` is ``torch.compile`` of the reference. Triton needs CUDA
     (or ``interpret``: Triton's CPU interpreter, for dry runs); otherwise its rows are returned as ``None`` so the
     table says "not measured". Where Triton runs, float32 cases are measured as TF32 for every implementation
-    (the kernel takes float32 only so), tagged ``float32/TF32``.
+    (the kernel takes float32 only so), tagged ``float32/TF32``. The op takes NCHW inputs; the head runs in the
+    memory format training uses by default (``train.channels_last``: weights and input), as a model would.
     """
+    from ..config import TrainConfig
+    from ..engine.device import memory_format
     from ..models.heads import RCCAHead
     from ..ops.lean import criss_cross_attention_lean
     from ..ops.reference import criss_cross_attention_reference
 
     is_cuda = torch.device(device).type == "cuda"
+    fmt = memory_format(TrainConfig().channels_last)
     cases = []
     for dtype in dtypes:
         tf32 = dtype == torch.float32 and (is_cuda or interpret)
@@ -326,7 +330,7 @@ def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (12
                         torch.randn(batch, channels, h, w, dtype=dtype))
 
             def head_inputs(h=h, w=w, dtype=dtype):
-                return (torch.randn(batch, head_in, h, w, dtype=dtype),)
+                return (torch.randn(batch, head_in, h, w, dtype=dtype).contiguous(memory_format=fmt),)
 
             for impl in impls:
                 if impl == "triton" and not (is_cuda or interpret):
@@ -336,7 +340,7 @@ def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (12
                 scope = {"compiled": "reference"}.get(impl, impl)
                 fn = {"reference": criss_cross_attention_reference, "lean": criss_cross_attention_lean}
                 op = _ImplScope(_Op(fn[scope] if scope in fn else _triton_op()), scope)
-                head = _ImplScope(RCCAHead(head_in, channels, 19).to(dtype), scope)
+                head = _ImplScope(RCCAHead(head_in, channels, 19).to(dtype, memory_format=fmt), scope)
                 if impl == "compiled":
                     op, head = torch.compile(op), torch.compile(head)
                 cases.append(Case("op", f"{impl}: {tag}", op, op_inputs, tf32))
