@@ -1,4 +1,4 @@
-"""Shared test fixtures' builders: a tiny demo dataset, a tiny training config, a tool runner."""
+"""Shared test fixtures' builders: a tiny demo dataset, a tiny training config, a tool runner, a layout probe."""
 import os
 import subprocess
 import sys
@@ -18,6 +18,12 @@ def run_tool(name, *args, check=True):
     if check and proc.returncode != 0:
         raise AssertionError(f"{name} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
+
+
+def spatial_kernel(model):
+    """The model's first convolution weight wider than 1x1: its strides tell the model's memory format (a 1x1
+    weight is contiguous in both formats at once)."""
+    return next(p for p in model.parameters() if p.dim() == 4 and p.shape[-1] > 1)
 
 
 def tiny_demo(root_parent) -> str:

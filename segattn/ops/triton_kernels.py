@@ -43,6 +43,7 @@ import triton
 import triton.language as tl
 
 from ..errors import ConfigError
+from .lean import _channels_last
 
 SHARED_MEMORY_LIMIT = 232448  # bytes per block on sm_90 (H100), with the opt-in carve-out
 
@@ -316,11 +317,6 @@ def launch_plan(b: int, cq: int, c: int, h: int, w: int, dtype: torch.dtype) -> 
     return plan
 
 
-def _nhwc(t: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> contiguous (B, H, W, C); free for a channels_last tensor."""
-    return t.permute(0, 2, 3, 1).contiguous()
-
-
 def _forward(q, k, v, plan):
     """q, k, v channels-last (B, H, W, C); returns out in their layout and dtype, and the log-sum-exp."""
     b, h, w, cq = q.shape
@@ -373,7 +369,7 @@ class CrissCrossAttentionFunction(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
     def forward(ctx, q, k, v):
-        q, k, v = (_nhwc(t) for t in (q, k, v))
+        q, k, v = (_channels_last(t) for t in (q, k, v))
         b, h, w, cq = q.shape
         plan = launch_plan(b, cq, v.shape[3], h, w, q.dtype)
         out, lse = _forward(q, k, v, plan)
@@ -385,7 +381,7 @@ class CrissCrossAttentionFunction(torch.autograd.Function):
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad_out):
         q, k, v, out, lse = ctx.saved_tensors
-        dq, dk, dv = _backward(q, k, v, out, lse, _nhwc(grad_out.to(q.dtype)), ctx.plan)
+        dq, dk, dv = _backward(q, k, v, out, lse, _channels_last(grad_out.to(q.dtype)), ctx.plan)
         return _nchw(dq), _nchw(dk), _nchw(dv)
 
 

@@ -3,6 +3,7 @@ import os
 
 import pytest
 import torch
+from helpers import spatial_kernel
 
 from segattn.interop.mmcv_stub import INSTALL, stub_mmcv_ext
 
@@ -19,8 +20,7 @@ def test_rows_time_the_shipped_memory_format_beside_nchw_and_mmseg(monkeypatch):
     real = mmseg_peers._ours_step
 
     def spy(cfg, model, x, y):  # the step's weights and images: channels-last as the trainer makes them
-        kernel = next(p for p in model.parameters() if p.dim() == 4 and p.shape[-1] > 1)
-        seen.append((kernel.is_contiguous(memory_format=torch.channels_last),
+        seen.append((spatial_kernel(model).is_contiguous(memory_format=torch.channels_last),
                      x.is_contiguous(memory_format=torch.channels_last)))
         return real(cfg, model, x, y)
 

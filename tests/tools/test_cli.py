@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from helpers import run_tool, tiny_config
+from helpers import run_tool, spatial_kernel, tiny_config
 from segattn.data.io import read_mask, write_png
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -281,12 +281,8 @@ def test_tools_load_the_model_channels_last_unless_told_not_to(trained):
     cfg_path, ckpt = trained
     shipped, _ = load_model(load_config(str(cfg_path)), str(ckpt), "cpu")
     nchw, _ = load_model(load_config(str(cfg_path), ["eval.channels_last=false"]), str(ckpt), "cpu")
-
-    def kernel(model):
-        return next(p for p in model.parameters() if p.dim() == 4 and p.shape[-1] > 1)
-
-    assert kernel(shipped).is_contiguous(memory_format=torch.channels_last) and not kernel(shipped).is_contiguous()
-    assert kernel(nchw).is_contiguous()
+    assert spatial_kernel(shipped).is_contiguous(memory_format=torch.channels_last)
+    assert not spatial_kernel(shipped).is_contiguous() and spatial_kernel(nchw).is_contiguous()
     x = torch.randn(1, 3, 37, 53)
     with torch.no_grad():
         torch.testing.assert_close(shipped(x)["main"], nchw(x)["main"], rtol=1e-4, atol=1e-4)  # other sum order
