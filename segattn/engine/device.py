@@ -34,6 +34,6 @@ def memory_format(channels_last: bool) -> torch.memory_format:
     Channels-last (NHWC) convolutions are oneDNN's and cuDNN's fast path; on the
     2-core CPU of the README's tables every head's eval forward and training step
     ran 1-9% faster in it than in NCHW (``tools/benchmark.py --peers mmseg``), and
-    the criss-cross op then needs no relaid copy of its inputs.
+    the criss-cross op then reads its inputs without a transposing copy.
     """
     return torch.channels_last if channels_last else torch.contiguous_format

@@ -95,8 +95,11 @@ def test_both_pass_plans_match_dense(monkeypatch, whole_batch):
     out, ref = criss_cross_attention_lean(q, k, v), dense_criss_cross(q, k, v)
     torch.testing.assert_close(out, ref)
     grad = torch.randn_like(out)
-    for a, r in zip(torch.autograd.grad(out, (q, k, v), grad), torch.autograd.grad(ref, (q, k, v), grad)):
+    grads = torch.autograd.grad(out, (q, k, v), grad)
+    for a, r in zip(grads, torch.autograd.grad(ref, (q, k, v), grad)):
         torch.testing.assert_close(a, r)
+    # channels-last results, the layout the op computes in (README)
+    assert all(t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous() for t in (out, *grads))
     m = CrissCrossAttention(c).double()
     m.gamma.data.fill_(0.7)
     x = torch.randn(b, c, h, w, dtype=torch.float64)

@@ -67,6 +67,7 @@ def compare(q, k, v, atol, rtol, scaled=False):
     q, k, v = (t.clone().requires_grad_() for t in (q, k, v))
     out = tk.criss_cross_attention_triton(q, k, v)
     assert out.dtype == q.dtype and out.shape == (q.shape[0], v.shape[1], *q.shape[2:])
+    assert out.is_contiguous(memory_format=torch.channels_last)  # the layout it computes in (README)
     grad = torch.randn_like(out)
     grads = torch.autograd.grad(out, (q, k, v), grad)
     r = [t.detach().double().requires_grad_() for t in (q, k, v)]
