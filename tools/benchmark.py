@@ -4,6 +4,8 @@
     python tools/benchmark.py                      # 2048 x 97 x 97, CPU (and CUDA if present)
     python tools/benchmark.py --size 65 65 --json bench.json --device cpu
     python tools/benchmark.py --mode op            # criss-cross implementations (CUDA if present)
+    TRITON_INTERPRET=1 python tools/benchmark.py --mode op --device cpu --memory-only --batch 1 --groups op
+                                                   # what each op allocates, the kernel under Triton's interpreter
     python tools/benchmark.py --peers mmseg        # whole models against mmsegmentation's own, same weights
     python tools/benchmark.py --mode deploy        # each demo model in PyTorch, ONNX Runtime and OpenVINO
     python tools/benchmark.py --suite gpu --output gpu_suite/   # the GPU proof, one command (--dry-run: CPU)
@@ -31,7 +33,10 @@ from segattn.analysis.benchmark import (  # noqa: E402
 
 OP_COLUMNS = [("group", "group"), ("name", "impl: dtype B x C x H x W"), ("fwd_ms", "fwd ms"),
               ("fwd_bwd_ms", "fwd+bwd ms"), ("speedup_fwd_bwd", "fwd+bwd speed-up"), ("peak_mb", "peak MB"),
-              ("memory_vs_reference", "peak vs reference"), ("act_mb", "saved act. MB")]
+              ("memory_vs_reference", "peak vs reference"), ("extra_mb", "op extra MB"),
+              ("extra_vs_reference", "extra vs reference"), ("act_mb", "saved act. MB")]
+OP_MEMORY_COLUMNS = [("group", "group"), ("name", "impl: dtype B x C x H x W"), ("extra_mb", "op extra MB"),
+                     ("extra_vs_reference", "extra vs reference"), ("act_mb", "saved act. MB")]
 
 
 def get_args_parser():
@@ -49,10 +54,15 @@ def get_args_parser():
     p.add_argument("--image-size", type=int, nargs=2, default=[256, 512], metavar=("H", "W"),
                    help="--mode deploy: the image size")
     p.add_argument("--channels", type=int, default=2048, help="encoder feature channels (layer4)")
-    p.add_argument("--size", type=int, nargs=2, default=[97, 97], metavar=("H", "W"), help="feature size")
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                   help="feature size (default 97 97; --mode op: 97 97 and 129 257)")
+    p.add_argument("--batch", type=int, help="default 1 (--mode op: 4)")
     p.add_argument("--device", action="append", help="cpu / cuda; repeatable (default: cpu, plus cuda if present)")
-    p.add_argument("--groups", default="head,block,op", help="comma list of head, block, op")
+    p.add_argument("--groups", help="comma list of head, block, op (default: all three); --mode op: of op, "
+                   "'rcca head' (default: both)")
+    p.add_argument("--impls", default="reference,lean,compiled,triton",
+                   help="--mode op: comma list of reference, lean, compiled, triton")
+    p.add_argument("--memory-only", action="store_true", help="--mode op: only the memory columns (no timing)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--peers", choices=["mmcv", "mmseg"],
@@ -67,15 +77,26 @@ def get_args_parser():
 
 
 def run_op_mode(args):
+    from segattn.analysis.benchmark import OP_IMPLS
+
     device = (args.device or ["cuda" if torch.cuda.is_available() else "cpu"])[0]
+    impls = tuple(i.strip() for i in args.impls.split(","))
+    groups = tuple(g.strip() for g in (args.groups or "op,rcca head").split(","))
+    for what, given, allowed in (("--impls", impls, OP_IMPLS), ("--groups", groups, ("op", "rcca head"))):
+        if set(given) - set(allowed):
+            sys.exit(f"error: {what} takes {', '.join(allowed)}; got {', '.join(sorted(set(given) - set(allowed)))}")
+    interpret = device == "cpu" and os.environ.get("TRITON_INTERPRET") == "1"
+    sizes = (tuple(args.size),) if args.size else ((97, 97), (129, 257))
     rows = []
-    for case in op_cases(device):
+    for case in op_cases(device, batch=args.batch or 4, sizes=sizes, impls=impls, interpret=interpret,
+                         groups=groups):
         print(f"[{device}] {case.group} {case.name} ...", file=sys.stderr, flush=True)
-        rows.append(measure(case, device, args.repeats, args.warmup))
+        rows.append(measure(case, device, args.repeats, args.warmup, memory_only=args.memory_only))
     rows = relative_to_reference(rows)
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
-    print(f"\n### criss-cross implementations on {device} ({name})\n")
-    print(markdown_table(rows, OP_COLUMNS))
+    where = f"{device} ({name}{', Triton interpreter' if interpret else ''})"
+    print(f"\n### criss-cross implementations on {where}\n")
+    print(markdown_table(rows, OP_MEMORY_COLUMNS if args.memory_only else OP_COLUMNS))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": name, "rows": rows}, f, indent=2)
@@ -148,8 +169,9 @@ def main(argv=None):
     if args.peers == "mmseg":
         return run_mmseg_peers(args)
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
-    groups = set(args.groups.split(","))
-    h, w = args.size
+    groups = set((args.groups or "head,block,op").split(","))
+    args.batch = args.batch or 1
+    h, w = args.size or (97, 97)
     result = {"size": [args.channels, h, w], "batch": args.batch, "devices": {}}
     for device in devices:
         if device.startswith("cuda") and not torch.cuda.is_available():

@@ -15,7 +15,11 @@ meaningful:
   allocator's statistics on a GPU, the profiler's allocation events on a CPU.
 * ``peak_mb`` (CUDA only): peak allocated memory of a forward + backward above
   what was allocated before it.
+* ``extra_mb`` (ops, any device): what an op needs in one forward + backward
+  beyond its output and the gradients it returns, the memory any op of the same
+  signature must hold (``op_extra_bytes``).
 """
+import gc
 import statistics
 import time
 from contextlib import contextmanager
@@ -114,9 +118,14 @@ def alternating_medians(jobs: Dict[str, Callable], repeats: int, warmup: int) ->
 
 
 def peak_cpu_bytes(fn: Callable) -> int:
-    """Peak of live bytes allocated by ``fn`` on the CPU, from the profiler's allocation/free events."""
+    """Peak of live bytes allocated by ``fn`` on the CPU, from the profiler's allocation/free events.
+
+    Cyclic garbage of earlier work is collected first: freed inside ``fn``'s window, a tensor the profiler
+    saw allocated in an earlier session would count as a negative event and lower the peak.
+    """
     from torch.profiler import ProfilerActivity, profile
 
+    gc.collect()
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
@@ -129,6 +138,7 @@ def peak_cpu_bytes(fn: Callable) -> int:
 
 
 def peak_cuda_mb(fn: Callable, device) -> float:
+    gc.collect()  # earlier work's cyclic garbage, freed inside fn's window, would lower the peak above the base
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     base = torch.cuda.memory_allocated(device)
@@ -137,17 +147,50 @@ def peak_cuda_mb(fn: Callable, device) -> float:
     return (torch.cuda.max_memory_allocated(device) - base) / 2**20
 
 
-def measure(case: Case, device="cpu", repeats: int = 3, warmup: int = 1, backward: bool = True) -> dict:
+def op_extra_bytes(module: nn.Module, inputs: tuple, device) -> int:
+    """Peak memory of one forward + backward of an op beyond its output and the input gradients it returns.
+
+    What any implementation of ``out = op(*inputs)`` must allocate is the output
+    and one gradient per input; the rest is the op's own: saved attention,
+    workspaces, layout copies. The output's gradient is made beforehand in the
+    output's own layout, as the next layer of a network hands it over, so it
+    is in neither the peak nor the subtraction. The peak is the CUDA caching
+    allocator's on a GPU, the profiler's allocation events on a CPU (the same
+    torch allocations; Triton's interpreter makes the kernels' own).
+    """
+    leaves = tuple(t.detach().requires_grad_(t.is_floating_point()) for t in inputs)
+    seed = torch.ones_like(module(*leaves))  # a first run also compiles / warms up
+    kept = {}
+
+    def fwd_bwd():
+        out = module(*leaves)
+        out.backward(seed)
+        kept["bytes"] = out.untyped_storage().nbytes() + sum(
+            t.grad.untyped_storage().nbytes() for t in leaves if t.grad is not None)
+
+    for t in leaves:
+        t.grad = None
+    if torch.device(device).type == "cuda":
+        peak = peak_cuda_mb(fwd_bwd, device) * 2**20
+    else:
+        peak = peak_cpu_bytes(fwd_bwd)
+    return int(peak - kept["bytes"])
+
+
+def measure(case: Case, device="cpu", repeats: int = 3, warmup: int = 1, backward: bool = True,
+            memory_only: bool = False) -> dict:
+    """One row of the table; ``memory_only`` skips the timings, FLOPs and inference peak."""
     if case.module is None:  # cannot run here (e.g. a CUDA kernel on CPU): "not measured"
         return {"group": case.group, "name": case.name, "note": "not measured"}
     with allow_tf32(case.tf32 or torch.backends.cuda.matmul.allow_tf32):
-        return _measure(case, device, repeats, warmup, backward)
+        return _measure(case, device, repeats, warmup, backward, memory_only)
 
 
-def _measure(case: Case, device, repeats: int, warmup: int, backward: bool) -> dict:
+def _measure(case: Case, device, repeats: int, warmup: int, backward: bool, memory_only: bool = False) -> dict:
     module = case.module.to(device).train()
     inputs = tuple(t.to(device) for t in case.inputs())
     grad_inputs = tuple(t.detach().requires_grad_(t.is_floating_point()) for t in inputs)
+    is_cuda = torch.device(device).type == "cuda"
 
     def fwd():
         with torch.no_grad():
@@ -161,15 +204,19 @@ def _measure(case: Case, device, repeats: int, warmup: int, backward: bool) -> d
         "group": case.group,
         "name": case.name,
         "params_m": sum(p.numel() for p in module.parameters()) / 1e6,
-        "gflops": count_flops(module, inputs) / 1e9,
         "act_mb": saved_activation_bytes(module, grad_inputs,
                                          exclude={t.untyped_storage().data_ptr() for t in grad_inputs}) / 2**20,
-        "infer_mb": (peak_cuda_mb(fwd, device) if torch.device(device).type == "cuda"
-                     else peak_cpu_bytes(fwd) / 2**20),
-        "fwd_ms": time_ms(fwd, device, repeats, warmup),
-        "fwd_bwd_ms": time_ms(fwd_bwd, device, repeats, warmup) if backward else None,
-        "peak_mb": peak_cuda_mb(fwd_bwd, device) if torch.device(device).type == "cuda" else None,
     }
+    if case.group == "op" and backward:
+        row["extra_mb"] = op_extra_bytes(module, inputs, device) / 2**20
+    if not memory_only:
+        row.update({
+            "gflops": count_flops(module, inputs) / 1e9,
+            "infer_mb": peak_cuda_mb(fwd, device) if is_cuda else peak_cpu_bytes(fwd) / 2**20,
+            "fwd_ms": time_ms(fwd, device, repeats, warmup),
+            "fwd_bwd_ms": time_ms(fwd_bwd, device, repeats, warmup) if backward else None,
+        })
+    row["peak_mb"] = peak_cuda_mb(fwd_bwd, device) if is_cuda else None
     return row
 
 
@@ -177,7 +224,7 @@ def markdown_table(rows: List[dict], columns=None) -> str:
     columns = columns or [("group", "group"), ("name", "name"), ("params_m", "params (M)"),
                           ("gflops", "GFLOPs fwd"), ("fwd_ms", "fwd ms"), ("fwd_bwd_ms", "fwd+bwd ms"),
                           ("act_mb", "saved act. MB"), ("infer_mb", "inference peak MB"),
-                          ("peak_mb", "train peak MB (CUDA)")]
+                          ("extra_mb", "op extra MB"), ("peak_mb", "train peak MB (CUDA)")]
 
     def fmt(v):
         if v is None:
@@ -300,15 +347,21 @@ class _ImplScope(nn.Module):
 OP_IMPLS = ("reference", "lean", "compiled", "triton")
 
 
+LAYOUTS = ("nchw", "channels_last")
+
+
 def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (129, 257)),
-             dtypes=(torch.float32, torch.bfloat16), head_in=2048, impls=OP_IMPLS, interpret=False):
+             dtypes=(torch.float32, torch.bfloat16), head_in=2048, impls=OP_IMPLS, interpret=False,
+             layouts=LAYOUTS, groups=("op", "rcca head")):
     """The criss-cross op and the RCCA head under each implementation.
 
     ``lean`` is the memory-lean PyTorch op, ``compiled`` is ``torch.compile`` of the reference. Triton needs CUDA
     (or ``interpret``: Triton's CPU interpreter, for dry runs); otherwise its rows are returned as ``None`` so the
     table says "not measured". Where Triton runs, float32 cases are measured as TF32 for every implementation
-    (the kernel takes float32 only so), tagged ``float32/TF32``. The op takes NCHW inputs; the head runs in the
-    memory format training uses by default (``train.channels_last``: weights and input), as a model would.
+    (the kernel takes float32 only so), tagged ``float32/TF32``. The op takes q, k, v in each of ``layouts``:
+    NCHW, and channels-last, the layout a model run channels-last hands it (its q/k/v convolutions keep the
+    input's); the head runs once, in the memory format training uses by default (``train.channels_last``:
+    weights and input), as a model would.
     """
     from ..config import TrainConfig
     from ..engine.device import memory_format
@@ -316,35 +369,44 @@ def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (12
     from ..ops.lean import criss_cross_attention_lean
     from ..ops.reference import criss_cross_attention_reference
 
+    unknown = set(layouts) - set(LAYOUTS)
+    if unknown:
+        raise ValueError(f"op_cases: layouts must be among {LAYOUTS}, got {sorted(unknown)}")
     is_cuda = torch.device(device).type == "cuda"
     fmt = memory_format(TrainConfig().channels_last)
     cases = []
     for dtype in dtypes:
         tf32 = dtype == torch.float32 and (is_cuda or interpret)
         for h, w in sizes:
-            tag = f"{str(dtype).replace('torch.', '')}{'/TF32' if tf32 else ''} {batch}x{channels}x{h}x{w}"
-
-            def op_inputs(h=h, w=w, dtype=dtype):
-                return (torch.randn(batch, qk_channels, h, w, dtype=dtype),
-                        torch.randn(batch, qk_channels, h, w, dtype=dtype),
-                        torch.randn(batch, channels, h, w, dtype=dtype))
+            shape = f"{str(dtype).replace('torch.', '')}{'/TF32' if tf32 else ''} {batch}x{channels}x{h}x{w}"
 
             def head_inputs(h=h, w=w, dtype=dtype):
                 return (torch.randn(batch, head_in, h, w, dtype=dtype).contiguous(memory_format=fmt),)
 
-            for impl in impls:
-                if impl == "triton" and not (is_cuda or interpret):
-                    cases.append(Case("op", f"{impl}: {tag}", None, op_inputs))
-                    cases.append(Case("rcca head", f"{impl}: {tag}", None, head_inputs))
-                    continue
-                scope = {"compiled": "reference"}.get(impl, impl)
-                fn = {"reference": criss_cross_attention_reference, "lean": criss_cross_attention_lean}
-                op = _ImplScope(_Op(fn[scope] if scope in fn else _triton_op()), scope)
-                head = _ImplScope(RCCAHead(head_in, channels, 19).to(dtype, memory_format=fmt), scope)
-                if impl == "compiled":
-                    op, head = torch.compile(op), torch.compile(head)
-                cases.append(Case("op", f"{impl}: {tag}", op, op_inputs, tf32))
-                cases.append(Case("rcca head", f"{impl}: {tag}", head, head_inputs, tf32))
+            wanted = [(layout, "op") for layout in layouts if "op" in groups]
+            wanted += [(None, "rcca head")] if "rcca head" in groups else []
+            for layout, group in wanted:
+                tag = shape + (" channels-last" if layout == "channels_last" else "")
+                op_fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+
+                def op_inputs(h=h, w=w, dtype=dtype, op_fmt=op_fmt):
+                    return tuple(torch.randn(batch, n, h, w, dtype=dtype).contiguous(memory_format=op_fmt)
+                                 for n in (qk_channels, qk_channels, channels))
+
+                inputs = op_inputs if group == "op" else head_inputs
+                for impl in impls:
+                    if impl == "triton" and not (is_cuda or interpret):
+                        cases.append(Case(group, f"{impl}: {tag}", None, inputs))
+                        continue
+                    scope = {"compiled": "reference"}.get(impl, impl)
+                    if group == "op":
+                        fn = {"reference": criss_cross_attention_reference, "lean": criss_cross_attention_lean}
+                        module = _ImplScope(_Op(fn[scope] if scope in fn else _triton_op()), scope)
+                    else:
+                        module = _ImplScope(RCCAHead(head_in, channels, 19).to(dtype, memory_format=fmt), scope)
+                    if impl == "compiled":
+                        module = torch.compile(module)
+                    cases.append(Case(group, f"{impl}: {tag}", module, inputs, tf32))
     return cases
 
 
@@ -359,9 +421,12 @@ def relative_to_reference(rows: List[dict]) -> List[dict]:
     refs = {(r["group"], r["name"].split(": ")[1]): r for r in rows if r["name"].startswith("reference:")}
     for r in rows:
         ref = refs.get((r["group"], r["name"].split(": ")[1]))
-        if ref is None or r.get("fwd_bwd_ms") is None:
+        if ref is None:
             continue
-        r["speedup_fwd_bwd"] = ref["fwd_bwd_ms"] / r["fwd_bwd_ms"]
+        if r.get("fwd_bwd_ms") and ref.get("fwd_bwd_ms"):
+            r["speedup_fwd_bwd"] = ref["fwd_bwd_ms"] / r["fwd_bwd_ms"]
         if r.get("peak_mb") and ref.get("peak_mb"):
             r["memory_vs_reference"] = r["peak_mb"] / ref["peak_mb"]
+        if r.get("extra_mb") is not None and ref.get("extra_mb"):
+            r["extra_vs_reference"] = r["extra_mb"] / ref["extra_mb"]
     return rows

@@ -8,8 +8,10 @@ and said so once it is spent):
    backward, fp32 / fp16 / bf16, odd shapes; its backward run twice must be
    bitwise equal (no atomics: deterministic);
 2. the op table: reference / ``torch.compile`` of it / lean / Triton at
-   B=4, Cq=64, C=512, 97x97 and 129x257, fp32 and bf16: forward and
-   forward+backward time, peak memory, the RCCA head the same way;
+   B=4, Cq=64, C=512, 97x97 and 129x257, fp32 and bf16, q, k, v in NCHW and
+   channels-last (a channels-last model's layout): forward and
+   forward+backward time, peak memory, and the op's extra memory (beyond its
+   output and input gradients); the RCCA head the same way;
 3. RCCA (R=2) against the Non-local block (the CCNet paper's comparison);
 4. one training step of CCNet against FCN (ResNet-101-V1c D8, 769 crops,
    batch 2), float32 and under fp16 / bf16 autocast.
@@ -236,7 +238,9 @@ def render(result: dict) -> str:
                   markdown_table(parts["ops"], [("group", "group"), ("name", "impl: dtype B x C x H x W"),
                                                 ("fwd_ms", "fwd ms"), ("fwd_bwd_ms", "fwd+bwd ms"),
                                                 ("speedup_fwd_bwd", "fwd+bwd speed-up"), ("peak_mb", "peak MB"),
-                                                ("memory_vs_reference", "peak vs reference")]), ""]
+                                                ("memory_vs_reference", "peak vs reference"),
+                                                ("extra_mb", "op extra MB"),
+                                                ("extra_vs_reference", "extra vs reference")]), ""]
     if "blocks" in parts:
         r = parts["block_ratios"]
         lines += ["RCCA (R=2) against the Non-local block:", "", markdown_table(parts["blocks"]), ""]

@@ -10,6 +10,24 @@ The issue's accounting, so that before/after figures compare:
 * forward traffic: bytes every program of the forward loads and stores, before
   any cache (a tile re-read by another program counts again), against reading
   q, k, v once and writing the output once: ``B HW (2 Cq + 2 C)`` elements.
+
+How low the forward can go by this count, for any design rather than this plan:
+
+* ``two_pass_floor``: a design of two line passes that meet in memory (this
+  kernel's) reads q, k and v in both passes and writes the output in the first,
+  reads and rewrites it in the second: ``4 Cq + 5 C`` elements per pixel,
+  whatever the tiles.
+* ``one_pass_floor``: a design that writes each output once must give one
+  program the values of every row and column its outputs lie on. A program
+  whose outputs cover r rows and s columns reads ``(W/s + H/r)`` values per
+  output and channel; its float32 accumulators (r s positions x its channel
+  tile) must stay on chip. The attention weights it needs either come from q
+  and k read again for each channel tile, or are written once by a first
+  kernel and read for each channel tile (``H + W - 1`` per pixel), whichever
+  is cheaper. The floor is the best of every such tiling (channel tiles of 16
+  or more, as ``tl.dot`` takes) that fits ``on_chip_bytes``, generously taking
+  all of an SM's registers and shared memory for the accumulators alone. It is
+  a bound for these two families of schedules, not for every algorithm.
 """
 import torch
 
@@ -56,15 +74,54 @@ def accounting(b: int, cq: int, c: int, h: int, w: int, dtype: torch.dtype = tor
             "fwd_bytes": fwd_bytes, "fwd_bytes_min": fwd_min, "fwd_traffic_ratio": fwd_bytes / fwd_min}
 
 
+H100_ON_CHIP_BYTES = 65536 * 4 + 233472  # one SM: the register file and the shared memory
+
+
+def two_pass_floor(cq: int, c: int) -> float:
+    """Forward traffic / min of any two-pass design: ``(4 Cq + 5 C) / (2 Cq + 2 C)``."""
+    return (4 * cq + 5 * c) / (2 * cq + 2 * c)
+
+
+def one_pass_floor(cq: int, c: int, h: int, w: int, on_chip_bytes: int = H100_ON_CHIP_BYTES) -> dict:
+    """Forward traffic / min of the best single-pass tiling whose float32 accumulators fit ``on_chip_bytes``.
+
+    Per output pixel, with ``n = W/s + H/r`` lines read per output and ``t = C / Ct`` channel tiles: values
+    ``n C``; weights either recomputed, ``t (1 + n) Cq`` of queries and keys, or stored,
+    ``(1 + n) Cq + (H + W - 1)(1 + t)``, the cheaper; the output ``C``. Over tiles of r rows, s columns
+    and Ct channels (a power of two, 16 to C). Returns the ratio and the tiling that reaches it.
+    """
+    best = None
+    ct = 16
+    while ct <= max(16, c):
+        positions = on_chip_bytes // (4 * ct)
+        for r in range(1, h + 1):
+            s = min(w, positions // r)
+            if s < 1:
+                break
+            lines, tiles = w / s + h / r, -(-c // ct)
+            weights = min(tiles * (1 + lines) * cq, (1 + lines) * cq + (h + w - 1) * (1 + tiles))
+            elements = lines * c + weights + c
+            if best is None or elements < best[0]:
+                best = (elements, r, s, ct)
+        ct *= 2
+    elements, r, s, ct = best
+    return {"ratio": elements / (2 * cq + 2 * c), "rows": r, "columns": s, "channels": ct}
+
+
 def accounting_table(shapes=((4, 64, 512, 97, 97), (4, 64, 512, 129, 257)),
                      dtypes=(torch.bfloat16, torch.float32)) -> str:
-    lines = ["| B, Cq, C, H, W | dtype | backward work / min | (tiles as issued) | forward traffic / min |",
-             "|---|---|---|---|---|"]
+    lines = ["| B, Cq, C, H, W | dtype | backward work / min | (tiles as issued) | forward traffic / min | "
+             "two-pass floor | one-pass floor (H100) |",
+             "|---|---|---|---|---|---|---|"]
     for dtype in dtypes:
         for shape in shapes:
             a = accounting(*shape, dtype)
+            _, cq, c, h, w = shape
+            one = one_pass_floor(cq, c, h, w)
             lines.append(f"| {', '.join(map(str, shape))} | {a['dtype']} | {a['bwd_work_ratio']:.2f}x | "
-                         f"{a['bwd_issued_ratio']:.2f}x | {a['fwd_traffic_ratio']:.2f}x |")
+                         f"{a['bwd_issued_ratio']:.2f}x | {a['fwd_traffic_ratio']:.2f}x | "
+                         f"{two_pass_floor(cq, c):.2f}x | {one['ratio']:.2f}x ({one['rows']}x{one['columns']} "
+                         f"pixels x {one['channels']} channels) |")
     return "\n".join(lines)
 
 

@@ -4,7 +4,7 @@ import torch
 
 pytest.importorskip("triton")
 
-from segattn.analysis.kernel_accounting import accounting  # noqa: E402
+from segattn.analysis.kernel_accounting import accounting, one_pass_floor, two_pass_floor  # noqa: E402
 from segattn.ops import triton_kernels as tk  # noqa: E402
 
 BENCHMARK = [(4, 64, 512, 97, 97), (4, 64, 512, 129, 257)]
@@ -41,3 +41,25 @@ def test_forward_traffic_follows_the_plan(monkeypatch):
     assert accounting(*shape)["fwd_bytes"] != expected  # patched plan
     monkeypatch.undo()
     assert accounting(*shape)["fwd_bytes"] == expected
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("shape", BENCHMARK + [(1, 8, 16, 5, 7), (2, 256, 2048, 33, 65)])
+def test_the_plan_is_never_below_the_two_pass_floor(shape, dtype):
+    """The kernel is a two-pass design: its counted traffic cannot undercut 4 Cq + 5 C per pixel."""
+    _, cq, c, _, _ = shape
+    assert accounting(*shape, dtype)["fwd_traffic_ratio"] >= two_pass_floor(cq, c)
+
+
+def test_traffic_floors():
+    assert two_pass_floor(64, 512) == pytest.approx(2816 / 1152)  # 2.44x: #17's 2x is below it
+    # with room for the whole image's accumulators, one pass reads values twice (row and column), q and k's
+    # lines once, and writes once: 3 C + 3 Cq against 2 C + 2 Cq
+    ideal = one_pass_floor(64, 512, 97, 97, on_chip_bytes=10**12)
+    assert ideal["ratio"] == pytest.approx(1.5) and (ideal["rows"], ideal["columns"]) == (97, 97)
+    for shape in BENCHMARK:  # an H100 SM holds a 44x44 tile of 64 channels at most: far above 2x
+        _, cq, c, h, w = shape
+        floor = one_pass_floor(cq, c, h, w)
+        assert floor["ratio"] > 2.0
+        assert floor["rows"] * floor["columns"] * floor["channels"] * 4 <= 65536 * 4 + 233472
+    assert one_pass_floor(64, 512, 97, 97, on_chip_bytes=2 * 2**20)["ratio"] < one_pass_floor(64, 512, 97, 97)["ratio"]
