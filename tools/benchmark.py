@@ -4,7 +4,7 @@
     python tools/benchmark.py                      # 2048 x 97 x 97, CPU (and CUDA if present)
     python tools/benchmark.py --size 65 65 --json bench.json --device cpu
     python tools/benchmark.py --mode op            # criss-cross implementations (CUDA if present)
-    TRITON_INTERPRET=1 python tools/benchmark.py --mode op --device cpu --memory-only --batch 1 --groups op
+    TRITON_INTERPRET=1 python tools/benchmark.py --mode op --device cpu --memory-only --batch 1 --size 97 97 --groups op
                                                    # what each op allocates, the kernel under Triton's interpreter
     python tools/benchmark.py --peers mmseg        # whole models against mmsegmentation's own, same weights
     python tools/benchmark.py --mode deploy        # each demo model in PyTorch, ONNX Runtime and OpenVINO
