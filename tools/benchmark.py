@@ -77,12 +77,12 @@ def get_args_parser():
 
 
 def run_op_mode(args):
-    from segattn.analysis.benchmark import OP_IMPLS
+    from segattn.analysis.benchmark import OP_GROUPS, OP_IMPLS
 
     device = (args.device or ["cuda" if torch.cuda.is_available() else "cpu"])[0]
     impls = tuple(i.strip() for i in args.impls.split(","))
-    groups = tuple(g.strip() for g in (args.groups or "op,rcca head").split(","))
-    for what, given, allowed in (("--impls", impls, OP_IMPLS), ("--groups", groups, ("op", "rcca head"))):
+    groups = tuple(g.strip() for g in args.groups.split(",")) if args.groups else OP_GROUPS
+    for what, given, allowed in (("--impls", impls, OP_IMPLS), ("--groups", groups, OP_GROUPS)):
         if set(given) - set(allowed):
             sys.exit(f"error: {what} takes {', '.join(allowed)}; got {', '.join(sorted(set(given) - set(allowed)))}")
     interpret = device == "cpu" and os.environ.get("TRITON_INTERPRET") == "1"

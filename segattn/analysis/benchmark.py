@@ -348,11 +348,20 @@ OP_IMPLS = ("reference", "lean", "compiled", "triton")
 
 
 LAYOUTS = ("nchw", "channels_last")
+OP_GROUPS = ("op", "rcca head")
+
+
+def training_memory_format() -> torch.memory_format:
+    """The memory format training runs in by default (``train.channels_last``), weights and images."""
+    from ..config import TrainConfig
+    from ..engine.device import memory_format
+
+    return memory_format(TrainConfig().channels_last)
 
 
 def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (129, 257)),
              dtypes=(torch.float32, torch.bfloat16), head_in=2048, impls=OP_IMPLS, interpret=False,
-             layouts=LAYOUTS, groups=("op", "rcca head")):
+             layouts=LAYOUTS, groups=OP_GROUPS):
     """The criss-cross op and the RCCA head under each implementation.
 
     ``lean`` is the memory-lean PyTorch op, ``compiled`` is ``torch.compile`` of the reference. Triton needs CUDA
@@ -363,8 +372,6 @@ def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (12
     input's); the head runs once, in the memory format training uses by default (``train.channels_last``:
     weights and input), as a model would.
     """
-    from ..config import TrainConfig
-    from ..engine.device import memory_format
     from ..models.heads import RCCAHead
     from ..ops.lean import criss_cross_attention_lean
     from ..ops.reference import criss_cross_attention_reference
@@ -373,7 +380,7 @@ def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (12
     if unknown:
         raise ValueError(f"op_cases: layouts must be among {LAYOUTS}, got {sorted(unknown)}")
     is_cuda = torch.device(device).type == "cuda"
-    fmt = memory_format(TrainConfig().channels_last)
+    fmt = training_memory_format()
     cases = []
     for dtype in dtypes:
         tf32 = dtype == torch.float32 and (is_cuda or interpret)

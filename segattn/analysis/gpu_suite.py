@@ -40,6 +40,7 @@ from .benchmark import (
     peak_cuda_mb,
     relative_to_reference,
     time_ms,
+    training_memory_format,
 )
 
 FULL = dict(batch=4, qk=64, channels=512, sizes=((97, 97), (129, 257)), check_sizes=((97, 97), (33, 65), (1, 17)),
@@ -127,11 +128,9 @@ def kernel_checks(device, sizes, qk, channels) -> list:
 def training_steps(device, encoder, crop, batch, repeats, warmup, amp_dtypes) -> list:
     """One SGD step (forward, loss with aux 0.4, backward, step) of CCNet and FCN on the same encoder, in the
     memory format training uses by default (``train.channels_last``), weights and images, as the trainer."""
-    from ..config import TrainConfig
-    from ..engine.device import memory_format
     from ..models import build_model
 
-    fmt = memory_format(TrainConfig().channels_last)
+    fmt = training_memory_format()
     rows = []
     for head in ("ccnet", "fcn"):
         torch.manual_seed(0)

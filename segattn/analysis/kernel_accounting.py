@@ -98,7 +98,7 @@ def one_pass_floor(cq: int, c: int, h: int, w: int, on_chip_bytes: int = H100_ON
             s = min(w, positions // r)
             if s < 1:
                 break
-            lines, tiles = w / s + h / r, -(-c // ct)
+            lines, tiles = w / s + h / r, _cdiv(c, ct)
             weights = min(tiles * (1 + lines) * cq, (1 + lines) * cq + (h + w - 1) * (1 + tiles))
             elements = lines * c + weights + c
             if best is None or elements < best[0]:
