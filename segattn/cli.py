@@ -11,11 +11,13 @@ def setup_logging():
 
 
 def load_tool_config(path: str, overrides=None):
-    """``load_config`` plus the model section's names and options checked against the registries."""
+    """``load_config`` plus the names and options of ``model`` and ``data`` checked against the registries."""
+    from .data import check_data_config
     from .models import check_model_config
 
     cfg = load_config(path, overrides)
     check_model_config(cfg.model, path)
+    check_data_config(cfg)
     return cfg
 
 

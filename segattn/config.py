@@ -57,7 +57,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    dataset: str = "cityscapes"      # cityscapes | ade20k | voc | pascal_context | coco_stuff | folder
+    dataset: str = "cityscapes"      # a registered dataset: cityscapes | ade20k | voc | pascal_context | coco_stuff | folder
     root: str = "data/cityscapes"
     demo: bool = False               # generate the procedural demo set at root on first use
     train_split: str = "train"
@@ -278,18 +278,6 @@ def validate(cfg: DictConfig, source: str = "config"):
     d, t, e = cfg.data, cfg.train, cfg.eval
     if t.amp in ("False", "false"):  # YAML 1.1 reads a bare `off` (in a file or key=value) as false
         t.amp = "off"
-    from .data.listed import DATASETS
-
-    names = ["cityscapes", *DATASETS, "folder"]
-    _require(d.dataset in names, source, "data.dataset", f"must be one of {', '.join(names)}, got {d.dataset!r}")
-    if d.dataset == "cityscapes":
-        _require(cfg.model.num_classes == 19, source, "model.num_classes", "must be 19 for Cityscapes")
-    elif d.dataset in DATASETS:
-        k = len(DATASETS[d.dataset].class_names)
-        _require(cfg.model.num_classes == k, source, "model.num_classes", f"must be {k} for {d.dataset}")
-    else:
-        _require(len(d.class_names) == cfg.model.num_classes, source, "data.class_names",
-                 f"must list model.num_classes={cfg.model.num_classes} names for a folder dataset")
     _require(len(d.crop_size) == 2 and min(d.crop_size) >= 1, source, "data.crop_size", "must be [H, W] >= 1")
     _require(len(d.scale_range) == 2 and 0 < d.scale_range[0] <= d.scale_range[1], source, "data.scale_range",
              "must be [low, high] with 0 < low <= high")

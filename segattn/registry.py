@@ -59,6 +59,15 @@ class Registry:
     def names(self):
         return list(self._classes)
 
+    def __contains__(self, name) -> bool:
+        return name in self._classes
+
+    def __iter__(self):
+        return iter(self._classes)
+
+    def __getitem__(self, name: str) -> type:
+        return self.get(name)
+
     def get(self, name: str, key: str = None) -> type:
         if name not in self._classes:
             raise ConfigError(f"{key or self.kind}: unknown {self.kind} {name!r}; valid: {', '.join(self._classes)}")

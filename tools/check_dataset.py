@@ -6,12 +6,8 @@
 Exit status 1 when anything is wrong.
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from segattn.cli import load_tool_config, run  # noqa: E402
+from segattn.cli import load_tool_config, run
 
 
 def main(argv):
@@ -30,7 +26,7 @@ def main(argv):
         generate(cfg.data.root)
     ok = True
     for split in args.split or [cfg.data.train_split, cfg.data.val_split]:
-        report = check_split(cfg.data, split, cfg.model.num_classes, decode=True, progress=not args.no_progress)
+        report = check_split(cfg.data, split, decode=True, progress=not args.no_progress)
         print(report)
         ok &= report.ok
     print("dataset OK" if ok else "dataset has problems (see above)")

@@ -6,12 +6,8 @@
 The floor a context model must clear on the demo data.
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from segattn.cli import load_tool_config, run  # noqa: E402
+from segattn.cli import load_tool_config, run
 
 
 def main(argv):

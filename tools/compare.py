@@ -6,11 +6,8 @@
 """
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from segattn.cli import load_tool_config, run  # noqa: E402
+from segattn.cli import load_tool_config, run
 
 
 def main(argv):

@@ -13,12 +13,8 @@ checkpoint: tools/eval.py, infer.py and visualize_attention.py take it with
 the same config, and ``model.init_from=OUTPUT`` fine-tunes from it.
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from segattn.cli import run  # noqa: E402
+from segattn.cli import run
 
 
 def get_args_parser():

@@ -13,11 +13,8 @@ Under ``torchrun --nproc_per_node=N`` the images are sharded across processes.
 """
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from segattn.cli import add_model_args, load_tool_config, run  # noqa: E402
+from segattn.cli import add_model_args, load_tool_config, run
 
 
 def get_args_parser():

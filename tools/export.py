@@ -15,12 +15,8 @@ the demo). ``onnx.checker`` runs on the result. Run it with
 ``tools/infer.py --backend onnxruntime|openvino --model OUT.onnx``.
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from segattn.cli import add_model_args, load_tool_config, run  # noqa: E402
+from segattn.cli import add_model_args, load_tool_config, run
 
 
 def get_args_parser():

@@ -16,12 +16,8 @@ inside the model) is reported with its name and skipped, the run goes on, and
 the exit status is 1 at the end, with the list of failures.
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from segattn.cli import add_model_args, load_tool_config, run  # noqa: E402
+from segattn.cli import add_model_args, load_tool_config, run
 
 
 def get_args_parser():

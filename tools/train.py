@@ -6,12 +6,8 @@
     python tools/train.py configs/ccnet.yaml --resume            # continue from last.pth
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from segattn.cli import load_tool_config, run  # noqa: E402
+from segattn.cli import load_tool_config, run
 
 
 def get_args_parser():

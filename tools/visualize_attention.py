@@ -8,12 +8,8 @@
 Queries are (y, x) in image pixels; ``--grid N`` picks an N x N grid instead.
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from segattn.cli import add_model_args, load_tool_config, run  # noqa: E402
+from segattn.cli import add_model_args, load_tool_config, run
 
 
 def main(argv):

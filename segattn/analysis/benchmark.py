@@ -19,6 +19,7 @@ meaningful:
   beyond its output and the gradients it returns, the memory any op of the same
   signature must hold (``op_extra_bytes``).
 """
+import functools
 import gc
 import statistics
 import time
@@ -216,7 +217,7 @@ def _measure(case: Case, device, repeats: int, warmup: int, backward: bool, memo
             "fwd_ms": time_ms(fwd, device, repeats, warmup),
             "fwd_bwd_ms": time_ms(fwd_bwd, device, repeats, warmup) if backward else None,
         })
-    row["peak_mb"] = peak_cuda_mb(fwd_bwd, device) if is_cuda else None
+    row["peak_mb"] = peak_cuda_mb(fwd_bwd, device) if is_cuda and backward else None  # backward=False: none run
     return row
 
 
@@ -286,10 +287,11 @@ def head_cases(in_channels=2048, height=97, width=97, batch=1, channels=512, num
 
 def attention_cases(channels=512, height=97, width=97, batch=1, recurrence=2):
     """RCCA block vs Non-local block (the CCNet paper's comparison), and the bare ops."""
-    from ..models.attention import NonLocalBlock
+    from ..models.attention.non_local import NonLocalBlock
     from ..ops import CrissCrossAttention, criss_cross_attention
 
     qk = channels // 8
+    lean, reference = (functools.partial(criss_cross_attention, impl=i) for i in ("lean", "reference"))
 
     def block_inputs():
         return (torch.randn(batch, channels, height, width),)
@@ -301,10 +303,10 @@ def attention_cases(channels=512, height=97, width=97, batch=1, recurrence=2):
     return [
         Case("block", f"RCCA (R={recurrence})", _Repeat(CrissCrossAttention(channels), recurrence), block_inputs),
         Case("block", f"reference-op RCCA (R={recurrence})",
-             _ImplScope(_Repeat(CrissCrossAttention(channels), recurrence), "reference"), block_inputs),
+             _Repeat(CrissCrossAttention(channels, impl="reference"), recurrence), block_inputs),
         Case("block", "Non-local", NonLocalBlock(channels), block_inputs),
-        Case("op", "criss-cross (lean)", _ImplScope(_Op(criss_cross_attention), "lean"), op_inputs),
-        Case("op", "criss-cross (reference)", _ImplScope(_Op(criss_cross_attention), "reference"), op_inputs),
+        Case("op", "criss-cross (lean)", _Op(lean), op_inputs),
+        Case("op", "criss-cross (reference)", _Op(reference), op_inputs),
         Case("op", "dense (non-local)", _Op(dense_attention), op_inputs),
     ]
 
@@ -321,27 +323,6 @@ def paper_ratios(rows: List[dict]) -> dict:
     if rcca.get("peak_mb") and nl.get("peak_mb"):
         ratios["nonlocal_over_rcca_peak_memory"] = nl["peak_mb"] / rcca["peak_mb"]
     return ratios
-
-
-class _ImplScope(nn.Module):
-    """Runs ``module`` with SEGATTN_CCA_IMPL set to ``impl`` (restored afterwards)."""
-
-    def __init__(self, module: nn.Module, impl: str):
-        super().__init__()
-        self.module, self.impl = module, impl
-
-    def forward(self, *args):
-        import os
-
-        old = os.environ.get("SEGATTN_CCA_IMPL")
-        os.environ["SEGATTN_CCA_IMPL"] = self.impl
-        try:
-            return self.module(*args)
-        finally:
-            if old is None:
-                os.environ.pop("SEGATTN_CCA_IMPL")
-            else:
-                os.environ["SEGATTN_CCA_IMPL"] = old
 
 
 OP_IMPLS = ("reference", "lean", "compiled", "triton")
@@ -372,7 +353,8 @@ def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (12
     input's); the head runs once, in the memory format training uses by default (``train.channels_last``:
     weights and input), as a model would.
     """
-    from ..models.heads import RCCAHead
+    from ..models.heads.ccnet import RCCAHead
+    from ..ops import set_impl
     from ..ops.lean import criss_cross_attention_lean
     from ..ops.reference import criss_cross_attention_reference
 
@@ -408,9 +390,9 @@ def op_cases(device, batch=4, qk_channels=64, channels=512, sizes=((97, 97), (12
                     scope = {"compiled": "reference"}.get(impl, impl)
                     if group == "op":
                         fn = {"reference": criss_cross_attention_reference, "lean": criss_cross_attention_lean}
-                        module = _ImplScope(_Op(fn[scope] if scope in fn else _triton_op()), scope)
+                        module = _Op(fn[scope] if scope in fn else _triton_op())
                     else:
-                        module = _ImplScope(RCCAHead(head_in, channels, 19).to(dtype, memory_format=fmt), scope)
+                        module = set_impl(RCCAHead(head_in, channels, 19).to(dtype, memory_format=fmt), scope)
                     if impl == "compiled":
                         module = torch.compile(module)
                     cases.append(Case(group, f"{impl}: {tag}", module, inputs, tf32))

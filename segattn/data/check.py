@@ -5,17 +5,14 @@ without labels and labels without images, unreadable files, image/label size
 mismatches, label values outside the known ids, and an empty split. The cheap
 part (file pairing, no decoding) runs at the start of every train/eval run.
 """
-import glob
-import os
 from dataclasses import dataclass, field
 from typing import Dict, List
 
 
 from ..errors import MissingFileError
-from .base import allowed_values, unknown_values
-from .cityscapes import ALLOWED, IMAGE_SUFFIX, LABEL_SUFFIXES, missing_cityscapes
-from .io import IMAGE_EXTENSIONS, UnreadableImage, read_image, read_mask
-from .listed import DATASETS
+from .base import unknown_values
+from .io import UnreadableImage, read_image, read_mask
+from .registry import DATASETS
 
 EXAMPLES = 3
 
@@ -41,43 +38,15 @@ class Report:
         return "\n".join(lines)
 
 
-def _pairs_cityscapes(root, split, report):
-    img_dir, gt_dir = os.path.join(root, "leftImg8bit", split), os.path.join(root, "gtFine", split)
-    images = {os.path.relpath(p, img_dir)[: -len(IMAGE_SUFFIX)]: p
-              for p in glob.glob(os.path.join(img_dir, "*", "*" + IMAGE_SUFFIX))}
-    labels = {}
-    for suffix in LABEL_SUFFIXES[::-1]:  # labelIds wins when both exist
-        for p in glob.glob(os.path.join(gt_dir, "*", "*" + suffix)):
-            labels[os.path.relpath(p, gt_dir)[: -len(suffix)]] = (p, suffix)
-    return images, labels
-
-
-def _pairs_folder(root, split, report):
-    img_dir, mask_dir = os.path.join(root, split, "images"), os.path.join(root, split, "masks")
-    images = {os.path.splitext(f)[0]: os.path.join(img_dir, f) for f in sorted(os.listdir(img_dir))
-              if f.lower().endswith(IMAGE_EXTENSIONS)} if os.path.isdir(img_dir) else {}
-    labels = {os.path.splitext(f)[0]: (os.path.join(mask_dir, f), None) for f in sorted(os.listdir(mask_dir))
-              if f.lower().endswith(".png")} if os.path.isdir(mask_dir) else {}
-    return images, labels
-
-
-def _pairs_listed(dataset):
-    def pairs(root, split, report):
-        try:
-            return dataset.split_files(root, split)
-        except MissingFileError as err:
-            report.add("split not found", str(err))
-            return {}, {}
-    return pairs
-
-
-def check_split(data_cfg, split: str, num_classes: int, decode: bool = True, progress: bool = False) -> Report:
+def check_split(data_cfg, split: str, decode: bool = True, progress: bool = False) -> Report:
     """Check one split; ``decode=False`` is the cheap start-up check (pairing only)."""
     report = Report(split)
-    listed = DATASETS.get(data_cfg.dataset)
-    pairing = (_pairs_cityscapes if data_cfg.dataset == "cityscapes" else _pairs_listed(listed) if listed
-               else _pairs_folder)
-    images, labels = pairing(data_cfg.root, split, report)
+    dataset = DATASETS.get(data_cfg.dataset, "data.dataset")
+    try:
+        images, labels = dataset.split_files(data_cfg.root, split)
+    except MissingFileError as err:
+        report.add("split not found", str(err))
+        images, labels = {}, {}
     if not images and not report.problems:
         report.add("empty split (no images)", data_cfg.root)
     for stem in sorted(set(images) - set(labels)):
@@ -88,7 +57,6 @@ def check_split(data_cfg, split: str, num_classes: int, decode: bool = True, pro
     report.checked = len(common)
     if not decode:
         return report
-    folder_allowed = allowed_values(range(num_classes), data_cfg.ignore_index)
     from tqdm import tqdm
 
     for stem in tqdm(common, desc=f"checking {split}", disable=not progress):
@@ -106,23 +74,21 @@ def check_split(data_cfg, split: str, num_classes: int, decode: bool = True, pro
         if mask.shape != image.shape[:2]:
             report.add("image/label size mismatches",
                        f"{label_path} {mask.shape[::-1]} vs image {image.shape[1::-1]}")
-        allowed = listed.labels[suffix][1] if listed else ALLOWED[suffix] if suffix else folder_allowed
+        _, allowed = dataset.label_table(suffix, data_cfg)
         bad, _ = unknown_values(mask, allowed)  # what training reads
         if bad.size:
             report.add("label values outside the known ids", f"{label_path}: {bad[:5].tolist()}")
     return report
 
 
-def startup_check(data_cfg, splits, num_classes: int):
+def startup_check(data_cfg, splits):
     """The cheap check run by train/eval: fail on unusable splits, warn on stray labels."""
     import logging
 
     for split in splits:
-        if data_cfg.dataset == "cityscapes" and not os.path.isdir(os.path.join(data_cfg.root, "leftImg8bit", split)):
-            raise MissingFileError(missing_cityscapes(data_cfg.root, split))
-        if data_cfg.dataset in DATASETS:  # a missing folder or split list: its own one-line error, with the layout
-            DATASETS[data_cfg.dataset].split_files(data_cfg.root, split)
-        report = check_split(data_cfg, split, num_classes, decode=False)
+        # a missing folder or split list: the dataset's own error, with the layout and where the data comes from
+        DATASETS.get(data_cfg.dataset, "data.dataset").missing_split(data_cfg.root, split)
+        report = check_split(data_cfg, split, decode=False)
         fatal = {k: v for k, v in report.problems.items() if k != "labels without images"}
         if fatal:
             kind, items = next(iter(fatal.items()))

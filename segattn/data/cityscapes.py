@@ -14,8 +14,8 @@ import os
 import numpy as np
 
 from ..errors import MissingFileError
-from .base import PairDataset, allowed_values, check_same_size
-from .io import read_image, read_mask
+from .base import allowed_values
+from .listed import ListedDataset, register
 
 IGNORE_INDEX = 255
 
@@ -77,58 +77,45 @@ def train_ids_to_ids(train_ids: np.ndarray) -> np.ndarray:
     return out
 
 
-def find_pairs(root: str, split: str, need_labels: bool = True):
-    """Sorted ``[(image, label_or_None, label_kind)]`` of a split; a clear error when absent."""
-    img_dir = os.path.join(root, "leftImg8bit", split)
-    if not os.path.isdir(img_dir):
-        raise MissingFileError(f"data.root: no Cityscapes images at {img_dir!r} (expected "
-                                f"leftImg8bit/{split}/<city>/*{IMAGE_SUFFIX}); {HOW_TO_GET}")
-    images = sorted(glob.glob(os.path.join(img_dir, "*", "*" + IMAGE_SUFFIX)))
-    if not images:
-        raise MissingFileError(f"data.root: {img_dir!r} holds no */*{IMAGE_SUFFIX} files; {HOW_TO_GET}")
-    pairs, missing = [], []
-    for image in images:
-        rel = os.path.relpath(image, img_dir)
-        stem = rel[: -len(IMAGE_SUFFIX)]
-        label, kind = None, None
-        for suffix in LABEL_SUFFIXES:
-            candidate = os.path.join(root, "gtFine", split, stem + suffix)
-            if os.path.isfile(candidate):
-                label, kind = candidate, suffix
-                break
-        if label is None and need_labels:
-            missing.append(rel)
-        pairs.append((image, label, kind))
-    if missing:
-        raise MissingFileError(
-            f"data.root: {len(missing)} of {len(images)} images in {img_dir!r} have no label in "
-            f"{os.path.join(root, 'gtFine', split)!r} (expected <name>_gtFine_labelIds.png), e.g. {missing[0]}; "
-            f"{HOW_TO_GET}")
-    return pairs
+def stems(folder: str, suffix: str) -> dict:
+    """``{"<city>/<name>": path}`` of the ``<city>/<name><suffix>`` files under ``folder``."""
+    return {os.path.relpath(p, folder)[: -len(suffix)]: p
+            for p in sorted(glob.glob(os.path.join(glob.escape(folder), "*", "*" + suffix)))}
 
 
-class CityscapesDataset(PairDataset):
+@register
+class CityscapesDataset(ListedDataset):
     """Cityscapes-layout split; items are ``(image HxWx3 uint8 RGB, mask HxW uint8 train ids, image path)``."""
 
+    name = "cityscapes"
     class_names = CLASS_NAMES
     palette = PALETTE
     ignore_index = IGNORE_INDEX
+    labels = {LABEL_SUFFIXES[0]: (ID_TO_TRAINID, ALLOWED[LABEL_SUFFIXES[0]]),
+              LABEL_SUFFIXES[1]: (np.arange(256, dtype=np.uint8), ALLOWED[LABEL_SUFFIXES[1]])}
+    layout = f"leftImg8bit/<split>/<city>/*{IMAGE_SUFFIX} and gtFine/<split>/<city>/*_gtFine_labelIds.png; {HOW_TO_GET}"
+    to_label_ids = staticmethod(train_ids_to_ids)  # the official evaluator and test server read label ids
 
-    def __init__(self, root: str, split: str = "train", transform=None, need_labels: bool = True,
-                 unknown_labels: str = "warn"):
-        self.root, self.split, self.transform = root, split, transform
-        self.unknown_labels = unknown_labels
-        self.pairs = find_pairs(root, split, need_labels)
+    @classmethod
+    def split_files(cls, root, split):
+        img_dir = os.path.join(root, "leftImg8bit", split)
+        if not os.path.isdir(img_dir):
+            raise MissingFileError(f"data.root: no Cityscapes images at {img_dir!r} (expected "
+                                   f"leftImg8bit/{split}/<city>/*{IMAGE_SUFFIX}); {HOW_TO_GET}")
+        labels = {}
+        for suffix in LABEL_SUFFIXES[::-1]:  # labelIds wins where both exist
+            labels.update({stem: (path, suffix) for stem, path in
+                           stems(os.path.join(root, "gtFine", split), suffix).items()})
+        return stems(img_dir, IMAGE_SUFFIX), labels
 
-    def load(self, index: int):
-        image_path, label_path, kind = self.pairs[index]
-        image, notes = read_image(image_path), []
-        if label_path is None:
-            mask = np.full(image.shape[:2], IGNORE_INDEX, np.uint8)
-        else:
-            mask = read_mask(label_path)
-            notes = self.label_notes(mask, ALLOWED[kind], label_path)
-            if kind == LABEL_SUFFIXES[0]:
-                mask = ids_to_train_ids(mask)
-        check_same_size(image, mask, image_path, label_path)
-        return image, mask, image_path, notes
+    @classmethod
+    def missing_split(cls, root, split):
+        if not os.path.isdir(os.path.join(root, "leftImg8bit", split)):
+            raise MissingFileError(missing_cityscapes(root, split))
+
+    @classmethod
+    def prepare(cls, data_cfg):
+        if data_cfg.demo:  # the procedural demo set is in this layout
+            from .demo import generate
+
+            generate(data_cfg.root)

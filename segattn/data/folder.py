@@ -1,52 +1,64 @@
 """A user's own data: ``ROOT/<split>/images/*`` with masks of the same stem in ``ROOT/<split>/masks/*.png``.
 
-Masks hold class indices directly (0..K-1, ``ignore_index`` elsewhere); class
-names and the ignore index come from the config.
+Masks hold class indices directly (0..K-1, ``data.ignore_index`` elsewhere);
+the class names (so K) and the ignore index come from the config
+(``data.class_names``, ``data.ignore_index``), which is why this dataset
+answers the config questions of :class:`ListedDataset` from the config.
 """
 import os
 
-import numpy as np
-
-from ..errors import MissingFileError
-from .base import PairDataset, allowed_values, check_same_size
-from .io import IMAGE_EXTENSIONS, read_image, read_mask
+from ..errors import ConfigError, MissingFileError
+from .io import IMAGE_EXTENSIONS
+from .listed import ListedDataset, identity, register
 from .palette import default_palette
 
+LAYOUT = "<root>/<split>/images and <root>/<split>/masks with matching file stems (masks .png)"
 
-class FolderDataset(PairDataset):
-    ignore_index = 255
+
+@register
+class FolderDataset(ListedDataset):
+    name = "folder"
+    layout = LAYOUT
 
     def __init__(self, root: str, split: str, class_names, transform=None, ignore_index: int = 255,
                  need_labels: bool = True, unknown_labels: str = "warn"):
-        self.transform, self.ignore_index, self.unknown_labels = transform, ignore_index, unknown_labels
-        self.class_names = list(class_names)
-        self.palette = default_palette(len(self.class_names))
-        self.allowed = allowed_values(range(len(self.class_names)), ignore_index)
+        self.class_names, self.ignore_index = list(class_names), ignore_index
+        self.labels = {".png": identity(len(self.class_names), ignore_index)}
+        super().__init__(root, split, transform, need_labels, unknown_labels)
+
+    def colours(self):
+        return default_palette(len(self.class_names))
+
+    @classmethod
+    def from_config(cls, data_cfg, split, transform=None, need_labels=True):
+        return cls(data_cfg.root, split, data_cfg.class_names, transform, data_cfg.ignore_index, need_labels,
+                   data_cfg.unknown_labels)
+
+    @classmethod
+    def classes(cls, data_cfg):
+        return list(data_cfg.class_names)
+
+    @classmethod
+    def palette_for(cls, data_cfg):
+        return default_palette(len(data_cfg.class_names))
+
+    @classmethod
+    def label_table(cls, kind, data_cfg):
+        return identity(len(data_cfg.class_names), data_cfg.ignore_index)
+
+    @classmethod
+    def check_config(cls, data_cfg, num_classes):
+        if len(data_cfg.class_names) != num_classes:
+            raise ConfigError(f"data.class_names: must list model.num_classes={num_classes} names for a folder "
+                              f"dataset, got {len(data_cfg.class_names)}")
+
+    @classmethod
+    def split_files(cls, root, split):
         img_dir, mask_dir = os.path.join(root, split, "images"), os.path.join(root, split, "masks")
         if not os.path.isdir(img_dir):
-            raise MissingFileError(f"data.root: no folder {img_dir!r} (expected <root>/<split>/images and "
-                                    f"<root>/<split>/masks with matching file stems)")
-        images = sorted(f for f in os.listdir(img_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
-        if not images:
-            raise MissingFileError(f"data.root: {img_dir!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-        self.pairs, missing = [], []
-        for name in images:
-            mask = os.path.join(mask_dir, os.path.splitext(name)[0] + ".png")
-            if not os.path.isfile(mask):
-                missing.append(name)
-                mask = None
-            self.pairs.append((os.path.join(img_dir, name), mask))
-        if missing and need_labels:
-            raise MissingFileError(f"data.root: {len(missing)} images in {img_dir!r} have no mask in {mask_dir!r} "
-                                    f"(same stem, .png), e.g. {missing[0]}")
-
-    def load(self, index: int):
-        image_path, mask_path = self.pairs[index]
-        image = read_image(image_path)
-        if mask_path:
-            mask = read_mask(mask_path)
-            notes = self.label_notes(mask, self.allowed, mask_path)
-        else:
-            mask, notes = np.full(image.shape[:2], self.ignore_index, np.uint8), []
-        check_same_size(image, mask, image_path, mask_path)
-        return image, mask, image_path, notes
+            raise MissingFileError(f"data.root: no folder {img_dir!r} (expected {LAYOUT})")
+        images = {os.path.splitext(f)[0]: os.path.join(img_dir, f) for f in sorted(os.listdir(img_dir))
+                  if f.lower().endswith(IMAGE_EXTENSIONS)}
+        masks = {os.path.splitext(f)[0]: (os.path.join(mask_dir, f), ".png") for f in sorted(os.listdir(mask_dir))
+                 if f.lower().endswith(".png")} if os.path.isdir(mask_dir) else {}
+        return images, masks

@@ -1,28 +1,28 @@
-"""Datasets in their official on-disk layouts, found by split folder or split list, labels mapped by a table.
+"""The dataset base: a split found by folder or list, labels mapped to train ids by a table per label kind.
 
-Each subclass says where a split's images and labels are (``split_files``),
-which raw label values a file may hold and how they map to train ids (a
-256-entry table per label kind: ADE20K's and Pascal Context's "reduce zero
-label", COCO-Stuff's ids with the unused ones removed), and its class names.
-Everything else (pairing, unknown values, sizes, the one-line errors) is here
-once. ``DATASETS`` maps ``data.dataset`` names to the classes.
+Each subclass (one file, registered in ``DATASETS``) says where a split's
+images and labels are (``split_files``), which raw label values a file may
+hold and how they map to train ids (a 256-entry table per label kind:
+Cityscapes' label ids, ADE20K's and Pascal Context's "reduce zero label",
+COCO-Stuff's ids with the unused ones removed), and its class names.
+Everything else (pairing, unknown values, sizes, the one-line errors, what the
+tools ask of a dataset through the config) is here once.
 """
 import glob
 import os
 
 import numpy as np
 
-from ..errors import MissingFileError
+from ..errors import ConfigError, MissingFileError
 from .base import PairDataset, allowed_values, check_same_size
 from .io import read_image, read_mask
 from .palette import default_palette
+from .registry import DATASETS, register  # noqa: F401 - register is what each dataset file decorates with
 
-DATASETS = {}
 
-
-def register(cls):
-    DATASETS[cls.name] = cls
-    return cls
+def identity(num_classes: int, ignore_index: int = 255):
+    """Labels that hold train ids already: ``0..num_classes-1`` and the ignore value, kept as they are."""
+    return np.arange(256, dtype=np.uint8), allowed_values(range(num_classes), ignore_index)
 
 
 def table(mapping: dict, ignore_index: int = 255):
@@ -60,16 +60,54 @@ class ListedDataset(PairDataset):
     def __init__(self, root: str, split: str, transform=None, need_labels: bool = True,
                  unknown_labels: str = "warn"):
         self.root, self.split, self.transform, self.unknown_labels = root, split, transform, unknown_labels
-        self.palette = self.colours()
+        self.palette, self.tables = self.colours(), self.labels
         images, labels = self.split_files(root, split)
         if not images:
             raise MissingFileError(f"data.root={root!r}: no {self.name} images for split {split!r}; expected "
                                    f"{self.layout}")
         missing = sorted(set(images) - set(labels))
         if missing and need_labels:
-            raise MissingFileError(f"data.root={root!r}: {len(missing)} of {len(images)} {self.name} images of split "
-                                   f"{split!r} have no label, e.g. {images[missing[0]]}; expected {self.layout}")
+            raise MissingFileError(f"data.root={root!r}: {len(missing)} of {len(images)} images of {self.name} split "
+                                   f"{split!r} have no label file, e.g. {images[missing[0]]}; expected {self.layout}")
         self.pairs = [(images[s],) + (labels[s] if s in labels else (None, None)) for s in sorted(images)]
+
+    # What the tools ask of a dataset, given the ``data`` config section. A dataset whose classes come from the
+    # config (``folder``) overrides these; the official ones answer from class attributes.
+    @classmethod
+    def from_config(cls, data_cfg, split: str, transform=None, need_labels: bool = True):
+        """The split ``data_cfg`` describes (``prepare`` has run)."""
+        return cls(data_cfg.root, split, transform, need_labels, data_cfg.unknown_labels)
+
+    @classmethod
+    def classes(cls, data_cfg) -> list:
+        return list(cls.class_names)
+
+    @classmethod
+    def palette_for(cls, data_cfg) -> list:
+        return cls.colours()
+
+    @classmethod
+    def label_table(cls, kind: str, data_cfg):
+        """``(lut, allowed)`` of the label files of ``kind`` (the suffix ``split_files`` reports)."""
+        return cls.labels[kind]
+
+    @classmethod
+    def check_config(cls, data_cfg, num_classes: int):
+        """ConfigError where the config cannot describe this dataset."""
+        if num_classes != len(cls.class_names):
+            raise ConfigError(f"model.num_classes: must be {len(cls.class_names)} for {cls.name}, got {num_classes}")
+
+    @classmethod
+    def prepare(cls, data_cfg):
+        """Anything to do before a split is read (the demo set is generated here)."""
+
+    @classmethod
+    def missing_split(cls, root: str, split: str):
+        """MissingFileError, with the layout, when a split's folder or list is absent (the start-up check)."""
+        cls.split_files(root, split)
+
+    # what ``tools/eval.py --save-pred`` writes: train ids, unless the dataset's own tools read other ids
+    to_label_ids = None
 
     @classmethod
     def colours(cls):
@@ -88,7 +126,7 @@ class ListedDataset(PairDataset):
             mask = np.full(image.shape[:2], self.ignore_index, np.uint8)
         else:
             raw = read_mask(label_path)
-            lut, allowed = self.labels[kind]
+            lut, allowed = self.tables[kind]
             notes = self.label_notes(raw, allowed, label_path)
             mask = lut[raw]
         check_same_size(image, mask, image_path, label_path)

@@ -48,9 +48,7 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
     sampler = ShardSampler(n, get_rank(), get_world_size())
     loader = make_loader(wrapped, 1, cfg.data.workers, sampler, drop_last=False, seed=cfg.train.seed)
     bad = BadSampleCounter(cfg.data.max_bad_samples)
-    to_ids = None
-    if cfg.data.dataset == "cityscapes":
-        from ..data.cityscapes import train_ids_to_ids as to_ids
+    to_ids = type(dataset).to_label_ids  # what the dataset's own evaluator reads (Cityscapes: label ids)
     for i, batch in enumerate(tqdm(loader, desc="eval", leave=False, disable=not progress or get_rank() != 0)):
         bad.report(batch)
         images, masks, paths = batch.images, batch.masks, batch.paths

@@ -14,7 +14,7 @@ import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from ..data import build_dataset
+from ..data import build_dataset, check_data_config
 from ..errors import ConfigError, DataError, RunError
 from ..models import build_model
 from .checkpoint import (
@@ -83,6 +83,7 @@ class Trainer:
         self.micro_batch = t.batch_size // (self.world * t.accumulate)
         self.device = ddp_device or resolve_device(t.device)
         # the data first: a missing dataset is said before any weights are downloaded
+        check_data_config(cfg)
         self.train_set = build_dataset(cfg.data, cfg.data.train_split, train=True)
         self.val_set = build_dataset(cfg.data, cfg.data.val_split)
         if len(self.train_set) < t.batch_size:

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..models.encoders import mmcv_resnet_key
-from ..models.heads import FCNHead
+from ..models.heads.fcn import FCNHead
 from ..models.registry import HEADS
 
 # mmcv's ConvModule children and Scale -> the names ours may have, tried in order

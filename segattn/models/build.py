@@ -12,7 +12,7 @@ from ..config import model_config
 from ..errors import ConfigError
 from .attention import create_attention, is_none
 from .encoders import Encoder
-from .heads import AuxFCNHead
+from .heads.fcn import AuxFCNHead
 from .layers import convert_batchnorm_to_groupnorm, norm_layer
 from .registry import ATTENTION, HEADS, NORMS, OUTPUT_STRIDES
 from .segmentor import Segmentor

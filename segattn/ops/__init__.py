@@ -3,6 +3,7 @@ from .criss_cross import (
     CrissCrossAttention,
     criss_cross_attention,
     select_impl,
+    set_impl,
     triton_available,
 )
 from .reference import criss_cross_attention_maps, criss_cross_attention_reference
@@ -13,5 +14,6 @@ __all__ = [
     "criss_cross_attention_maps",
     "criss_cross_attention_reference",
     "select_impl",
+    "set_impl",
     "triton_available",
 ]

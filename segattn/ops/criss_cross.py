@@ -1,11 +1,16 @@
 """Criss-cross attention: the functional op, its dispatch, and the CCNet module.
 
-``criss_cross_attention(q, k, v)`` is the single entry point. It runs the fused
-Triton kernel for CUDA tensors when Triton is importable, and otherwise the
-memory-lean PyTorch op (``lean.py``: keeps no attention tensor for backward).
-``SEGATTN_CCA_IMPL=reference|lean|triton`` forces one (``reference`` is the
-plain autograd version the others are tested against); a forced ``triton``
-that cannot run is an error, never a silent fallback.
+``criss_cross_attention(q, k, v, impl="auto")`` is the single entry point. With
+``auto`` it runs the fused Triton kernel for CUDA tensors when Triton is
+importable, and otherwise the memory-lean PyTorch op (``lean.py``: keeps no
+attention tensor for backward). ``impl="reference"|"lean"|"triton"`` (the
+function's argument, or the :class:`CrissCrossAttention` module's) forces one;
+``reference`` is the plain autograd version the others are tested against. A
+forced ``triton`` that cannot run is an error, never a silent fallback.
+
+``SEGATTN_CCA_IMPL=reference|lean|triton`` is the user's override for code that
+does not pass ``impl`` (``impl=None``, every model's default): it picks the
+implementation of a whole run without touching a config.
 """
 import os
 
@@ -34,11 +39,18 @@ def _triton_can_run(t: torch.Tensor) -> bool:
     return t.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"
 
 
-def select_impl(q: torch.Tensor) -> str:
-    """Name of the implementation ``criss_cross_attention`` uses for ``q``."""
-    impl = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+def select_impl(q: torch.Tensor, impl: str = None) -> str:
+    """Name of the implementation ``criss_cross_attention(q, ..., impl=impl)`` runs.
+
+    ``impl=None`` takes ``SEGATTN_CCA_IMPL`` (default ``auto``).
+    """
+    if impl is None:
+        source = ENV_VAR
+        impl = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+    else:
+        source = "impl"
     if impl not in IMPLS:
-        raise ConfigError(f"{ENV_VAR}={impl!r} is not one of {', '.join(IMPLS)}")
+        raise ConfigError(f"{source}={impl!r} is not one of {', '.join(IMPLS)}")
     if torch.onnx.is_in_onnx_export():
         # ONNX export traces the reference: matmul, where, softmax and concat, all standard ONNX operators
         return "reference"
@@ -46,10 +58,10 @@ def select_impl(q: torch.Tensor) -> str:
         return impl
     if impl == "triton":
         if not triton_available():
-            raise RunError(f"{ENV_VAR}=triton but triton is not importable; install triton or unset {ENV_VAR}")
+            raise RunError(f"{source}=triton but triton is not importable; install triton or ask for another impl")
         if not _triton_can_run(q):
             raise RunError(
-                f"{ENV_VAR}=triton but the inputs are on {q.device}; the Triton kernel needs CUDA tensors "
+                f"{source}=triton but the inputs are on {q.device}; the Triton kernel needs CUDA tensors "
                 "(or TRITON_INTERPRET=1 for CPU testing)"
             )
         from .triton_kernels import check_supported
@@ -72,15 +84,16 @@ def _check_shapes(q, k, v):
         raise ValueError(f"v {tuple(v.shape)} must share batch and spatial size with q {tuple(q.shape)}")
 
 
-def criss_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def criss_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: str = None) -> torch.Tensor:
     """Criss-cross attention of ``q, k (B, Cq, H, W)`` over ``v (B, C, H, W)``.
 
     Each pixel attends to its row and column (H + W - 1 positions, itself once)
     under one softmax of q.k energies. No gamma or residual: see
-    :class:`CrissCrossAttention` for the CCNet module.
+    :class:`CrissCrossAttention` for the CCNet module. ``impl``: ``auto``,
+    ``reference``, ``lean`` or ``triton``; None takes ``SEGATTN_CCA_IMPL``.
     """
     _check_shapes(q, k, v)
-    impl = select_impl(q)
+    impl = select_impl(q, impl)
     if impl == "triton":
         from .triton_kernels import criss_cross_attention_triton
 
@@ -98,11 +111,13 @@ class CrissCrossAttention(nn.Module):
     learnt scalar initialised to 0 so the module starts as the identity.
     Without autograd, on the lean path, the value projection is computed one
     channel chunk at a time (:func:`criss_cross_block_inference`), so inference
-    holds no full-size copy of v.
+    holds no full-size copy of v. ``impl`` is passed to
+    :func:`criss_cross_attention` (None: ``SEGATTN_CCA_IMPL``, else ``auto``).
     """
 
-    def __init__(self, in_channels: int, reduction: int = 8):
+    def __init__(self, in_channels: int, reduction: int = 8, impl: str = None):
         super().__init__()
+        self.impl = impl
         qk = max(1, in_channels // reduction)
         self.query_conv = nn.Conv2d(in_channels, qk, 1)
         self.key_conv = nn.Conv2d(in_channels, qk, 1)
@@ -114,7 +129,17 @@ class CrissCrossAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # the dispatch judges q's shape (q/k channels), so ask it about a q-shaped view of x
-        if not torch.is_grad_enabled() and select_impl(x[:, :self.query_conv.out_channels]) == "lean":
+        if not torch.is_grad_enabled() and select_impl(x[:, :self.query_conv.out_channels], self.impl) == "lean":
             return criss_cross_block_inference(x, self.query_conv, self.key_conv, self.value_conv, self.gamma)
         q, k, v = self.qkv(x)
-        return self.gamma * criss_cross_attention(q, k, v) + x
+        return self.gamma * criss_cross_attention(q, k, v, self.impl) + x
+
+
+def set_impl(module: nn.Module, impl: str) -> nn.Module:
+    """Every :class:`CrissCrossAttention` inside ``module`` runs ``impl`` from now on; returns ``module``."""
+    if impl is not None and impl not in IMPLS:
+        raise ConfigError(f"impl={impl!r} is not one of {', '.join(IMPLS)}")
+    for m in module.modules():
+        if isinstance(m, CrissCrossAttention):
+            m.impl = impl
+    return module

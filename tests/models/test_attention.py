@@ -6,9 +6,13 @@ import torch
 import torch.nn.functional as F
 
 from segattn import build_model
-from segattn.models.attention import (ATTENTION, CBAMBlock, ECABlock, ResidualAttentionBlock, SEBlock, SKBlock,
-                                      SelfAttentionBlock, create_attention)
-from segattn.models.attention.eca import eca_kernel_size
+from segattn.models.attention import ATTENTION, create_attention
+from segattn.models.attention.cbam import CBAMBlock
+from segattn.models.attention.eca import ECABlock, eca_kernel_size
+from segattn.models.attention.residual_attention import ResidualAttentionBlock
+from segattn.models.attention.selective_kernel import SKBlock
+from segattn.models.attention.self_attention import SelfAttentionBlock
+from segattn.models.attention.squeeze_excite import SEBlock
 from segattn.errors import ConfigError
 from segattn.models.encoders import Encoder
 

@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from segattn import build_model
-from segattn.models.attention import NonLocalBlock
-from segattn.models.heads import ChannelAttention, PositionAttention, RCCAHead
+from segattn.models.attention.non_local import NonLocalBlock
+from segattn.models.heads.ccnet import RCCAHead
+from segattn.models.heads.danet import ChannelAttention, PositionAttention
 
 HEADS = ["fcn", "ccnet", "danet", "nonlocal"]
 
@@ -112,7 +113,8 @@ def test_rcca_loops_share_weights():
 
 
 def test_attention_heads_share_the_fcn_frame():
-    from segattn.models.heads import FCNHead, NonLocalHead
+    from segattn.models.heads.fcn import FCNHead
+    from segattn.models.heads.non_local import NonLocalHead
 
     fcn, rcca, nl = FCNHead(32, 16, 3), RCCAHead(32, 16, 3), NonLocalHead(32, 16, 3)
     frame = {k for k in fcn.state_dict()}

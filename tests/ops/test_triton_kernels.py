@@ -3,6 +3,8 @@
 On a machine without CUDA the kernels run on CPU tensors through
 TRITON_INTERPRET=1 (set in conftest.py).
 """
+import os
+
 import pytest
 import torch
 
@@ -167,6 +169,25 @@ def test_dispatch_rules(monkeypatch):
     assert select_impl(q) == "triton"
     with pytest.raises(ValueError, match="float32/float16/bfloat16"):
         select_impl(q.double())
+
+
+def test_impl_argument_wins_over_the_environment(monkeypatch):
+    from segattn.ops import CrissCrossAttention, set_impl
+
+    q = torch.zeros(1, 8, 3, 3)
+    monkeypatch.setenv("SEGATTN_CCA_IMPL", "lean")
+    assert select_impl(q, "reference") == "reference" and select_impl(q) == "lean"
+    with pytest.raises(ValueError, match="impl='fast' is not one of auto, reference, lean, triton"):
+        criss_cross_attention(q, q, q, impl="fast")
+    # the module's impl reaches the op: the reference keeps its attention weights for backward, the lean op does not
+    from segattn.analysis.benchmark import saved_activation_bytes
+
+    x = torch.randn(1, 16, 9, 11)
+    m = CrissCrossAttention(16)
+    saved = {impl: saved_activation_bytes(set_impl(m, impl), (x,), exclude={x.untyped_storage().data_ptr()})
+             for impl in ("reference", "lean")}
+    assert saved["reference"] > saved["lean"] and m.impl == "lean"
+    assert os.environ["SEGATTN_CCA_IMPL"] == "lean"  # nothing rewrote the user's override
 
 
 def test_forced_triton_without_triton_is_an_error(monkeypatch):

@@ -3,18 +3,16 @@
 Every block maps ``(B, C, H, W) -> (B, C, H, W)`` and takes ``channels``
 first. A spec is a name (``"se"``) or a mapping with the block's own options
 (``{"type": "se", "reduction": 8}``); ``"none"`` means no block.
+
+Registration is the one loop below: every module of the folder is imported,
+so a block registers itself in ``ATTENTION`` by being a file here. Import a
+block's class from its own module (``from segattn.models.attention.eca import
+ECABlock``).
 """
 import importlib
 import pkgutil
 
 from ..registry import ATTENTION
-from .cbam import CBAMBlock
-from .eca import ECABlock
-from .non_local import NonLocalBlock
-from .residual_attention import ResidualAttentionBlock
-from .selective_kernel import SKBlock
-from .self_attention import SelfAttentionBlock
-from .squeeze_excite import SEBlock
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
@@ -31,5 +29,4 @@ def create_attention(spec, channels: int, key: str = "attention"):
     return ATTENTION.build(spec, key, channels)
 
 
-__all__ = ["ATTENTION", "CBAMBlock", "ECABlock", "NonLocalBlock", "ResidualAttentionBlock", "SEBlock", "SKBlock",
-           "SelfAttentionBlock", "create_attention", "is_none"]
+__all__ = ["ATTENTION", "create_attention", "is_none"]

@@ -1,15 +1,11 @@
-"""Decode heads, one file each; every module here is imported so its head registers itself."""
+"""Decode heads, one file each.
+
+Registration is this one loop: every module of the folder is imported, so a
+head registers itself in ``HEADS`` by being a file here. Import a head's class
+from its own module (``from segattn.models.heads.ccnet import RCCAHead``).
+"""
 import importlib
 import pkgutil
 
-from .base import DecodeHead
-from .ccnet import RCCAHead
-from .danet import ChannelAttention, DANetHead, PositionAttention
-from .fcn import AuxFCNHead, FCNHead
-from .non_local import NonLocalHead
-
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
-
-__all__ = ["AuxFCNHead", "ChannelAttention", "DANetHead", "DecodeHead", "FCNHead", "NonLocalHead",
-           "PositionAttention", "RCCAHead"]

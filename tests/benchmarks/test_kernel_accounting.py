@@ -4,7 +4,7 @@ import torch
 
 pytest.importorskip("triton")
 
-from segattn.analysis.kernel_accounting import accounting, one_pass_floor, two_pass_floor  # noqa: E402
+from kernel_accounting import accounting, one_pass_floor, two_pass_floor  # noqa: E402
 from segattn.ops import triton_kernels as tk  # noqa: E402
 
 BENCHMARK = [(4, 64, 512, 97, 97), (4, 64, 512, 129, 257)]

@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Whole models beside mmsegmentation's own: the same network, the same weights, timed side by side.
 
 For each head, mmsegmentation 1.2.2 builds its ResNet-50-V1c D8 model from its
@@ -15,20 +16,25 @@ the eval forward (as ``tools/eval.py`` loads it, images fed NCHW) and in
 ``train.channels_last``'s for the step (weights and images, as the trainer
 does); a second copy of ours in NCHW, mmseg's format, runs in the same
 alternation, so the table shows what the memory format is worth.
+
+    python benchmarks/mmseg_models.py --repeats 5     # needs mmsegmentation, installed as the tests install it
 """
+import argparse
 import copy
 import os
+import sys
 
 import torch
 
-from ..config import load_config
-from ..engine.checkpoint import load_model_weights
-from ..engine.device import memory_format
-from ..engine.losses import build_loss
-from ..interop.mmseg import convert_state_dict
-from ..interop.mmseg_peer import build_mmseg_model, mmseg_logits, randomize
-from ..models import build_model
-from .benchmark import alternating_medians
+from _common import ROOT, add_common_args, write_results
+from segattn.analysis.benchmark import alternating_medians, markdown_table
+from segattn.config import load_config
+from segattn.engine.checkpoint import load_model_weights
+from segattn.engine.device import memory_format
+from segattn.engine.losses import build_loss
+from segattn.interop.mmseg import convert_state_dict
+from segattn.interop.mmseg_peer import build_mmseg_model, mmseg_logits, randomize
+from segattn.models import build_model
 
 
 def model_pair(head: str, config_dir: str, depth: int = 50):
@@ -123,3 +129,30 @@ def with_ratios(rows: list) -> list:
             row["eval_vs_mmseg"] = row["eval_ms"] / mmseg[head]["eval_ms"]
             row["train_vs_mmseg"] = row["train_ms"] / mmseg[head]["train_ms"]
     return rows
+
+
+COLUMNS = [("name", "model"), ("eval_ms", "eval fwd ms"), ("eval_vs_mmseg", "vs mmseg"),
+           ("train_ms", "train step ms"), ("train_vs_mmseg", "vs mmseg")]
+
+
+def main(argv=None):
+    p = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[1]), repeats=5)
+    p.add_argument("--heads", default="ccnet,danet,nonlocal,fcn")
+    p.add_argument("--eval-size", type=int, nargs=2, default=[256, 512], metavar=("H", "W"))
+    p.add_argument("--train-size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
+    args = p.parse_args(argv)
+    rows = []
+    for head in args.heads.split(","):
+        print(f"[cpu] {head}: segattn (as shipped and NCHW) and mmseg, logits compared first ...", file=sys.stderr,
+              flush=True)
+        rows += compare(head, os.path.join(ROOT, "configs", "mmseg"), tuple(args.eval_size), tuple(args.train_size),
+                        repeats=args.repeats, warmup=args.warmup)
+    rows = with_ratios(rows)
+    table = markdown_table(rows, COLUMNS)
+    print(f"\n### whole models against mmsegmentation, eval forward 1x3x{args.eval_size[0]}x{args.eval_size[1]}, "
+          f"SGD step 2x3x{args.train_size[0]}x{args.train_size[1]}, median of {args.repeats}\n\n{table}")
+    write_results("mmseg_models", "cpu", rows, table, output=args.output)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

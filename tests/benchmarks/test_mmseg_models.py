@@ -10,7 +10,7 @@ from segattn.interop.mmcv_stub import INSTALL, stub_mmcv_ext
 stub_mmcv_ext()
 pytest.importorskip("mmseg", reason=f"mmsegmentation is an optional peer: {INSTALL}")
 
-from segattn.analysis import mmseg_peers  # noqa: E402
+import mmseg_models as mmseg_peers  # noqa: E402
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs", "mmseg")
 

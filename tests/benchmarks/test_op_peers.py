@@ -5,10 +5,10 @@ import torch
 pytest.importorskip("mmcv", reason='mmcv-lite is an optional peer: pip install -e ".[interop]" && '
                                    "pip install --no-deps mmcv-lite==2.1.0 mmengine==0.10.7")
 
+import op_peers as peers  # noqa: E402
+from op_peers import check_op_copies, check_same, copy_to_mmcv, mmcv_criss_cross, peer_cases  # noqa: E402
+from peer_ops import official_op  # noqa: E402
 from segattn.analysis.benchmark import measure  # noqa: E402
-from segattn.analysis import peers  # noqa: E402
-from segattn.analysis.peer_ops import official_op  # noqa: E402
-from segattn.analysis.peers import check_op_copies, check_same, copy_to_mmcv, mmcv_criss_cross, peer_cases  # noqa
 from segattn.ops import CrissCrossAttention  # noqa: E402
 
 

@@ -1,6 +1,7 @@
+#!/usr/bin/env python
 """The GPU proof in one command: kernel checks, the op table, RCCA vs Non-local, training steps.
 
-``python tools/benchmark.py --suite gpu --output DIR`` runs, on one CUDA
+``python benchmarks/gpu_suite.py --output DIR`` runs, on one CUDA
 device and within a time budget (8 minutes by default, later parts skipped
 and said so once it is spent):
 
@@ -22,15 +23,21 @@ the same code on the CPU with tiny shapes (the kernel under Triton's
 interpreter, ``TRITON_INTERPRET=1`` set before Triton is imported, and no
 ``torch.compile``): what CI runs, so the GPU session only has to launch it.
 """
+import argparse
 import json
 import os
 import platform
 import subprocess
+import sys
 import time
 
-import torch
+if "--dry-run" in sys.argv:  # Triton's interpreter is chosen when a kernel is defined: before any import of ours
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from .benchmark import (
+import torch  # noqa: E402
+
+from _common import write_results  # noqa: E402
+from segattn.analysis.benchmark import (  # noqa: E402
     allow_tf32,
     attention_cases,
     markdown_table,
@@ -91,8 +98,8 @@ def environment(device) -> dict:
 
 def kernel_checks(device, sizes, qk, channels) -> list:
     """Triton against the float64 reference (forward, each gradient), and a bitwise-repeatable backward."""
-    from ..ops.reference import criss_cross_attention_reference
-    from ..ops.triton_kernels import criss_cross_attention_triton
+    from segattn.ops.reference import criss_cross_attention_reference
+    from segattn.ops.triton_kernels import criss_cross_attention_triton
 
     # float32 runs as TF32 (10-bit mantissa, like float16's): the kernel takes float32 only so
     tolerance = {torch.float32: 1e-2, torch.float16: 1e-2, torch.bfloat16: 4e-2}
@@ -128,7 +135,7 @@ def kernel_checks(device, sizes, qk, channels) -> list:
 def training_steps(device, encoder, crop, batch, repeats, warmup, amp_dtypes) -> list:
     """One SGD step (forward, loss with aux 0.4, backward, step) of CCNet and FCN on the same encoder, in the
     memory format training uses by default (``train.channels_last``), weights and images, as the trainer."""
-    from ..models import build_model
+    from segattn.models import build_model
 
     fmt = training_memory_format()
     rows = []
@@ -173,7 +180,7 @@ def run_suite(output: str, dry_run: bool = False, budget_s: float = 480.0) -> di
         os.environ.setdefault("TRITON_INTERPRET", "1")
     device = "cpu" if dry_run else "cuda"
     if not dry_run and not torch.cuda.is_available():
-        from ..errors import RunError
+        from segattn.errors import RunError
 
         raise RunError("--suite gpu needs a CUDA device (torch sees none); --dry-run runs it on the CPU, tiny")
     p = DRY if dry_run else FULL
@@ -227,7 +234,7 @@ def render(result: dict) -> str:
     env, parts = result["environment"], result["parts"]
     where = env.get("gpu") or f"CPU dry run ({env.get('cpu')})"
     lines = [f"Measured on {where}; driver {env.get('driver')}, CUDA {env.get('cuda')}, torch {env['torch']}, "
-             f"Triton {env['triton']}; `python tools/benchmark.py --suite gpu` in {result['seconds']:.0f} s.", ""]
+             f"Triton {env['triton']}; `python benchmarks/gpu_suite.py` in {result['seconds']:.0f} s.", ""]
     lines += ["Kernel checks (against the float64 reference; backward run twice, bitwise):", "",
               markdown_table(parts["checks"], [("name", "case"), ("max_rel_error", "max rel. error"),
                                                ("tolerance", "tolerance"), ("deterministic", "bitwise repeat"),
@@ -253,3 +260,27 @@ def render(result: dict) -> str:
     if result["skipped"]:
         lines += [f"Skipped (time budget spent): {', '.join(result['skipped'])}.", ""]
     return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    p.add_argument("--output", default="gpu_suite", help="folder for gpu.md / gpu.json, written part by part")
+    p.add_argument("--dry-run", action="store_true", help="on the CPU with tiny shapes (Triton's interpreter, no "
+                   "torch.compile): checks the command itself; writes no results file")
+    p.add_argument("--budget", type=float, default=480, help="seconds; later parts are skipped, and said so, "
+                   "once spent")
+    args = p.parse_args(argv)
+    result = run_suite(args.output, args.dry_run, args.budget)
+    with open(os.path.join(args.output, "gpu.md")) as f:
+        table = f.read()
+    print(table)
+    if not args.dry_run:
+        write_results("gpu_suite", str(result["environment"]["device"]), result["parts"], table)
+    failed = [c["name"] for c in result["parts"]["checks"] if not c["ok"]]
+    if failed:
+        print(f"kernel checks FAILED: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,8 +1,12 @@
+#!/usr/bin/env python
 """Other projects' criss-cross attention, run beside ours: outputs compared first, then timed.
+
+    python benchmarks/op_peers.py --batch 2 --repeats 5     # B=2, Cq=64, C=512, 97 x 97, float32, CPU
 
 Two levels: the whole RCCA module (mmcv's own, given our weights) and the bare
 op from q, k, v (mmcv's and the official CCNet op as benchmark-only copies,
-:mod:`.peer_ops`, each checked against the real thing first).
+:mod:`peer_ops` beside this script, each checked against the real thing first), with our lean and reference
+ops and modules.
 
 mmcv 2.x ships CCNet's module as pure PyTorch (``mmcv.ops.CrissCrossAttention``,
 einsum over the row and column energies). mmcv-lite has no compiled extension,
@@ -15,15 +19,20 @@ module at ``mmcv._ext`` first; the criss-cross module never calls it. Install::
 (``--no-deps``: both ask for opencv-python, which would shadow the headless
 OpenCV this package uses.)
 """
+import argparse
+from copy import deepcopy
+import sys
+
 import torch
 from torch import nn
 
-from ..errors import MissingFileError
-from ..interop.mmcv_stub import INSTALL, stub_mmcv_ext
-from ..ops import CrissCrossAttention
-from ..ops.reference import criss_cross_attention_reference
-from .benchmark import Case, _ImplScope, _Op
-from .peer_ops import MMCV_ORIGIN, OFFICIAL_ORIGIN, mmcv_op, official_op
+from _common import add_common_args, write_results
+from peer_ops import MMCV_ORIGIN, OFFICIAL_ORIGIN, mmcv_op, official_op
+from segattn.analysis.benchmark import Case, _Op, attention_cases, markdown_table, measure
+from segattn.errors import MissingFileError
+from segattn.interop.mmcv_stub import INSTALL, stub_mmcv_ext
+from segattn.ops import CrissCrossAttention, set_impl
+from segattn.ops.reference import criss_cross_attention_reference
 
 
 def mmcv_criss_cross(channels: int):
@@ -32,7 +41,7 @@ def mmcv_criss_cross(channels: int):
         stub_mmcv_ext()
         from mmcv.ops import CrissCrossAttention as MmcvCrissCross
     except ImportError as err:
-        raise MissingFileError(f"--peers mmcv: mmcv is not importable ({err}); install it with: {INSTALL}") from None
+        raise MissingFileError(f"mmcv is not importable ({err}); install it with: {INSTALL}") from None
     return MmcvCrissCross(channels)
 
 
@@ -49,7 +58,7 @@ def check_same(ours, theirs, x: torch.Tensor, tol: float = 1e-4) -> float:
     worst = 0.0
     for impl in ("lean", "reference"):
         xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-        a, b = _ImplScope(ours, impl)(xa), theirs(xb)
+        a, b = set_impl(ours, impl)(xa), theirs(xb)
         grad = torch.randn_like(a)
         a.backward(grad)
         b.backward(grad)
@@ -123,6 +132,32 @@ def peer_cases(channels=512, height=97, width=97, batch=2):
 
     return [Case("op", MMCV_ORIGIN, _Op(mmcv_op), op_inputs),
             Case("op", OFFICIAL_ORIGIN, _Op(official_op), op_inputs),
-            Case("peer", "RCCA module: segattn (lean)", _ImplScope(ours, "lean"), inputs),
-            Case("peer", "RCCA module: segattn (reference)", _ImplScope(ours, "reference"), inputs),
+            Case("peer", "RCCA module: segattn (lean)", set_impl(deepcopy(ours), "lean"), inputs),
+            Case("peer", "RCCA module: segattn (reference)", set_impl(deepcopy(ours), "reference"), inputs),
             Case("peer", "RCCA module: mmcv 2.1.0", theirs, inputs)]
+
+
+COLUMNS = [("group", "group"), ("name", "name"), ("fwd_ms", "fwd ms"), ("fwd_bwd_ms", "fwd+bwd ms"),
+           ("act_mb", "saved act. MB"), ("infer_mb", "inference peak MB")]
+
+
+def main(argv=None):
+    p = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[1]))
+    p.add_argument("--channels", type=int, default=512, help="C of v (q and k take C / 8)")
+    p.add_argument("--size", type=int, nargs=2, default=[97, 97], metavar=("H", "W"))
+    p.add_argument("--batch", type=int, default=2)
+    args = p.parse_args(argv)
+    h, w = args.size
+    ours = [c for c in attention_cases(args.channels, h, w, args.batch) if c.name.startswith("criss-cross")]
+    rows = []
+    for case in ours + peer_cases(args.channels, h, w, args.batch):
+        print(f"[cpu] {case.group} {case.name} ...", file=sys.stderr, flush=True)
+        rows.append(measure(case, "cpu", args.repeats, args.warmup))
+    table = markdown_table(rows, COLUMNS)
+    print(f"\n### criss-cross op and module against mmcv and the official CCNet op, B={args.batch}, "
+          f"C={args.channels}, {h} x {w}, float32\n\n{table}")
+    write_results("op_peers", "cpu", rows, table, {"size": [h, w], "batch": args.batch}, args.output)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

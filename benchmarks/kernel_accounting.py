@@ -1,6 +1,7 @@
+#!/usr/bin/env python
 """Work and memory traffic of the Triton criss-cross kernels, counted from the dispatch's own launch plan.
 
-The issue's accounting, so that before/after figures compare:
+How the kernel is counted:
 
 * backward work: multiply-adds of every product the backward kernels form for
   valid (query, key) pairs and channels, against the minimum of one recompute
@@ -29,9 +30,12 @@ How low the forward can go by this count, for any design rather than this plan:
   all of an SM's registers and shared memory for the accumulators alone. It is
   a bound for these two families of schedules, not for every algorithm.
 """
+import sys
+
 import torch
 
-from ..ops.triton_kernels import launch_plan
+from _common import write_results
+from segattn.ops.triton_kernels import launch_plan
 
 
 def _cdiv(a, b):
@@ -125,5 +129,17 @@ def accounting_table(shapes=((4, 64, 512, 97, 97), (4, 64, 512, 129, 257)),
     return "\n".join(lines)
 
 
+def main(argv=None):
+    """``python benchmarks/kernel_accounting.py``: the table, counted (no kernel runs), as a results file."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="work and traffic of the Triton kernels, from their launch plan")
+    p.add_argument("--output", default=None, help="folder for the results files (default benchmarks/results)")
+    args = p.parse_args(argv)
+    table = accounting_table()
+    print(table)
+    write_results("kernel_accounting", "cpu", [], table, output=args.output)
+
+
 if __name__ == "__main__":
-    print(accounting_table())
+    sys.exit(main())

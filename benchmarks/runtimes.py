@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """PyTorch against ONNX Runtime and OpenVINO on the same exported model, timed side by side on the CPU.
 
 For each head the demo config's model (random weights) is wrapped as the
@@ -7,18 +8,23 @@ three ways on the same image: PyTorch (eager, ``no_grad``), ONNX Runtime and
 OpenVINO (float32). The logits are compared first (relative error <= 1e-4),
 then each is timed, alternating between the three so that a slow moment of
 the machine hits all of them; medians of ``repeats``.
+
+    python benchmarks/runtimes.py --repeats 5     # needs pip install -e ".[deploy]"
 """
+import argparse
 import os
+import sys
 import tempfile
 
 import numpy as np
 import torch
 
-from ..config import load_config
-from ..deploy.export import ImageToLogits, export_onnx
-from ..deploy.runtimes import open_runtime
-from ..models import build_model
-from .benchmark import alternating_medians
+from _common import ROOT, add_common_args, write_results
+from segattn.analysis.benchmark import alternating_medians, markdown_table
+from segattn.config import load_config
+from segattn.deploy.export import ImageToLogits, export_onnx
+from segattn.deploy.runtimes import open_runtime
+from segattn.models import build_model
 
 
 def compare_runtimes(config: str, height: int, width: int, repeats: int = 5, warmup: int = 1) -> dict:
@@ -48,3 +54,26 @@ def compare_runtimes(config: str, height: int, width: int, repeats: int = 5, war
             if err > 1e-4:
                 raise AssertionError(f"{config}: {name} differs from PyTorch by {err:.1e} (relative)")
         return alternating_medians(jobs, repeats, warmup)
+
+
+def main(argv=None):
+    p = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[1]), repeats=5)
+    p.add_argument("--heads", default="ccnet,danet,nonlocal,fcn", help="demo configs, configs/demo/<head>.yaml")
+    p.add_argument("--image-size", type=int, nargs=2, default=[256, 512], metavar=("H", "W"))
+    args = p.parse_args(argv)
+    h, w = args.image_size
+    rows = []
+    for head in args.heads.split(","):
+        print(f"[cpu] {head}: PyTorch, ONNX Runtime, OpenVINO, logits compared first ...", file=sys.stderr, flush=True)
+        ms = compare_runtimes(os.path.join(ROOT, "configs", "demo", f"{head}.yaml"), h, w, args.repeats, args.warmup)
+        rows.append({"name": f"{head} (configs/demo/{head}.yaml)", **{f"{k}_ms": v for k, v in ms.items()},
+                     "ort_speedup": ms["pytorch"] / ms["onnxruntime"], "ov_speedup": ms["pytorch"] / ms["openvino"]})
+    columns = [("name", "model"), ("pytorch_ms", "PyTorch ms"), ("onnxruntime_ms", "ONNX Runtime ms"),
+               ("openvino_ms", "OpenVINO ms"), ("ort_speedup", "ORT speed-up"), ("ov_speedup", "OpenVINO speed-up")]
+    table = markdown_table(rows, columns)
+    print(f"\n### one {h}x{w} uint8 image -> logits, median of {args.repeats}\n\n{table}")
+    write_results("runtimes", "cpu", rows, table, {"image_size": [h, w]}, args.output)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

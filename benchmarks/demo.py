@@ -1,0 +1,71 @@
+#!/usr/bin/env python
+"""The demo table: each head trained from scratch on the procedural demo data, as the README's first run.
+
+    python benchmarks/demo.py                      # CCNet, DANet, Non-local, FCN and the colour-only floor
+
+Each row is ``python tools/train.py configs/demo/<head>.yaml --no-progress``
+run as a user runs it, one after the other, from an empty demo data folder
+(generation included in the wall time), its checkpoints and logs in a
+temporary folder; the val mIoU is the one the command prints last. The floor
+is ``python tools/colour_floor.py configs/demo/ccnet.yaml`` on the same data.
+"""
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+from _common import ROOT, write_results
+
+HEADS = ("ccnet", "danet", "nonlocal", "fcn")
+NAMES = {"ccnet": "CCNet", "danet": "DANet", "nonlocal": "Non-local", "fcn": "FCN"}
+
+
+def timed(cmd, cwd) -> tuple:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    found = re.findall(r"mIoU ([\d.]+)", proc.stdout + proc.stderr)
+    if not found:
+        raise SystemExit(f"{' '.join(cmd)} printed no mIoU:\n{proc.stdout[-2000:]}")
+    return float(found[-1]), seconds
+
+
+def minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {round(seconds % 60):d} s" if seconds >= 60 else f"{round(seconds)} s"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    p.add_argument("--heads", default=",".join(HEADS))
+    p.add_argument("--output", default=None, help="folder for the results files (default benchmarks/results)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides for every run (a shorter schedule, say)")
+    args = p.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        common = [f"data.root={tmp}/demo", f"train.out_dir={tmp}/checkpoints", f"train.log_dir={tmp}/runs",
+                  *args.overrides]
+        for i, head in enumerate(args.heads.split(",")):
+            if i:  # each run from an empty data folder, as a first run is
+                subprocess.run(["rm", "-rf", f"{tmp}/demo"], check=True)
+            config = f"configs/demo/{head}.yaml"
+            print(f"[cpu] {config} ...", file=sys.stderr, flush=True)
+            miou, seconds = timed([sys.executable, "tools/train.py", config, "--no-progress", *common], ROOT)
+            rows.append({"name": f"{NAMES.get(head, head)} (`{config}`)", "miou": miou, "seconds": seconds})
+        print("[cpu] colour-only floor ...", file=sys.stderr, flush=True)
+        miou, seconds = timed([sys.executable, "tools/colour_floor.py", "configs/demo/ccnet.yaml", "--no-progress",
+                               *common], ROOT)
+        rows.append({"name": "colour-only floor (`tools/colour_floor.py configs/demo/ccnet.yaml`)", "miou": miou,
+                     "seconds": seconds})
+    lines = ["| head | demo val mIoU | wall time |", "|---|---|---|"]
+    lines += [f"| {r['name']} | {r['miou']:.2f} | {minutes(r['seconds'])} |" for r in rows]
+    table = "\n".join(lines)
+    print(table)
+    write_results("demo", "cpu", rows, table, output=args.output)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+#!/usr/bin/env python
+"""Heads, RCCA against Non-local, and the criss-cross op: parameters, FLOPs, time, saved and peak memory.
+
+    python benchmarks/heads.py --batch 1                  # 2048 x 97 x 97 heads, 512 x 97 x 97 blocks and ops, CPU
+    python benchmarks/heads.py --device cuda --size 129 257
+
+The CCNet paper's comparison (RCCA with R=2 against the Non-local block:
+memory and FLOPs) is printed under the table. Rows are taken in one run, so
+read the time columns as ratios.
+"""
+import argparse
+import sys
+
+import torch
+
+from _common import add_common_args, write_results
+from segattn.analysis.benchmark import attention_cases, head_cases, markdown_table, measure, paper_ratios
+
+GROUPS = ("head", "block", "op")
+
+
+def main(argv=None):
+    p = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--channels", type=int, default=2048, help="encoder feature channels the heads take (layer4)")
+    p.add_argument("--block-channels", type=int, default=512, help="channels of the blocks and the op's v")
+    p.add_argument("--size", type=int, nargs=2, default=[97, 97], metavar=("H", "W"), help="feature size")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--groups", default=",".join(GROUPS), help="comma list of " + ", ".join(GROUPS))
+    args = p.parse_args(argv)
+    groups = [g.strip() for g in args.groups.split(",")]
+    if set(groups) - set(GROUPS):
+        p.error(f"--groups takes {', '.join(GROUPS)}; got {', '.join(sorted(set(groups) - set(GROUPS)))}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error(f"--device {args.device}: torch sees no CUDA device")
+    h, w = args.size
+    cases = head_cases(args.channels, h, w, args.batch) if "head" in groups else []
+    cases += [c for c in attention_cases(args.block_channels, h, w, args.batch) if c.group in groups]
+    rows = []
+    for case in cases:
+        print(f"[{args.device}] {case.group} {case.name} ...", file=sys.stderr, flush=True)
+        rows.append(measure(case, args.device, args.repeats, args.warmup))
+    table = markdown_table(rows)
+    ratios = paper_ratios(rows)
+    if ratios:
+        table += (f"\n\nRCCA (R=2) against the Non-local block: {ratios['nonlocal_over_rcca_inference_memory']:.1f}x "
+                  f"less inference peak memory (paper: 11x), {ratios['nonlocal_over_rcca_act_memory']:.1f}x less "
+                  f"memory saved for backward, {100 * ratios['rcca_flops_reduction']:.1f}% fewer FLOPs (paper: 85%).")
+    print(f"\n### batch {args.batch}, heads on {args.channels} x {h} x {w}, blocks and ops on "
+          f"{args.block_channels} x {h} x {w}\n\n{table}")
+    write_results("heads", args.device, rows, table, {"ratios": ratios, "size": [h, w], "batch": args.batch},
+                  args.output)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
