@@ -17,7 +17,7 @@ and said so once it is spent):
 4. one training step of CCNet against FCN (ResNet-101-V1c D8, 769 crops,
    batch 2), float32 and under fp16 / bf16 autocast.
 
-It writes ``DIR/gpu.md`` (the README's tables) and ``DIR/gpu.json`` with the
+It writes ``DIR/gpu.md`` (the tables) and ``DIR/gpu.json`` with the
 GPU, driver, CUDA, torch and Triton versions. Without CUDA, ``dry_run`` runs
 the same code on the CPU with tiny shapes (the kernel under Triton's
 interpreter, ``TRITON_INTERPRET=1`` set before Triton is imported, and no

@@ -29,7 +29,7 @@ from torch import nn
 from _common import add_common_args, write_results
 from peer_ops import MMCV_ORIGIN, OFFICIAL_ORIGIN, mmcv_op, official_op
 from segattn.analysis.benchmark import Case, _Op, attention_cases, markdown_table, measure
-from segattn.errors import MissingFileError
+from segattn.errors import MissingPackageError
 from segattn.interop.mmcv_stub import INSTALL, stub_mmcv_ext
 from segattn.ops import CrissCrossAttention, set_impl
 from segattn.ops.reference import criss_cross_attention_reference
@@ -41,7 +41,7 @@ def mmcv_criss_cross(channels: int):
         stub_mmcv_ext()
         from mmcv.ops import CrissCrossAttention as MmcvCrissCross
     except ImportError as err:
-        raise MissingFileError(f"mmcv is not importable ({err}); install it with: {INSTALL}") from None
+        raise MissingPackageError(f"mmcv is not importable ({err}); install it with: {INSTALL}") from None
     return MmcvCrissCross(channels)
 
 

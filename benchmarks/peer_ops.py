@@ -13,7 +13,7 @@ q, k, v (``gamma`` 1, x 0), the official copy to our reference op.
 
 * :func:`mmcv_op`: mmcv 2.1.0 (tag v2.1.0 on PyPI as mmcv-lite 2.1.0),
   ``mmcv/ops/cc_attention.py``, ``CrissCrossAttention.forward``; Apache-2.0.
-* :func:`official_op`: github.com/speedinghzl/CCNet, branch master at commit
+* :func:`official_op`: github.com/speedinghzl/CCNet, master branch, revision
   1fae6c67229c3863232494762b0afd9a8d7ff309 (the pure-python merge, 2021-02-07),
   ``cc_attention/functions.py``, ``CrissCrossAttention.forward`` (which credits
   Serge-weihao/CCNet-Pure-Pytorch); MIT. Only change: the -inf diagonal is built

@@ -3,7 +3,7 @@ import logging
 import sys
 
 from .config import load_config
-from .errors import SegattnError
+from .errors import ConfigError, SegattnError
 
 
 def setup_logging():
@@ -16,9 +16,22 @@ def load_tool_config(path: str, overrides=None):
     from .models import check_model_config
 
     cfg = load_config(path, overrides)
+    import_modules(cfg.imports)
     check_model_config(cfg.model, path)
     check_data_config(cfg)
     return cfg
+
+
+def import_modules(names):
+    """Import each module ``imports`` lists, so that what it registers is there; a ConfigError names a failure."""
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ConfigError(f"imports: cannot import {name!r} ({err}); it must be importable from here, e.g. on "
+                              "PYTHONPATH or pip-installed") from None
 
 
 def run(main, argv=None):

@@ -95,7 +95,7 @@ class TrainConfig:
     num_vis: int = 4                 # val images with predictions in TensorBoard
     seed: int = 0
     amp: str = "fp16"                # fp16 (GradScaler, CUDA only) | bf16 | auto (fp16 CUDA, bf16 CPU if native) | off
-    channels_last: bool = True       # NHWC activations and weights in training: faster convolutions (README)
+    channels_last: bool = True       # NHWC activations and weights in training: faster convolutions (docs/configs.md)
     accumulate: int = 1              # gradient accumulation steps per iteration
     device: str = "auto"             # auto | cpu | cuda | cuda:N
     threads: int = 0                 # torch CPU threads; 0 leaves torch's default
@@ -114,6 +114,9 @@ class EvalConfig:
 
 @dataclass
 class Config:
+    # modules imported before the config's names are looked up: a user's own heads, blocks or datasets, registered
+    # in files outside segattn (as mmsegmentation's custom_imports), e.g. [myproject.heads]
+    imports: List[str] = field(default_factory=list)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -26,6 +26,10 @@ class MissingFileError(SegattnError, FileNotFoundError):
     """A file or folder the user named (or the config points at) is not there."""
 
 
+class MissingPackageError(SegattnError, ImportError):
+    """An optional package a feature needs is not installed; the message says how to install it."""
+
+
 class RunError(SegattnError, RuntimeError):
     """A run that cannot go on for a reason the user can act on (diverged, device missing, ...)."""
 

@@ -12,6 +12,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import pytest  # noqa: E402
 
+import toys  # noqa: E402,F401 - registers a toy head and a toy dataset before any test module is collected
+
 
 @pytest.fixture(autouse=True)
 def _seed():

@@ -13,8 +13,10 @@ checkpoint: tools/eval.py, infer.py and visualize_attention.py take it with
 the same config, and ``model.init_from=OUTPUT`` fine-tunes from it.
 """
 import argparse
+import os
 
-from segattn.cli import run
+from segattn.cli import load_tool_config, run
+from segattn.errors import ConfigError, OutputError
 
 
 def get_args_parser():
@@ -30,9 +32,14 @@ def get_args_parser():
 
 def main(argv):
     args = get_args_parser().parse_args(argv)
-    from segattn.interop.convert import convert_checkpoint
+    from segattn.interop.convert import FORMATS, convert_checkpoint
 
-    convert_checkpoint(args.format, args.source, args.config, args.output, args.overrides, not args.no_progress)
+    if os.path.isdir(args.output):  # before the config is read: nothing to download or build
+        raise OutputError(f"--output {args.output!r} is a folder; give the checkpoint's file name")
+    if args.format not in FORMATS:
+        raise ConfigError(f"unknown source format {args.format!r}; known: {', '.join(FORMATS)}")
+    cfg = load_tool_config(args.config, args.overrides)
+    convert_checkpoint(args.format, args.source, cfg, args.output, args.config, not args.no_progress)
     print(f"wrote {args.output}: {args.format} checkpoint {args.source} for {args.config}")
     return 0
 

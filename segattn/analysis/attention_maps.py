@@ -39,8 +39,19 @@ def cca_effective_map(loop_maps, h: int, w: int, qy: int, qx: int) -> torch.Tens
     return current
 
 
+KNOWN_KINDS = ("criss_cross", "position", "non_local", "channel", "channel_input", "grid")
+
+
 def query_maps(maps: dict, qy: int, qx: int) -> dict:
-    """One query's maps on the feature grid, from a head's ``attention_maps`` output (batch item 0)."""
+    """One query's maps on the feature grid, from a head's ``attention_maps`` output (batch item 0).
+
+    A map kind this function does not know is an error, not silently left out of the picture.
+    """
+    unknown = sorted(set(maps) - set(KNOWN_KINDS))
+    if unknown:
+        raise ConfigError(f"model.head: attention_maps returned {', '.join(map(repr, unknown))}, which the map tools "
+                          f"cannot draw; return one of {', '.join(KNOWN_KINDS[:4])} (DecodeHead.attention_maps says "
+                          "each one's shape)")
     out = {}
     if "criss_cross" in maps:
         loops = [loop[0].cpu() for loop in maps["criss_cross"]]

@@ -2,14 +2,21 @@
 augmentation presets, the procedural demo set.
 
 Every function here asks the dataset class that ``data.dataset`` names; none
-knows a dataset by name.
+knows a dataset by name. Registration is the loop below, as for heads and
+blocks: every module of this folder is imported, so a dataset registers itself
+in ``DATASETS`` by being a file here.
 """
-from . import ade20k, cityscapes, coco_stuff, folder, pascal_context, voc  # noqa: F401 - each registers its dataset
+import importlib
+import pkgutil
+
 from .cityscapes import CLASS_NAMES, PALETTE, CityscapesDataset
 from .folder import FolderDataset
 from .palette import colorize, default_palette
 from .registry import DATASETS
 from .transforms import eval_preset, train_preset
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def dataset_class(data_cfg):

@@ -17,7 +17,7 @@ from ..errors import ConfigError, MissingFileError
 from .base import PairDataset, allowed_values, check_same_size
 from .io import read_image, read_mask
 from .palette import default_palette
-from .registry import DATASETS, register  # noqa: F401 - register is what each dataset file decorates with
+from .registry import register  # noqa: F401 - what each dataset file decorates its class with
 
 
 def identity(num_classes: int, ignore_index: int = 255):

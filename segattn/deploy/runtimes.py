@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, MissingFileError
+from ..errors import ConfigError, DataError, MissingFileError, MissingPackageError
 
 BACKENDS = ("onnxruntime", "openvino")
 INSTALL = 'pip install -e ".[deploy]"'
@@ -51,7 +51,7 @@ def _require(package: str):
     try:
         return importlib.import_module(package)
     except ImportError:
-        raise MissingFileError(f"--backend {package}: the {package} package is not installed; {INSTALL}") from None
+        raise MissingPackageError(f"--backend {package}: the {package} package is not installed; {INSTALL}") from None
 
 
 def _static(dims):

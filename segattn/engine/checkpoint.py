@@ -9,12 +9,12 @@ leaves the previous checkpoint intact.
 import glob
 import logging
 import os
-import re
 import tempfile
 
 import torch
 
 from ..errors import CheckpointError, MissingFileError
+from ..weights import describe_fit, fit_report, read_weights
 
 log = logging.getLogger("segattn")
 
@@ -65,14 +65,7 @@ def save_atomic(obj: dict, path: str):
 def load_checkpoint(path: str) -> dict:
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated file, pickle with code, not a torch file
-        wanted = re.search(r"GLOBAL ([\w.]+)", str(err))
-        if wanted:
-            raise CheckpointError(f"{path}: holds pickled code, which is not executed (it asks for the global "
-                                  f"{wanted.group(1)}); load only plain weights: tensors, numbers and dicts") from None
-        raise CheckpointError(f"{path}: not a readable checkpoint ({str(err).splitlines()[0][:200]})") from None
+    ckpt = read_weights(path)  # truncated file, pickle with code, not a torch file: one line each
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{path}: no 'model' state dict in this file")
     return ckpt
@@ -94,20 +87,10 @@ def upgrade_state_dict(model: torch.nn.Module, state: dict) -> dict:
 def load_model_weights(model: torch.nn.Module, state: dict, path: str = "checkpoint"):
     """Strict load with one clear error listing missing / unexpected / mis-shaped keys."""
     state = upgrade_state_dict(model, dict(state))
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-              if k in state and hasattr(state[k], "shape") and state[k].shape != own[k].shape]
+    missing, unexpected, shapes = fit_report(state, model.state_dict())
     if missing or unexpected or shapes:
-        parts = []
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatches (file vs model), e.g. {shapes[:3]}")
-        if missing:
-            parts.append(f"{len(missing)} missing keys, e.g. {missing[:3]}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys, e.g. {unexpected[:3]}")
-        raise CheckpointError(f"{path}: does not fit this model (another head or class count?): " + "; ".join(parts))
+        raise CheckpointError(f"{path}: does not fit this model (another head or class count?): "
+                              + describe_fit(missing, unexpected, shapes))
     model.load_state_dict(state)
 
 

@@ -17,7 +17,7 @@ def autocast_dtype(amp: str, device: torch.device):
 
     fp16 runs on CUDA only (with a GradScaler); bf16 anywhere; ``auto`` is fp16 on
     CUDA, bf16 on a CPU with native bf16 arithmetic (AVX512-BF16 / AMX, where
-    oneDNN's bf16 convolutions are about 1.5x faster), float32 on other CPUs.
+    where oneDNN's bf16 convolutions are faster), float32 on other CPUs.
     """
     if amp == "auto":
         if device.type == "cuda":
@@ -31,9 +31,8 @@ def autocast_dtype(amp: str, device: torch.device):
 def memory_format(channels_last: bool) -> torch.memory_format:
     """``train.channels_last`` / ``eval.channels_last`` -> the model's memory format.
 
-    Channels-last (NHWC) convolutions are oneDNN's and cuDNN's fast path; on the
-    2-core CPU of the README's tables every head's eval forward and training step
-    ran 1-9% faster in it than in NCHW (``tools/benchmark.py --peers mmseg``), and
-    the criss-cross op then reads its inputs without a transposing copy.
+    Channels-last (NHWC) convolutions are oneDNN's and cuDNN's fast path
+    (``benchmarks/mmseg_models.py`` measures both formats), and the criss-cross
+    op then reads its inputs without a transposing copy.
     """
     return torch.channels_last if channels_last else torch.contiguous_format

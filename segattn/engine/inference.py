@@ -1,7 +1,9 @@
 """Inference on whole images: whole-image or sliding-window, multi-scale and flip averaging.
 
-All functions take a normalised batch ``(B, 3, H, W)`` and return class
-probabilities ``(B, K, H, W)`` at the input size.
+All functions take a normalised batch ``(B, 3, H, W)``. ``scale_logits`` returns
+one pass's logits ``(B, K, H, W)``; ``predict_probs`` and ``predict_from_config``
+return class probabilities (the softmax of each pass, averaged over scales and
+flips), at the input size unless ``out_size`` says otherwise.
 """
 import math
 

@@ -11,11 +11,11 @@ import os
 
 from omegaconf import OmegaConf
 
-from ..cli import load_tool_config
 from ..engine.checkpoint import load_model_weights, save_atomic
 from ..errors import ConfigError, OutputError
 from ..models import build_model
-from .foreign import Unread, fetch, read_checkpoint
+from ..weights import Unread
+from .foreign import fetch, read_checkpoint
 from .mmseg import convert_state_dict, mmseg_state_dict
 
 FORMATS = {"mmseg": mmseg_state_dict}
@@ -30,13 +30,13 @@ def _plain(value):
     return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
 
 
-def convert_checkpoint(fmt: str, source: str, config: str, output: str, overrides=None, progress: bool = True):
-    """Convert ``source`` (file or http(s) address) in format ``fmt`` for ``config``; returns the config."""
+def convert_checkpoint(fmt: str, source: str, cfg, output: str, config: str = "the config", progress: bool = True):
+    """Convert ``source`` (file or http(s) address) in format ``fmt`` for the loaded config ``cfg`` (read from the
+    file ``config``, named in messages); returns ``cfg``."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown source format {fmt!r}; known: {', '.join(FORMATS)}")
     if os.path.isdir(output):  # before any download or conversion
         raise OutputError(f"--output {output!r} is a folder; give the checkpoint's file name")
-    cfg = load_tool_config(config, overrides)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model_cfg["encoder"]["weights"] = None  # every weight comes from the checkpoint
     model_cfg["init_from"] = None

@@ -3,31 +3,18 @@
 Checkpoints written by training frameworks carry more than weights: mmengine's
 runner pickles its ``message_hub`` (``HistoryBuffer`` objects, NumPy arrays)
 next to the ``state_dict``. ``torch.load(weights_only=True)`` refuses those
-classes; :func:`read_checkpoint` loads them as inert :class:`Unread`
-placeholders instead (their constructors never run), so the weights come out
-while nothing in the file executes.
+classes; :func:`read_checkpoint` loads them as inert ``Unread``
+placeholders instead (their constructors never run; :mod:`segattn.weights`
+reads every weights file of the package), so the weights come out while
+nothing in the file executes.
 """
 import os
 import urllib.parse
 
 import torch
 
-from ..errors import CheckpointError, MissingFileError
-
-
-class Unread:
-    """Stands in for an object of a class we do not load (its name in ``qualname``); holds nothing."""
-
-    qualname = "?"
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        pass
-
-    def __repr__(self):
-        return f"<unread {self.qualname}>"
+from ..errors import MissingFileError
+from ..weights import read_weights
 
 
 def is_url(source: str) -> bool:
@@ -59,26 +46,6 @@ def fetch(source: str, progress: bool = True) -> str:
     return path
 
 
-def _placeholder(qualname: str):
-    return type("Unread", (Unread,), {"qualname": qualname}), qualname
-
-
 def read_checkpoint(path: str):
-    """``torch.load(path, weights_only=True)``, with every non-torch class in the file read as :class:`Unread`."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - sorted below into "foreign classes" and "not a checkpoint"
-        first = _first_line(err)
-        if "Unsupported global" not in str(err) and "weights_only" not in first.lower():
-            raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
-    try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        with torch.serialization.safe_globals([_placeholder(name) for name in names]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001
-        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(err)})") from None
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return (text.splitlines()[0].split(". ")[0] if text else type(err).__name__)[:160]
+    """Another project's checkpoint, its non-torch objects read as inert :class:`Unread` placeholders."""
+    return read_weights(path, foreign=True)

@@ -16,6 +16,7 @@ import re
 import torch
 
 from ..errors import CheckpointError
+from ..weights import describe_fit
 from ..models.encoders import mmcv_resnet_key
 from ..models.heads.fcn import FCNHead
 from ..models.registry import HEADS
@@ -24,6 +25,10 @@ from ..models.registry import HEADS
 SUFFIXES = ((re.compile(r"^(.*)\.conv\.(weight|bias)$"), (r"\1.0.\2", r"\1.\2")),
             (re.compile(r"^(.*)\.bn\.(\w+)$"), (r"\1.1.\2",)),
             (re.compile(r"^(.*)\.gamma\.scale$"), (r"\1.gamma",)))
+
+
+# the three lists of describe_fit in a conversion's words: their keys are renamed to ours first
+THEIRS_VS_OURS = ("shapes differ (theirs vs ours)", "of ours unfilled", "of its keys unused")
 
 
 def _rename(key: str, renames: dict) -> str:
@@ -96,15 +101,8 @@ def convert_state_dict(state: dict, model: torch.nn.Module, source: str = "check
         out[name] = value.to(own[name].dtype)
     unfilled = [k for k in own if k not in out and k not in mismatched]
     if unused or unfilled or shapes:
-        parts = []
-        if shapes:
-            parts.append(f"{len(shapes)} shapes differ (theirs vs ours), e.g. {', '.join(shapes[:2])}")
-        if unused:
-            parts.append(f"{len(unused)} of its keys unused, e.g. {', '.join(unused[:3])}")
-        if unfilled:
-            parts.append(f"{len(unfilled)} of ours unfilled, e.g. {', '.join(unfilled[:3])}")
         raise CheckpointError(f"{source}: does not fit the model of {target} (the checkpoint's head is "
-                              f"{source_head(state)}): " + "; ".join(parts))
+                              f"{source_head(state)}): " + describe_fit(unfilled, unused, shapes, THEIRS_VS_OURS))
     return out
 
 

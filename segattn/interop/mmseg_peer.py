@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from ..errors import ConfigError, MissingFileError
+from ..errors import ConfigError, MissingPackageError
 from .mmcv_stub import INSTALL, stub_mmcv_ext
 
 # ours: {head}_r{depth}-d8_{crop}_{iters}k_{dataset} (mmseg 0.x's names, those of its released checkpoints)
@@ -35,7 +35,7 @@ def import_mmseg():
         from mmseg.registry import MODELS
         from mmseg.utils import register_all_modules
     except ImportError as err:
-        raise MissingFileError(f"mmsegmentation is not importable ({err}); install it with: {INSTALL}") from None
+        raise MissingPackageError(f"mmsegmentation is not importable ({err}); install it with: {INSTALL}") from None
     register_all_modules(init_default_scope=True)
     return mmseg, MODELS
 

@@ -1,6 +1,6 @@
 """Dilated ResNet encoders, built through segmentation-models-pytorch's factory.
 
-``build_encoder("resnet101", weights, output_stride=8)`` gives the dilated
+``Encoder("resnet101", weights, output_stride=8)`` gives the dilated
 ResNet of the DeepLab / PSPNet / CCNet / DANet line: strides of the last two
 stages replaced by dilation 2 and 4 at output stride 8 (only the last stage,
 dilation 2, at 16). Any timm encoder opens with a ``tu-`` prefix:
@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, MissingFileError
+from ..weights import describe_fit, fit_report, read_weights
 from .attention import create_attention, is_none
 from .registry import OUTPUT_STRIDES
 
@@ -47,11 +48,7 @@ def load_state_dict_file(path: str) -> dict:
     """Read a state dict from ``.pth/.pt`` (weights only) or ``.safetensors``."""
     if not os.path.isfile(path):
         raise MissingFileError(f"model.encoder.weights: no such file {path!r}")
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        return load_file(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_weights(path, what=f"model.encoder.weights: {path!r}")
     for key in ("state_dict", "model"):  # common wrappers around a bare state dict
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -148,13 +145,10 @@ class Encoder(nn.Module):
         if all(k.startswith("model.") for k in own):  # a timm encoder: take timm's and mmcv's (V1c) key names
             state = {k if k.startswith("model.") else "model." + mmcv_resnet_key(k): v for k, v in state.items()}
         # smp encoders drop the classifier; fc.* in an ImageNet checkpoint is expected, not "unexpected"
-        unexpected = [k for k in state if k not in own and not k.startswith(("fc.", "model.fc."))]
-        missing = [k for k in own if k not in state]
-        bad_shape = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                     for k in own if k in state and state[k].shape != own[k].shape]
+        missing, unexpected, bad_shape = fit_report(state, own, ignore_unexpected=("fc.", "model.fc."))
         if bad_shape:
             raise ConfigError(f"model.encoder.weights: {path!r} does not fit {self.name!r}: "
-                             f"{len(bad_shape)} shape mismatches, e.g. {bad_shape[:3]}")
+                              + describe_fit([], [], bad_shape))
         if len(missing) == len(own):
             raise ConfigError(f"model.encoder.weights: no key of {path!r} matches encoder {self.name!r}")
         if missing:

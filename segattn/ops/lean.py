@@ -14,10 +14,9 @@ column-layout one ``(W, H, c)``; the row and the column pass are then contiguous
 batched matmuls into two more buffers, and one strided add writes their sum to
 the output. The four buffers are allocated once per call and reused by every
 chunk: glibc serves an allocation above 32 MiB with a fresh ``mmap`` each time,
-and faulting in its zeroed pages costs far more than the copy into it (about
-10 ms for 38 MB on the 2-core CPU of the README's figures, against under 1 ms
-into memory already touched), which the reference and the peers pay for several
-such tensors a call. The output and the gradients are
+and faulting in its zeroed pages costs far more than copying into memory
+already touched, which the reference and the peers pay for several such
+tensors a call. The output and the gradients are
 returned channels-last (``(B, C, H, W)`` views of ``(B, H, W, C)`` storage, like
 convolutions in ``torch.channels_last``); a caller that needs NCHW storage calls
 ``.contiguous()``, and a channels-last caller gets its inputs read without a

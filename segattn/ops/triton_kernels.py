@@ -31,10 +31,9 @@ comes from a first elementwise kernel.
 Precision. Accumulation is float32 for every input dtype. float32 inputs run on
 tensor cores as TF32, so the kernel takes them only where torch would
 (``torch.backends.cuda.matmul.allow_tf32``); in IEEE float32 Triton's dot runs
-on CUDA cores and spilled registers: 14x (forward) and 19x (forward+backward)
-slower than the reference on an H100 before this layout, so the dispatch uses
-the lean PyTorch op instead. TF32 itself runs at 0.6-0.7x the reference there
-(README), an opt-in for memory, not speed.
+on CUDA cores and spills registers, far slower than the reference, so the
+dispatch uses the lean PyTorch op instead. TF32 is an opt-in for memory, not
+speed (docs/criss_cross.md).
 """
 import os
 

@@ -1,7 +1,10 @@
+import numpy as np
+import pytest
 import torch
 
 from segattn import build_model
 from segattn.analysis.attention_maps import attention_maps
+from segattn.models import HEADS
 
 
 def _model(head):
@@ -34,3 +37,34 @@ def test_danet_and_nonlocal_maps():
     assert len(idx) == 10 and w == sorted(w, reverse=True)
     (_, n), = attention_maps(_model("nonlocal"), torch.randn(1, 3, 64, 64), [(7, 0)])["maps"]
     torch.testing.assert_close(n["nonlocal"].sum(), torch.tensor(1.0))
+
+
+def test_an_unknown_map_kind_is_an_error_not_dropped():
+    from segattn.analysis.attention_maps import query_maps
+    from segattn.errors import ConfigError
+
+    maps = {"non_local": torch.full((1, 6, 6), 1 / 6), "grid": (2, 3), "axial": torch.zeros(1, 6, 3)}
+    with pytest.raises(ConfigError, match="'axial', which the map tools cannot draw"):
+        query_maps(maps, 0, 1)
+    del maps["axial"]
+    assert set(query_maps(maps, 0, 1)) == {"nonlocal"}
+
+
+@pytest.mark.parametrize("head", HEADS.names())
+def test_every_registered_head_is_visualised_or_says_why_not(head, tmp_path):
+    """Maps that sum to 1 per query where the head has attention, else the one-line answer of the tool."""
+    from segattn.analysis.attention_maps import save_panel
+    from segattn.errors import ConfigError
+
+    model = _model(head)
+    try:
+        result = attention_maps(model, torch.randn(1, 3, 64, 64), [(2, 3), (5, 1)])
+    except ConfigError as err:
+        assert "has no attention maps" in str(err) and "\n" not in str(err)
+        return
+    for _, maps in result["maps"]:
+        for name, m in maps.items():
+            if name != "cam_top":
+                torch.testing.assert_close(m.sum(), torch.tensor(1.0), rtol=1e-4, atol=1e-4)
+    save_panel(str(tmp_path / "panel.png"), np.zeros((64, 64, 3), np.uint8), result, [(0, 0, 0)] * 19, 8)
+    assert (tmp_path / "panel.png").stat().st_size > 1000

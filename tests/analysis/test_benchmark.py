@@ -3,7 +3,8 @@ import torch
 import pytest
 from torch import nn
 
-from segattn.analysis.benchmark import (Case, _Op, attention_cases, count_flops, dense_attention, markdown_table,
+from segattn.analysis.benchmark import (Case, _Op, attention_cases, count_flops, dense_attention, head_cases,
+                                      markdown_table,
                                       measure, op_cases, op_extra_bytes, paper_ratios, peak_cpu_bytes,
                                       relative_to_reference, saved_activation_bytes)
 from segattn.ops import criss_cross_attention
@@ -56,6 +57,36 @@ def test_measure_row_and_table():
     assert table.count("\n") == len(rows) + 1 and "RCCA (R=2)" in table
 
 
+def test_every_registered_head_is_benchmarked():
+    from segattn.models import HEADS
+
+    cases = head_cases(in_channels=32, height=9, width=11, channels=16)
+    assert [c.name for c in cases] == HEADS.names()  # the toy head of tests/toys.py included
+    for row in (measure(c, "cpu", repeats=1, warmup=0) for c in cases):
+        assert row["params_m"] > 0 and row["gflops"] > 0 and row["fwd_ms"] > 0 and row["act_mb"] > 0
+
+
+def test_backward_false_runs_no_backward():
+    calls = []
+
+    class _Counting(nn.Module):
+        def forward(self, x):
+            return _Grad.apply(x)
+
+    class _Grad(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            calls.append(1)
+            return g * 2
+
+    row = measure(Case("op", "counting", _Counting(), lambda: (torch.randn(4, 4),)), "cpu", 1, 0, backward=False)
+    assert not calls and row["fwd_bwd_ms"] is None and "extra_mb" not in row
+
+
 def test_triton_rows_not_measured_without_cuda():
     cases = op_cases("cpu", batch=1, qk_channels=8, channels=16, sizes=((5, 6),), dtypes=(torch.float32,),
                      head_in=32, impls=("reference", "triton"))
@@ -93,7 +124,7 @@ def test_op_extra_memory_counts_layout_copies():
 
 @pytest.mark.skipif(__import__("os").environ.get("TRITON_INTERPRET") != "1", reason="needs Triton's interpreter")
 def test_triton_op_extra_memory_against_the_reference():
-    """#17's memory goal as the suite measures it, on the CPU: the kernel's own allocations (workspace, log-sum-exp)
+    """The kernel's extra-memory goal as the GPU suite measures it, on the CPU: the kernel's own allocations (workspace, log-sum-exp)
     are <= 0.25x the reference's for a channels-last model; NCHW inputs add the layout copies."""
     pytest.importorskip("triton")
     cases = op_cases("cpu", batch=1, qk_channels=16, channels=128, sizes=((17, 19),), dtypes=(torch.bfloat16,),

@@ -18,10 +18,10 @@ from segattn.data.transforms import normalize_image  # noqa: E402
 from segattn.deploy.export import export_onnx, graph_operators  # noqa: E402
 from segattn.deploy.runtimes import open_runtime  # noqa: E402
 from segattn.engine.inference import scale_logits  # noqa: E402
-from segattn.models import build_model  # noqa: E402
+from segattn.models import ATTENTION, HEADS as HEADS_REGISTRY, build_model  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HEADS = ["ccnet", "danet", "nonlocal", "fcn"]
+HEADS = HEADS_REGISTRY.names()  # every registered head, the toy of tests/toys.py included
 # TensorRT 10's ONNX parser (onnx-tensorrt docs/operators.md): the operators our graphs may use, all supported
 TENSORRT = {"Add", "Cast", "Concat", "Constant", "Conv", "Div", "Equal", "Floor", "Gather", "Identity", "MatMul",
             "MaxPool", "Mul", "Range", "ReduceMax", "Relu", "Reshape", "Resize", "Shape", "Slice", "Softmax", "Sub",
@@ -71,12 +71,15 @@ def test_exported_head_equals_pytorch_in_both_runtimes(head, demo_root, tmp_path
     assert all(n / pixels >= 0.9999 for n in agree.values()), (agree, pixels)
 
 
-@pytest.mark.parametrize("block", ["se", "eca", "cbam", "sk", "residual", "mhsa"])
-def test_attention_blocks_in_front_of_a_head_export(block, tmp_path):
-    """The demo's FCN + block configs (in the encoder's blocks or on layer4) export and match PyTorch."""
-    from segattn.config import load_config
-
-    cfg = load_config(os.path.join(ROOT, "configs", "demo", f"fcn_{block}.yaml"), ["model.encoder.weights=null"])
+@pytest.mark.parametrize("block", ATTENTION.names())
+def test_attention_blocks_export(block, demo_root, tmp_path):
+    """Every registered attention block, in front of the head (model.context_block) and in the encoder's last
+    stage's blocks, exports and matches PyTorch."""
+    cfg = tiny_config(demo_root, tmp_path, head="fcn")
+    cfg.model.context_block = block
+    cfg.model.encoder.block_attention = block
+    cfg.model.encoder.attention_stages = [4]
+    cfg.eval.scales = [0.5]
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     path = str(tmp_path / "m.onnx")
@@ -169,10 +172,10 @@ def test_bad_input_is_one_line(exported, demo_root, tmp_path):
 
 
 def test_missing_runtime_package_names_the_install(monkeypatch, tmp_path):
-    from segattn.errors import MissingFileError
+    from segattn.errors import MissingPackageError
 
     (tmp_path / "m.onnx").write_bytes(b"")
     for package in ("onnxruntime", "openvino"):
         monkeypatch.setitem(sys.modules, package, None)  # import fails as if not installed
-        with pytest.raises(MissingFileError, match=rf"the {package} package is not installed; pip install"):
+        with pytest.raises(MissingPackageError, match=rf"the {package} package is not installed; pip install"):
             open_runtime(package, str(tmp_path / "m.onnx"))

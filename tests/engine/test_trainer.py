@@ -7,6 +7,7 @@ from helpers import tiny_config
 
 from segattn.engine.checkpoint import load_checkpoint
 from segattn.engine.trainer import Trainer
+from segattn.models import HEADS
 
 
 def test_loss_decreases_and_checkpoints_are_written(demo_root, tmp_path):
@@ -98,3 +99,16 @@ def test_init_from_keeps_a_classifier_of_another_class_count_fresh(tmp_path, cap
         init_from(other, str(tmp_path / "src.pth"))
     with pytest.raises(MissingFileError, match="model.init_from: no such checkpoint"):
         init_from(other, str(tmp_path / "absent.pth"))
+
+
+@pytest.mark.parametrize("head", HEADS.names())
+def test_every_registered_head_trains_and_evaluates(head, demo_root, tmp_path):
+    """Each head of the registry (the toy of tests/toys.py included) through one step, a checkpoint and validation."""
+    cfg = tiny_config(demo_root, tmp_path, head=head, max_iters=2, val_interval=2)
+    trainer = Trainer(cfg, progress=False)
+    before = {k: v.clone() for k, v in trainer.model.head.state_dict().items()}
+    metrics = trainer.fit()
+    assert 0.0 <= metrics["mIoU"] <= 1.0 and len(metrics["IoU"]) == 19
+    changed = [k for k, v in trainer.model.head.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed, "training left every weight of the head as it was"
+    assert load_checkpoint(str(tmp_path / "t" / "best.pth"))["config"]["model"]["head"] == head

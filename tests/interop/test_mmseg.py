@@ -13,6 +13,7 @@ pytest.importorskip("mmseg", reason=f"mmsegmentation is an optional peer: {INSTA
 
 from segattn.engine.inference import slide_logits  # noqa: E402
 from segattn.engine.predictor import load_model  # noqa: E402
+from segattn.cli import load_tool_config  # noqa: E402
 from segattn.interop.convert import convert_checkpoint  # noqa: E402
 from segattn.interop.mmseg_peer import build_mmseg_model, mmseg_logits, randomize, save_like_mmseg  # noqa: E402
 
@@ -26,12 +27,17 @@ def relative(a, b):
     return float((a - b).abs().max() / b.abs().max())
 
 
+def convert_with_tool_config(fmt, source, config_path, output, progress=False):
+    """What tools/convert_checkpoint.py does: load the config as the tools do, then convert."""
+    return convert_checkpoint(fmt, source, load_tool_config(config_path), output, config_path, progress)
+
+
 def convert(name, tmp_path, seed=1):
     """mmseg's model with random weights, saved as mmseg saves it, converted by our tool's code."""
     theirs = randomize(build_mmseg_model(name), seed)
     src, dst = tmp_path / "mmseg.pth", tmp_path / "ours.pth"
     save_like_mmseg(theirs, str(src))
-    cfg = convert_checkpoint("mmseg", str(src), os.path.join(ROOT, "configs", "mmseg", f"{name}.yaml"), str(dst),
+    cfg = convert_with_tool_config("mmseg", str(src), os.path.join(ROOT, "configs", "mmseg", f"{name}.yaml"), str(dst),
                              progress=False)
     ours, _ = load_model(cfg, str(dst), CPU)
     src.unlink()  # a ResNet-101 pair is 0.6 GB: keep the disk clear over the 16 configs
@@ -149,7 +155,7 @@ def refused(src, name, tmp_path, match):
 
     out = tmp_path / "out.pth"
     with pytest.raises(SegattnError, match=match) as err:
-        convert_checkpoint("mmseg", str(src), config(name), str(out), progress=False)
+        convert_with_tool_config("mmseg", str(src), config(name), str(out), progress=False)
     assert "\n" not in str(err.value) and str(src) in str(err.value)
     assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
 
@@ -193,7 +199,7 @@ def test_address_download_and_unreachable_address(fcn_checkpoint, tmp_path):
     torch.hub.set_dir(str(tmp_path / "hub"))
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/fcn.pth"
-        convert_checkpoint("mmseg", url, config(FCN), str(tmp_path / "ours.pth"), progress=False)
+        convert_with_tool_config("mmseg", url, config(FCN), str(tmp_path / "ours.pth"), progress=False)
         assert (tmp_path / "hub" / "checkpoints" / "fcn.pth").read_bytes() == fcn_checkpoint.read_bytes()
         assert torch.load(tmp_path / "ours.pth", weights_only=True)["source"]["address"] == url
         (tmp_path / "ours.pth").unlink()
@@ -224,7 +230,7 @@ def test_fine_tuning_starts_from_the_converted_weights(fcn_checkpoint, tmp_path,
     from segattn.config import load_config
     from segattn.engine.trainer import Trainer
 
-    convert_checkpoint("mmseg", str(fcn_checkpoint), config(FCN), str(tmp_path / "ours.pth"), progress=False)
+    convert_with_tool_config("mmseg", str(fcn_checkpoint), config(FCN), str(tmp_path / "ours.pth"), progress=False)
     cfg = load_config(config(FCN), [f"model.init_from={tmp_path / 'ours.pth'}", f"data.root={demo_root}",
                                     "data.workers=0", "train.batch_size=2", f"train.out_dir={tmp_path}",
                                     "train.device=cpu", "model.encoder.weights=null", "model.norm=bn"])
@@ -235,7 +241,7 @@ def test_fine_tuning_starts_from_the_converted_weights(fcn_checkpoint, tmp_path,
 
 
 def test_readme_commands_convert_evaluate_and_infer(tmp_path, demo_root):
-    """The README's 'Released models' commands on a fresh checkout, on the demo data and a folder."""
+    """The commands of docs/models.md on a fresh checkout, on the demo data and a folder."""
     import shutil
     import subprocess
     import sys

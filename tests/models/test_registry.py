@@ -1,35 +1,14 @@
-"""Adding a head is one file and a config: a toy head registered here is trained from a YAML file."""
+"""Adding a head is one file and a config: the toy head of tests/toys.py is trained from a YAML file."""
 import torch
 import yaml
 from omegaconf import OmegaConf
-from torch import nn
 
 from helpers import tiny_config
+from toys import ToyGateHead
 from segattn.analysis.attention_maps import attention_maps
 from segattn.config import load_config
 from segattn.engine.trainer import Trainer
 from segattn.models import HEADS, build_model
-from segattn.models.heads.base import DecodeHead
-from segattn.models.layers import ConvNormReLU
-
-
-@HEADS.register("toy_gate")
-class ToyGateHead(DecodeHead):
-    """A 3x3 conv, then a learnt sigmoid gate per pixel: a stand-in for a user's new head."""
-
-    def __init__(self, in_channels, channels, num_classes, gate_bias: float = 0.0, dropout=0.1, norm=nn.BatchNorm2d):
-        super().__init__(in_channels, channels, num_classes, dropout, norm)
-        self.conv = ConvNormReLU(in_channels, channels, norm=norm)
-        self.gate = nn.Conv2d(channels, 1, 1)
-        nn.init.constant_(self.gate.bias, gate_bias)
-
-    def forward(self, x):
-        out = self.conv(x)
-        return {"main": self.cls_seg(out * torch.sigmoid(self.gate(out)))}
-
-    def attention_maps(self, x):
-        gate = torch.sigmoid(self.gate(self.conv(x))).flatten(1)  # (B, HW): one weight per position
-        return {"non_local": (gate / gate.sum(-1, keepdim=True))[:, None, :].expand(-1, gate.shape[1], -1)}
 
 
 def test_toy_head_from_one_class_and_a_config(demo_root, tmp_path):

@@ -37,7 +37,7 @@ def test_lean_matches_reference_in_low_precision(dtype, tol):
 
 
 def test_keeps_only_per_pixel_statistics_for_backward():
-    """B=2, Cq=64, C=512, 97x97 (the issue's shape): beyond q, k, v, only a (B, H, W) float32 tensor is kept."""
+    """B=2, Cq=64, C=512, 97x97 (the benchmark's shape): beyond q, k, v, only a (B, H, W) float32 tensor is kept."""
     b, h, w = 2, 97, 97
     q, k = (torch.randn(b, 64, h, w, requires_grad=True) for _ in range(2))
     v = torch.randn(b, 512, h, w, requires_grad=True)
@@ -98,7 +98,7 @@ def test_both_pass_plans_match_dense(monkeypatch, whole_batch):
     grads = torch.autograd.grad(out, (q, k, v), grad)
     for a, r in zip(grads, torch.autograd.grad(ref, (q, k, v), grad)):
         torch.testing.assert_close(a, r)
-    # channels-last results, the layout the op computes in (README)
+    # channels-last results, the layout the op computes in (docs/criss_cross.md)
     assert all(t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous() for t in (out, *grads))
     m = CrissCrossAttention(c).double()
     m.gamma.data.fill_(0.7)

@@ -1,0 +1,141 @@
+"""The front door and the docs: short, linked, free of history, their tables copied from results files, their
+examples runnable as written."""
+import glob
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+from helpers import ROOT
+
+from segattn.data.cityscapes import CLASS_NAMES
+
+DOCS = sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
+PAGES = [os.path.join(ROOT, "README.md"), os.path.join(ROOT, "configs", "mmseg", "README.md"), *DOCS]
+HISTORY = re.compile(r"\bat commit\b|\bissue #?\d+|\bbefore this (change|layout)\b|\bsince then\b|\bstop \d+\b|"
+                     r"\bin an earlier sitting\b|\bone-off\b", re.I)
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def code_blocks(text, lang):
+    return re.findall(rf"```{lang}\n(.*?)```", text, re.S)
+
+
+def test_readme_is_a_front_door():
+    text = read(os.path.join(ROOT, "README.md"))
+    assert len(text.splitlines()) <= 200
+    for section in ("## Setup and first run", "### After the first run", "## Results", "## Tools", "## Python",
+                    "## Your own data", "## Documentation"):
+        assert section in text
+    for page in DOCS:  # every page of docs/ is reachable from the front door
+        assert f"(docs/{os.path.basename(page)})" in text, page
+
+
+def _tracked():
+    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout
+    return set(out.split())
+
+
+def test_no_history_outside_the_changelog():
+    tracked = _tracked()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    offenders = []
+    for rel in sorted(tracked):
+        if rel == "CHANGELOG.md" or rel.startswith("benchmarks/results/") or rel == "tests/test_docs.py":
+            continue
+        if not rel.endswith((".py", ".md", ".yaml", ".cfg", ".toml")):
+            continue
+        for n, line in enumerate(read(os.path.join(ROOT, rel)).splitlines(), 1):
+            if HISTORY.search(line):
+                offenders.append(f"{rel}:{n}: {line.strip()[:100]}")
+    assert not offenders, "history belongs in CHANGELOG.md:\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: os.path.relpath(p, ROOT))
+def test_relative_links_resolve(page):
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", read(page)):
+        if re.match(r"[a-z]+://", target):
+            continue
+        assert os.path.exists(os.path.normpath(os.path.join(os.path.dirname(page), target))), (page, target)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: os.path.relpath(p, ROOT))
+def test_commands_never_write_a_tracked_file(page):
+    tracked = _tracked()
+    for block in code_blocks(read(page), "bash"):
+        words = shlex.split(block.replace("\\\n", " "), comments=True)
+        for flag, value in zip(words, words[1:]):
+            if flag in ("--output", "--save-pred", "--save-color"):
+                assert os.path.normpath(value) not in tracked, (page, flag, value)
+
+
+def test_docs_tables_are_the_results_files():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        from docs_tables import BLOCK, render
+    finally:
+        sys.path.pop(0)
+    blocks = 0
+    for page in DOCS:
+        text = read(page)
+        blocks += len(BLOCK.findall(text))
+        assert render(text, os.path.join(ROOT, "benchmarks", "results")) == text, \
+            f"{page}: a results block differs from its file; run python benchmarks/docs_tables.py"
+    assert blocks >= 6
+
+
+def test_readme_demo_figures_come_from_the_demo_results_file():
+    import json
+
+    files = sorted(glob.glob(os.path.join(ROOT, "benchmarks", "results", "demo-*.json")))
+    assert files, "no demo results file"
+    demo = read(os.path.join(ROOT, "docs", "benchmarks.md"))
+    cited = re.search(r"<!-- results: (demo-[^ ]+)\.md -->", demo).group(1)
+    rows = json.loads(read(os.path.join(ROOT, "benchmarks", "results", cited + ".json")))["rows"]
+    readme = read(os.path.join(ROOT, "README.md"))
+    for row in rows:
+        config = re.search(r"`(configs/demo/\w+\.yaml)`", row["name"])
+        if config:
+            assert re.search(rf"`{re.escape(config.group(1))}`\) \| {row['miou']:.2f} \|", readme), row
+        else:
+            assert f"reaches {row['miou']:.2f}" in readme, row
+
+
+def test_mmseg_zoo_page_is_up_to_date():
+    from segattn.interop.zoo import zoo_markdown
+
+    config_dir = os.path.join(ROOT, "configs", "mmseg")
+    assert read(os.path.join(config_dir, "README.md")) == zoo_markdown(config_dir), \
+        "configs/mmseg/README.md is out of date: run python tools/mmseg_zoo.py"
+
+
+def test_readme_python_example_runs_as_written(demo_root, tmp_path):
+    """In a folder laid out as after the first run (configs, data/demo, checkpoints/demo_ccnet/best.pth)."""
+    from helpers import run_tool
+
+    os.symlink(os.path.join(ROOT, "configs"), tmp_path / "configs")
+    run_tool("train.py", "configs/demo/ccnet.yaml", f"data.root={demo_root}", "train.max_iters=1",
+             "train.val_interval=1", f"train.out_dir={tmp_path / 'checkpoints'}", f"train.log_dir={tmp_path / 'runs'}",
+             "--no-progress")
+    assert (tmp_path / "checkpoints" / "demo_ccnet" / "best.pth").is_file()
+    first, second = code_blocks(read(os.path.join(ROOT, "README.md")), "python")[:2]
+    image = "data/demo/leftImg8bit/val/frankfurt/frankfurt_000002_000019_leftImg8bit.png"
+    assert image in first
+    available = sorted(glob.glob(os.path.join(demo_root, "leftImg8bit", "val", "*", "*.png")))[0]
+    os.makedirs(os.path.dirname(tmp_path / image), exist_ok=True)
+    os.symlink(available, tmp_path / image)  # the tiny demo split holds other file names than the full one
+    outputs = []
+    for block in (first, second):
+        proc = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outputs.append(proc.stdout)
+    counts = eval(outputs[0].strip().splitlines()[-1])  # {class name: pixels} of the first example's print
+    assert sum(counts.values()) == 256 * 512 and set(counts) <= set(CLASS_NAMES)
