@@ -61,6 +61,18 @@ def ddp_config(root, out_dir, **train):
     return cfg
 
 
+def fit_in_two_stages(trainer, out_dir):
+    """Keep the initial weights as ``t/step0.pth``, train to iteration 1 and keep ``t/step1.pth``, then train on to
+    ``max_iters`` (``t/last.pth``)."""
+    import shutil
+
+    trainer.save("step0.pth")
+    trainer.fit(until=1)
+    if trainer.main:
+        shutil.copy(os.path.join(str(out_dir), "t", "last.pth"), os.path.join(str(out_dir), "t", "step1.pth"))
+    return trainer.fit()
+
+
 def ddp_worker(rank, world, port, root, out_dir, overrides):
     """Entry point of one spawned process: train with the DDP config as rank ``rank``."""
     import torch.distributed as dist
@@ -72,7 +84,7 @@ def ddp_worker(rank, world, port, root, out_dir, overrides):
     cfg = ddp_config(root, out_dir, **overrides)
     cfg.train.device = "cpu"
     try:
-        Trainer(cfg, progress=False).fit()
+        fit_in_two_stages(Trainer(cfg, progress=False), out_dir)
     finally:
         dist.destroy_process_group()
 

@@ -117,13 +117,16 @@ def test_mmseg_zoo_page_is_up_to_date():
 
 
 def test_readme_python_example_runs_as_written(demo_root, tmp_path):
-    """In a folder laid out as after the first run (configs, data/demo, checkpoints/demo_ccnet/best.pth)."""
-    from helpers import run_tool
+    """In a folder laid out as after the first run (configs, the image, checkpoints/demo_ccnet/best.pth of the demo
+    config's model, trained one step here)."""
+    from segattn.cli import load_tool_config
+    from segattn.engine.trainer import Trainer
 
     os.symlink(os.path.join(ROOT, "configs"), tmp_path / "configs")
-    run_tool("train.py", "configs/demo/ccnet.yaml", f"data.root={demo_root}", "train.max_iters=1",
-             "train.val_interval=1", f"train.out_dir={tmp_path / 'checkpoints'}", f"train.log_dir={tmp_path / 'runs'}",
-             "--no-progress")
+    cfg = load_tool_config(os.path.join(ROOT, "configs", "demo", "ccnet.yaml"), [
+        f"data.root={demo_root}", "train.max_iters=1", "train.val_interval=1",
+        f"train.out_dir={tmp_path / 'checkpoints'}", f"train.log_dir={tmp_path / 'runs'}"])
+    Trainer(cfg, progress=False).fit()
     assert (tmp_path / "checkpoints" / "demo_ccnet" / "best.pth").is_file()
     first, second = code_blocks(read(os.path.join(ROOT, "README.md")), "python")[:2]
     image = "data/demo/leftImg8bit/val/frankfurt/frankfurt_000002_000019_leftImg8bit.png"

@@ -168,7 +168,8 @@ def test_check_dataset_exit_status(demo_root, tmp_path):
     cfg.data.root = str(tmp_path / "missing")
     OmegaConf.save(cfg, path)
     proc = tool("check_dataset.py", path, check=False)
-    assert proc.returncode == 1 and "empty split" in proc.stdout
+    # a root without the dataset: the dataset's own line, naming the folder and where Cityscapes comes from
+    assert proc.returncode == 1 and "split not found" in proc.stdout and "cityscapes-dataset.com" in proc.stdout
 
 
 def test_visualize_attention_writes_a_panel(trained, demo_root, tmp_path):
