@@ -16,7 +16,7 @@ def main(argv):
     p.add_argument("overrides", nargs="*")
     p.add_argument("--split", action="append", help="split(s) to check (default: train and val splits)")
     p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)
     cfg = load_tool_config(args.config, args.overrides)
     from segattn.data.check import check_split
 

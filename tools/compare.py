@@ -15,7 +15,7 @@ def main(argv):
     p.add_argument("items", nargs="+", help="config files, then key=value overrides for all of them")
     p.add_argument("--readme", help="write the table between the compare markers of this file")
     p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)
     configs = [a for a in args.items if "=" not in a]
     overrides = [a for a in args.items if "=" in a]
     from segattn.analysis.compare import compare_row, markdown, write_into

@@ -31,7 +31,7 @@ def get_args_parser():
 
 
 def main(argv):
-    args = get_args_parser().parse_args(argv)
+    args = get_args_parser().parse_intermixed_args(argv)
     from segattn.interop.convert import FORMATS, convert_checkpoint
 
     if os.path.isdir(args.output):  # before the config is read: nothing to download or build

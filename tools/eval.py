@@ -31,7 +31,7 @@ def get_args_parser():
 
 
 def main(argv):
-    args = get_args_parser().parse_args(argv)
+    args = get_args_parser().parse_intermixed_args(argv)
     overrides = list(args.overrides)
     if args.mode:
         overrides.append(f"eval.mode={args.mode}")

@@ -29,7 +29,7 @@ def get_args_parser():
 
 
 def main(argv):
-    args = get_args_parser().parse_args(argv)
+    args = get_args_parser().parse_intermixed_args(argv)
     cfg = load_tool_config(args.config, list(args.overrides) + ["train.device=cpu"])
     from segattn.errors import MissingFileError
 

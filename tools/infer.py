@@ -33,7 +33,7 @@ def get_args_parser():
 
 
 def main(argv):
-    args = get_args_parser().parse_args(argv)
+    args = get_args_parser().parse_intermixed_args(argv)
     overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
     cfg = load_tool_config(args.config, overrides)
 

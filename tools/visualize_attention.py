@@ -19,7 +19,7 @@ def main(argv):
     p.add_argument("--grid", type=int, default=0, help="use an N x N grid of queries instead")
     p.add_argument("--scale", type=float, default=None, help="resize the image first (default: eval.scales[0])")
     p.add_argument("--output", default="attention.png")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)
     cfg = load_tool_config(args.config, args.overrides + ([f"train.device={args.device}"] if args.device else []))
 
     import cv2

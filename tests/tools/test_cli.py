@@ -36,6 +36,14 @@ def test_train_override_typo_is_one_line(trained):
     assert proc.stderr.strip() == "error: command line: unknown key 'train.max_iter'; did you mean 'train.max_iters'?"
 
 
+def test_overrides_may_follow_a_flag(trained):
+    """``train.py CONFIG --no-progress key=value``: overrides after an option are overrides, not unknown arguments."""
+    cfg, _ = trained
+    proc = tool("train.py", cfg, "--no-progress", "train.max_iter=5", check=False)
+    assert proc.returncode == 2 and "unrecognized arguments" not in proc.stderr
+    assert proc.stderr.strip().endswith("did you mean 'train.max_iters'?")
+
+
 def test_eval_prints_table_writes_json_and_predictions(trained, demo_root, tmp_path):
     cfg, ckpt = trained
     proc = tool("eval.py", cfg, "--checkpoint", ckpt, "--save-pred", tmp_path / "pred", "--save-color",
