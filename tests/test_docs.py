@@ -124,7 +124,8 @@ def test_readme_python_example_runs_as_written(demo_root, tmp_path):
 
     os.symlink(os.path.join(ROOT, "configs"), tmp_path / "configs")
     cfg = load_tool_config(os.path.join(ROOT, "configs", "demo", "ccnet.yaml"), [
-        f"data.root={demo_root}", "train.max_iters=1", "train.val_interval=1",
+        # data.demo=false: the session's small demo set is not to be regenerated at the full demo's size
+        f"data.root={demo_root}", "data.demo=false", "train.max_iters=1", "train.val_interval=1",
         f"train.out_dir={tmp_path / 'checkpoints'}", f"train.log_dir={tmp_path / 'runs'}"])
     Trainer(cfg, progress=False).fit()
     assert (tmp_path / "checkpoints" / "demo_ccnet" / "best.pth").is_file()
