@@ -12,16 +12,11 @@ import pkgutil
 from .cityscapes import CLASS_NAMES, PALETTE, CityscapesDataset
 from .folder import FolderDataset
 from .palette import colorize, default_palette
-from .registry import DATASETS
+from .registry import DATASETS, dataset_class
 from .transforms import eval_preset, train_preset
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
-
-
-def dataset_class(data_cfg):
-    """The class ``data.dataset`` names (a ConfigError listing the valid names otherwise)."""
-    return DATASETS.get(data_cfg.dataset, "data.dataset")
 
 
 def check_data_config(cfg):

@@ -12,7 +12,7 @@ from typing import Dict, List
 from ..errors import MissingFileError
 from .base import unknown_values
 from .io import UnreadableImage, read_image, read_mask
-from .registry import DATASETS
+from .registry import dataset_class
 
 EXAMPLES = 3
 
@@ -41,7 +41,7 @@ class Report:
 def check_split(data_cfg, split: str, decode: bool = True, progress: bool = False) -> Report:
     """Check one split; ``decode=False`` is the cheap start-up check (pairing only)."""
     report = Report(split)
-    dataset = DATASETS.get(data_cfg.dataset, "data.dataset")
+    dataset = dataset_class(data_cfg)
     try:
         images, labels = dataset.split_files(data_cfg.root, split)
     except MissingFileError as err:
@@ -87,7 +87,7 @@ def startup_check(data_cfg, splits):
 
     for split in splits:
         # a missing folder or split list: the dataset's own error, with the layout and where the data comes from
-        DATASETS.get(data_cfg.dataset, "data.dataset").missing_split(data_cfg.root, split)
+        dataset_class(data_cfg).missing_split(data_cfg.root, split)
         report = check_split(data_cfg, split, decode=False)
         fatal = {k: v for k, v in report.problems.items() if k != "labels without images"}
         if fatal:

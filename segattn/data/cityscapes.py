@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import MissingFileError
 from .base import allowed_values
-from .listed import ListedDataset, register
+from .listed import ListedDataset, identity, register
 
 IGNORE_INDEX = 255
 
@@ -47,9 +47,6 @@ TRAINID_TO_ID = np.array([next(i for n, i, t in LABELS if t == train) for train 
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_SUFFIXES = ("_gtFine_labelIds.png", "_gtFine_labelTrainIds.png")
-# what each label file may hold: the official ids, or the 19 train ids (255 = ignore in both)
-ALLOWED = {LABEL_SUFFIXES[0]: allowed_values([i for _, i, _ in LABELS if i >= 0], IGNORE_INDEX),
-           LABEL_SUFFIXES[1]: allowed_values(range(19), IGNORE_INDEX)}
 HOW_TO_GET = ("download leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from "
               "https://www.cityscapes-dataset.com and unzip both into this folder, point data.root elsewhere, "
               "or train on the demo data: python tools/train.py configs/demo/ccnet.yaml")
@@ -91,8 +88,9 @@ class CityscapesDataset(ListedDataset):
     class_names = CLASS_NAMES
     palette = PALETTE
     ignore_index = IGNORE_INDEX
-    labels = {LABEL_SUFFIXES[0]: (ID_TO_TRAINID, ALLOWED[LABEL_SUFFIXES[0]]),
-              LABEL_SUFFIXES[1]: (np.arange(256, dtype=np.uint8), ALLOWED[LABEL_SUFFIXES[1]])}
+    # what each label file may hold and its train ids: the official ids, or the 19 train ids (255 ignore in both)
+    labels = {LABEL_SUFFIXES[0]: (ID_TO_TRAINID, allowed_values([i for _, i, _ in LABELS if i >= 0], IGNORE_INDEX)),
+              LABEL_SUFFIXES[1]: identity(len(CLASS_NAMES), IGNORE_INDEX)}
     layout = f"leftImg8bit/<split>/<city>/*{IMAGE_SUFFIX} and gtFine/<split>/<city>/*_gtFine_labelIds.png; {HOW_TO_GET}"
     to_label_ids = staticmethod(train_ids_to_ids)  # the official evaluator and test server read label ids
 

@@ -60,7 +60,7 @@ class ListedDataset(PairDataset):
     def __init__(self, root: str, split: str, transform=None, need_labels: bool = True,
                  unknown_labels: str = "warn"):
         self.root, self.split, self.transform, self.unknown_labels = root, split, transform, unknown_labels
-        self.palette, self.tables = self.colours(), self.labels
+        self.palette = self.colours()
         images, labels = self.split_files(root, split)
         if not images:
             raise MissingFileError(f"data.root={root!r}: no {self.name} images for split {split!r}; expected "
@@ -126,7 +126,7 @@ class ListedDataset(PairDataset):
             mask = np.full(image.shape[:2], self.ignore_index, np.uint8)
         else:
             raw = read_mask(label_path)
-            lut, allowed = self.tables[kind]
+            lut, allowed = self.labels[kind]
             notes = self.label_notes(raw, allowed, label_path)
             mask = lut[raw]
         check_same_size(image, mask, image_path, label_path)

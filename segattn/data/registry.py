@@ -11,6 +11,11 @@ from ..registry import Registry
 DATASETS = Registry("dataset")
 
 
+def dataset_class(data_cfg) -> type:
+    """The class ``data.dataset`` names (a ConfigError listing the valid names otherwise)."""
+    return DATASETS.get(data_cfg.dataset, "data.dataset")
+
+
 def register(cls):
     """Class decorator: ``DATASETS[cls.name] = cls``."""
     return DATASETS.register(cls.name)(cls)
