@@ -25,6 +25,17 @@ LEGACY_MODEL_KEYS = {"recurrence": ("ccnet", "recurrence"), "reduction": ("nonlo
                      "use_scale": ("nonlocal", "use_scale"), "extra_loss_weights": ("danet", "loss_weights")}
 
 
+PHOTOMETRIC = ("none", "jitter", "mmseg")  # data.photometric
+PAD = ("black", "mean")                    # data.pad
+
+
+def photometric_kind(value) -> str:
+    """``data.photometric``: none | jitter | mmseg (a YAML true is jitter, false none, as the first configs wrote)."""
+    if isinstance(value, bool) or value in ("True", "False", "true", "false"):
+        return "jitter" if str(value).lower() == "true" else "none"
+    return "none" if value is None else str(value)
+
+
 @dataclass
 class EncoderConfig:
     name: str = "resnet101"          # smp encoder name, or tu-<timm name>
@@ -66,8 +77,13 @@ class DataConfig:
     ignore_index: int = 255
     crop_size: List[int] = field(default_factory=lambda: [769, 769])  # H, W
     scale_range: List[float] = field(default_factory=lambda: [0.5, 2.0])
+    # the recipe's augmentation choices: the defaults are the papers' (docs/training.md lists each with its source)
+    train_scale: Optional[List[int]] = None  # null: scale the image's own size by scale_range | [long, short]:
+    # fit it into [long, short] x ratio keeping its aspect, ratio in scale_range (mmseg's RandomResize)
+    cat_max_ratio: float = 1.0       # < 1: re-draw a crop where one class fills this share (mmseg: 0.75); 1: off
     flip: bool = True
-    photometric: bool = False
+    photometric: Any = "none"        # none | jitter (albumentations' ColorJitter) | mmseg (its PhotoMetricDistortion)
+    pad: str = "black"               # black: pad the image before cropping | mean: pad with 0 after normalising
     workers: int = 4
     max_bad_samples: int = 20        # unreadable samples skipped (with a warning) before aborting
     unknown_labels: str = "warn"     # label values the dataset does not define: warn (train as ignore) | error
@@ -86,7 +102,11 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     poly_power: float = 0.9
+    min_lr: float = 0.0              # the poly schedule's floor: lr = (lr0 - min_lr)(1 - t/T)^power + min_lr
+    poly_to_last: bool = False       # T = max_iters - 1: the floor reached at the last iteration (mmengine's PolyLR)
+    weight_decay_all: bool = False   # true: decay norms and biases too (mmseg) | false: only weights of rank >= 2
     loss: str = "ce"                 # ce | ohem
+    loss_average: str = "valid"      # ce's mean: valid (over labelled pixels) | all (over every pixel, as mmseg)
     ohem_thresh: float = 0.7
     ohem_min_kept: int = 100000
     val_interval: int = 4000
@@ -285,6 +305,13 @@ def validate(cfg: DictConfig, source: str = "config"):
     _require(len(d.scale_range) == 2 and 0 < d.scale_range[0] <= d.scale_range[1], source, "data.scale_range",
              "must be [low, high] with 0 < low <= high")
     _require(0 <= d.ignore_index <= 255, source, "data.ignore_index", "must be in 0..255")
+    _require(d.train_scale is None or (len(d.train_scale) == 2 and min(d.train_scale) >= 1), source,
+             "data.train_scale", "must be null or [long edge, short edge] >= 1")
+    _require(0 < d.cat_max_ratio <= 1, source, "data.cat_max_ratio", f"must be in (0, 1], got {d.cat_max_ratio}")
+    kind = photometric_kind(d.photometric)
+    _require(kind in PHOTOMETRIC, source, "data.photometric", f"must be one of {', '.join(PHOTOMETRIC)}, got {kind!r}")
+    d.photometric = kind
+    _require(d.pad in PAD, source, "data.pad", f"must be one of {', '.join(PAD)}, got {d.pad!r}")
     _require(d.workers >= 0, source, "data.workers", "must be >= 0")
     _require(d.test_resize is None or (len(d.test_resize) == 2 and min(d.test_resize) >= 1), source,
              "data.test_resize", "must be null or [long edge, short edge] >= 1")
@@ -299,6 +326,11 @@ def validate(cfg: DictConfig, source: str = "config"):
     _require(t.accumulate >= 1, source, "train.accumulate", "must be >= 1")
     _require(t.max_nonfinite >= 1, source, "train.max_nonfinite", "must be >= 1")
     _require(t.loss in ("ce", "ohem"), source, "train.loss", f"must be ce or ohem, got {t.loss!r}")
+    _require(t.loss_average in ("valid", "all"), source, "train.loss_average",
+             f"must be valid or all, got {t.loss_average!r}")
+    _require(t.loss_average == "valid" or t.loss == "ce", source, "train.loss_average",
+             "all applies to train.loss=ce (OHEM averages over the pixels it keeps)")
+    _require(0 <= t.min_lr < t.lr, source, "train.min_lr", f"must be in [0, train.lr), got {t.min_lr}")
     _require(0 < t.ohem_thresh <= 1, source, "train.ohem_thresh", "must be in (0, 1]")
     for key in ("val_interval", "log_interval", "checkpoint_interval"):
         _require(t[key] >= 1, source, f"train.{key}", "must be >= 1")

@@ -26,8 +26,12 @@ def check_data_config(cfg):
 
 def build_dataset(data_cfg, split: str, train: bool = False, need_labels: bool = True):
     """Dataset for ``split`` from the ``data`` config section (generates the demo set when asked)."""
-    transform = (train_preset(tuple(data_cfg.crop_size), tuple(data_cfg.scale_range), data_cfg.ignore_index,
-                              data_cfg.flip, data_cfg.photometric) if train else eval_preset(resize=data_cfg.test_resize))
+    if train:
+        d = data_cfg
+        transform = train_preset(tuple(d.crop_size), tuple(d.scale_range), d.ignore_index, d.flip, d.photometric,
+                                 train_scale=d.train_scale, cat_max_ratio=d.cat_max_ratio, pad=d.pad)
+    else:
+        transform = eval_preset(resize=data_cfg.test_resize)
     cls = dataset_class(data_cfg)
     cls.prepare(data_cfg)
     if need_labels:

@@ -1,14 +1,22 @@
 """Augmentation presets (albumentations), one place for train and eval.
 
-Train (the CCNet / DANet recipe): random scale in ``scale_range``, pad to the
-crop (image 0, mask ``ignore_index``), random crop, horizontal flip, optional
-photometric jitter, ImageNet normalisation. Masks are only ever resampled
-with nearest neighbour (albumentations does that for ``mask``).
+Train, as the data config's options choose (docs/training.md lists them): a
+random scale (of the image's own size in ``scale_range``, or mmsegmentation's
+keep-ratio fit into ``train_scale`` x ratio), a random crop (re-drawn while
+one class fills ``cat_max_ratio`` of it), horizontal flip, optional
+photometric change (albumentations' ``ColorJitter``, or mmsegmentation's
+``PhotoMetricDistortion``), ImageNet normalisation, and padding to the crop
+(mask ``ignore_index``; image black before cropping, or 0 after
+normalisation: the mean colour). Masks are only ever resampled with nearest
+neighbour.
 """
 import albumentations as A
 import cv2
 import numpy as np
 import torch
+
+from ..config import PAD, PHOTOMETRIC, photometric_kind
+from .augment import CatMaxRatioCrop, PhotoMetricDistortion, RandomRescale, keep_ratio_size, pad_bottom_right
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -16,12 +24,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # data preprocessor does ((x - mean) / std in float32), so converted models see bit-identical inputs
 MEAN_255 = (123.675, 116.28, 103.53)
 STD_255 = (58.395, 57.12, 57.375)
-
-
-def keep_ratio_size(h: int, w: int, scale) -> tuple:
-    """mmcv's ``rescale_size``: the largest (h, w) of the same ratio with long edge <= max(scale), short <= min."""
-    factor = min(max(scale) / max(h, w), min(scale) / min(h, w))
-    return int(h * factor + 0.5), int(w * factor + 0.5)
 
 
 def resize_keep_ratio(image: np.ndarray, scale) -> np.ndarray:
@@ -38,36 +40,63 @@ class Preset:
     Evaluation (``normalize``, ``resize``): the image alone may first be
     rescaled to fit ``[long, short]`` (:func:`resize_keep_ratio`; the mask keeps
     its size, so predictions are scored at the label's resolution), then
-    :func:`normalize_image` makes the tensor.
+    :func:`normalize_image` makes the tensor. ``pad_to``: after normalising,
+    pad to that (H, W) below and right, image 0 and mask ``ignore_index``.
     """
 
-    def __init__(self, transforms, resize=None, normalize=False):
+    def __init__(self, transforms, resize=None, normalize=False, pad_to=None, ignore_index=255):
         self.pipeline = A.Compose(transforms, is_check_shapes=resize is None)
         self.resize, self.normalize = resize, normalize
+        self.pad_to, self.ignore_index = pad_to, ignore_index
 
     def __call__(self, image: np.ndarray, mask: np.ndarray):
         if self.resize:
             image = resize_keep_ratio(image, self.resize)
         out = self.pipeline(image=image, mask=mask)
+        mask = torch.from_numpy(np.ascontiguousarray(out["mask"])).long()
         if self.normalize:
-            return normalize_image(out["image"]), torch.from_numpy(np.ascontiguousarray(out["mask"])).long()
-        image = torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1)))
-        return image, torch.from_numpy(np.ascontiguousarray(out["mask"])).long()
+            image = normalize_image(out["image"])
+            if self.pad_to:
+                image, mask = pad_bottom_right(image, mask, self.pad_to, self.ignore_index)
+            return image, mask
+        return torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1))), mask
 
 
-def train_preset(crop_size, scale_range=(0.5, 2.0), ignore_index=255, flip=True, photometric=False,
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD) -> Preset:
+def train_preset(crop_size, scale_range=(0.5, 2.0), ignore_index=255, flip=True, photometric="none",
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD, train_scale=None, cat_max_ratio=1.0, pad="black") -> Preset:
+    """The training augmentation the data config describes (its keys, documented in docs/training.md).
+
+    ``train_scale=None, cat_max_ratio=1, pad="black"`` is the albumentations
+    pipeline RandomScale, PadIfNeeded, RandomCrop, flip, jitter, Normalize;
+    ``train_scale=[2049, 1025], cat_max_ratio=0.75, photometric="mmseg",
+    pad="mean"`` is mmsegmentation's Cityscapes pipeline and data preprocessor
+    (RandomResize, RandomCrop, RandomFlip, PhotoMetricDistortion, normalise, pad).
+    """
     ch, cw = crop_size
     lo, hi = scale_range
-    t = [A.RandomScale(scale_limit=(lo - 1.0, hi - 1.0), interpolation=cv2.INTER_LINEAR,
-                       mask_interpolation=cv2.INTER_NEAREST, p=1.0),
-         A.PadIfNeeded(min_height=ch, min_width=cw, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=ignore_index,
-                       position="top_left"),
-         A.RandomCrop(height=ch, width=cw)]
+    photometric = photometric_kind(photometric)
+    if photometric not in PHOTOMETRIC or pad not in PAD:
+        raise ValueError(f"photometric must be one of {PHOTOMETRIC} and pad one of {PAD}")
+    if train_scale:
+        t = [RandomRescale(train_scale, (lo, hi))]
+    else:
+        t = [A.RandomScale(scale_limit=(lo - 1.0, hi - 1.0), interpolation=cv2.INTER_LINEAR,
+                           mask_interpolation=cv2.INTER_NEAREST, p=1.0)]
+    if pad == "black":
+        t.append(A.PadIfNeeded(min_height=ch, min_width=cw, border_mode=cv2.BORDER_CONSTANT, fill=0,
+                               fill_mask=ignore_index, position="top_left"))
+    if cat_max_ratio < 1.0 or pad == "mean":
+        t.append(CatMaxRatioCrop((ch, cw), cat_max_ratio, ignore_index))
+    else:
+        t.append(A.RandomCrop(height=ch, width=cw))
     if flip:
         t.append(A.HorizontalFlip(p=0.5))
-    if photometric:
+    if photometric == "jitter":
         t.append(A.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.25, hue=0.02, p=0.8))
+    elif photometric == "mmseg":
+        t.append(PhotoMetricDistortion())
+    if pad == "mean":  # normalised as mmsegmentation's data preprocessor, then padded with 0
+        return Preset(t, normalize=True, pad_to=(ch, cw), ignore_index=ignore_index)
     t.append(A.Normalize(mean=mean, std=std))
     return Preset(t)
 

@@ -1,5 +1,11 @@
 """Losses: cross-entropy and online hard example mining (OHEM) cross-entropy.
 
+Cross-entropy's mean is taken over the labelled pixels (``average="valid"``,
+PyTorch's ``ignore_index`` mean, as the official CCNet and DANet code) or over
+every pixel with ignored ones counting 0 (``"all"``, mmsegmentation's
+``CrossEntropyLoss(avg_non_ignore=False)``, its default): the second gives a
+smaller loss and gradient wherever labels are ignored.
+
 OHEM follows CCNet's ``OhemCrossEntropy2d``: pixels whose predicted probability
 for their true class is above ``thresh`` are dropped, unless fewer than
 ``min_kept`` pixels would remain, in which case the ``min_kept`` hardest are kept.
@@ -32,15 +38,18 @@ class SegmentationLoss(nn.Module):
     Returns ``(total, {name: loss})`` so each term can be logged.
     """
 
-    def __init__(self, kind="ce", ignore_index=255, weights=None, ohem_thresh=0.7, ohem_min_kept=100000):
+    def __init__(self, kind="ce", ignore_index=255, weights=None, ohem_thresh=0.7, ohem_min_kept=100000,
+                 average="valid"):
         super().__init__()
-        self.kind, self.ignore_index = kind, ignore_index
+        self.kind, self.ignore_index, self.average = kind, ignore_index, average
         self.weights = {"main": 1.0, **(weights or {})}
         self.ohem_thresh, self.ohem_min_kept = ohem_thresh, ohem_min_kept
 
     def single(self, logits, target):
         if self.kind == "ohem":
             return ohem_cross_entropy(logits, target, self.ignore_index, self.ohem_thresh, self.ohem_min_kept)
+        if self.average == "all":
+            return F.cross_entropy(logits, target, ignore_index=self.ignore_index, reduction="none").mean()
         return F.cross_entropy(logits, target, ignore_index=self.ignore_index)
 
     def forward(self, outputs: dict, target: torch.Tensor):
@@ -56,4 +65,4 @@ def build_loss(cfg, head_loss_weights=None) -> SegmentationLoss:
     if cfg.model.aux.enabled:
         weights["aux"] = cfg.model.aux.loss_weight
     return SegmentationLoss(cfg.train.loss, cfg.data.ignore_index, weights, cfg.train.ohem_thresh,
-                            cfg.train.ohem_min_kept)
+                            cfg.train.ohem_min_kept, cfg.train.loss_average)

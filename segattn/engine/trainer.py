@@ -41,8 +41,18 @@ class NonFiniteLoss(RunError):
     """Too many non-finite losses in a row: the run stops, its last good checkpoint kept."""
 
 
-def poly_lambda(max_iters: int, power: float):
-    return lambda it: (1 - min(it, max_iters) / max_iters) ** power
+def poly_lambda(max_iters: int, power: float, base_lr: float = 1.0, min_lr: float = 0.0, to_last: bool = False):
+    """The base lr's factor at iteration ``it``: ``(1 - it/T)^power``, floored at ``min_lr``.
+
+    ``T`` is ``max_iters`` (the lr would reach the floor one past the last
+    iteration, as the official CCNet code's ``lr_poly``), or ``max_iters - 1``
+    with ``to_last`` (it reaches the floor at the last, as mmengine's ``PolyLR``).
+    """
+    span = max(max_iters - 1, 1) if to_last else max_iters
+    if not min_lr:
+        return lambda it: (1 - min(it, span) / span) ** power
+    floor = min_lr / base_lr
+    return lambda it: (1 - floor) * (1 - min(it, span) / span) ** power + floor
 
 
 def experiment_dir(cfg) -> str:
@@ -56,14 +66,22 @@ def gradients_finite(model) -> bool:
 
 
 def build_optimizer(model, cfg):
+    """SGD with momentum; ``train.weight_decay_all`` false leaves norms and biases (rank < 2) undecayed."""
     t = cfg.train
-    # no weight decay on norms and biases, as mmsegmentation's paper recipes
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    return torch.optim.SGD([{"params": decay, "weight_decay": t.weight_decay},
-                            {"params": no_decay, "weight_decay": 0.0}], lr=t.lr, momentum=t.momentum)
+            (decay if t.weight_decay_all or p.ndim > 1 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": t.weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum)
+
+
+def build_scheduler(optimizer, cfg):
+    """Poly decay per iteration from ``train.lr`` to ``train.min_lr`` (:func:`poly_lambda`)."""
+    t = cfg.train
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(t.max_iters, t.poly_power, t.lr, t.min_lr, t.poly_to_last))
 
 
 class Trainer:
@@ -108,7 +126,7 @@ class Trainer:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.criterion = build_loss(cfg, self.model.head.loss_weights)
         self.optimizer = build_optimizer(self.model, cfg)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, poly_lambda(t.max_iters, t.poly_power))
+        self.scheduler = build_scheduler(self.optimizer, cfg)
         self.amp_dtype = autocast_dtype(t.amp, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.iteration, self.best_miou, self.metrics = 0, -1.0, {}

@@ -92,11 +92,12 @@ class DANetHead(DecodeHead):
     def forward(self, x: torch.Tensor) -> dict:
         pam = self.conv_pam_out(self.pam(self.conv_pam_in(x)))
         cam = self.conv_cam_out(self.cam(self.conv_cam_in(x)))
-        out = {"main": self.cls_seg(pam + cam)}
-        if self.training:
-            out["pam"] = self.cls_pam(pam)
-            out["cam"] = self.cls_cam(cam)
-        return out
+        if not self.training:
+            return {"main": self.cls_seg(pam + cam)}
+        # training: the classifiers' dropout masks drawn in mmsegmentation's DAHead order (pam, cam, sum), so
+        # one seed gives both the same step
+        extra = {"pam": self.cls_pam(pam), "cam": self.cls_cam(cam)}
+        return {"main": self.cls_seg(pam + cam), **extra}
 
     def attention_maps(self, x: torch.Tensor) -> dict:
         pam_in, cam_in = self.conv_pam_in(x), self.conv_cam_in(x)

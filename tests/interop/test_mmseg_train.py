@@ -1,0 +1,208 @@
+"""Training as mmsegmentation trains: one iteration of the real mmsegmentation 1.2.2 against segattn's Trainer.
+
+For each head at R-50 and each dataset family, mmsegmentation builds the model
+from its own config file (SyncBN as BN), with random weights that make every
+part count; segattn loads the converted weights into the model its
+``configs/mmseg`` file builds; both take one training step on the same uint8
+batch (images smaller than the crop, labels with ignored pixels):
+mmsegmentation through ``model.train_step`` with the ``OptimWrapper`` and
+``PolyLR`` its config builds, segattn through ``Trainer.train_step``. The
+losses, every parameter and norm buffer after the step, and the schedule's
+learning rates are compared.
+"""
+import os
+
+import numpy as np
+import pytest
+import torch
+from layouts import FIXTURES
+
+from segattn.interop.mmcv_stub import INSTALL, stub_mmcv_ext
+
+stub_mmcv_ext()
+pytest.importorskip("mmseg", reason=f"mmsegmentation is an optional peer: {INSTALL}")
+
+from segattn.config import load_config  # noqa: E402
+from segattn.data.augment import pad_bottom_right  # noqa: E402
+from segattn.data.transforms import normalize_image  # noqa: E402
+from segattn.engine.trainer import Trainer  # noqa: E402
+from segattn.interop.mmseg import convert_state_dict  # noqa: E402
+from segattn.interop.mmseg_peer import build_mmseg_model, mmseg_config_path, randomize  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HEADS = ("ccnet", "danet", "nonlocal", "fcn")
+# one schedule of each family (the others differ in max_iters only: test_schedules_equal_mmseg covers them)
+FAMILIES = {"cityscapes": "769x769_80k_cityscapes", "ade20k": "512x512_160k_ade20k", "voc": "512x512_40k_voc12aug"}
+SIZE = (65, 73)                                   # the crop both sides pad to (a small stand-in for 769 / 512)
+SHAPES = ((60, 73), (65, 50))                     # the two images: each smaller than the crop on one side
+
+
+def relative(a, b):
+    scale = float(b.abs().max())
+    return float((a.double() - b.double()).abs().max()) / (scale if scale else 1.0)
+
+
+def batch(num_classes, seed=0):
+    """uint8 RGB images and labels in 0..num_classes-1 with about 15% ignored (255), in blocks."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for h, w in SHAPES:
+        images.append(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        blocks = rng.integers(0, num_classes, (h // 8 + 1, w // 8 + 1))
+        blocks[rng.random(blocks.shape) < 0.15] = 255
+        labels.append(np.kron(blocks, np.ones((8, 8), np.int64))[:h, :w].astype(np.uint8))
+    return images, labels
+
+
+def mmseg_data(images, labels):
+    """What mmsegmentation's PackSegInputs hands its model: BGR uint8 CHW tensors and SegDataSamples."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    inputs, samples = [], []
+    for image, label in zip(images, labels):
+        inputs.append(torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1].transpose(2, 0, 1))))
+        sample = SegDataSample(gt_sem_seg=PixelData(data=torch.from_numpy(label[None].astype(np.int64))))
+        sample.set_metainfo({"img_shape": image.shape[:2], "ori_shape": image.shape[:2], "pad_shape": SIZE})
+        samples.append(sample)
+    return {"inputs": inputs, "data_samples": samples}
+
+
+def our_batch(images, labels):
+    """segattn's training batch for the same pictures: normalised, then padded as its mean-pad recipe does."""
+    pairs = [pad_bottom_right(normalize_image(im), torch.from_numpy(lb).long(), SIZE, 255)
+             for im, lb in zip(images, labels)]
+    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+
+def mmseg_optimizer_and_schedule(name, model):
+    from mmengine import Config
+    from mmengine.optim import build_optim_wrapper
+    from mmseg.registry import PARAM_SCHEDULERS
+
+    cfg = Config.fromfile(mmseg_config_path(name))
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    (schedule,) = cfg.param_scheduler
+    return wrapper, PARAM_SCHEDULERS.build(dict(schedule, optimizer=wrapper)), cfg
+
+
+def our_trainer(name, family, tmp_path):
+    make, (train_split, val_split), extra = FIXTURES[family]
+    root = make(tmp_path / "data")
+    cfg = load_config(os.path.join(ROOT, "configs", "mmseg", f"{name}.yaml"), [
+        f"data.root={root}", "data.workers=0", "model.encoder.weights=null", "model.norm=bn",
+        "train.channels_last=false", "train.device=cpu", "train.batch_size=2", f"train.out_dir={tmp_path / 'ck'}",
+        f"train.log_dir={tmp_path / 'runs'}"] + [f"data.{k}={v}" for k, v in extra.items()])
+    return Trainer(cfg, progress=False)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("head", HEADS)
+def test_one_training_step_equals_mmseg(head, family, tmp_path):
+    name = f"{head}_r50-d8_{FAMILIES[family]}"
+    theirs = randomize(build_mmseg_model(name), seed=3)
+    theirs.data_preprocessor.size = SIZE
+    trainer = our_trainer(name, family, tmp_path)
+    ours = trainer.model
+    ours.load_state_dict(convert_state_dict(theirs.state_dict(), ours, "mmseg"))
+    wrapper, scheduler, mm_cfg = mmseg_optimizer_and_schedule(name, theirs)
+    images, labels = batch(theirs.decode_head.num_classes)
+    initial = {k: v.clone() for k, v in ours.state_dict().items()}
+
+    torch.manual_seed(7)  # the heads' dropout: both sides draw their masks in the same order from this
+    theirs.train()
+    log = theirs.train_step(mmseg_data(images, labels), wrapper)
+    torch.manual_seed(7)
+    terms = trainer.train_step([our_batch(images, labels)])
+
+    # every loss term (mmseg's log holds them weighted), then the total
+    weights = {"aux": 0.4}
+    names = ({"main": "decode.pam_cam.loss_ce", "pam": "decode.pam.loss_ce", "cam": "decode.cam.loss_ce"}
+             if head == "danet" else {"main": "decode.loss_ce"})
+    names["aux"] = "aux.loss_ce"
+    assert set(terms) == set(names) | {"total"}
+    for term, key in names.items():
+        theirs_value = float(log[key])
+        assert abs(weights.get(term, 1.0) * terms[term] - theirs_value) <= 1e-5 * abs(theirs_value), term
+    assert abs(terms["total"] - float(log["loss"])) <= 1e-5 * float(log["loss"])
+
+    # every parameter and norm buffer after the step
+    after = convert_state_dict(theirs.state_dict(), ours, "mmseg")
+    mine = ours.state_dict()
+    assert set(after) == set(mine)
+    worst = max(((relative(mine[k], after[k]), k) for k in mine if mine[k].is_floating_point()))
+    assert worst[0] <= 1e-5, worst
+    for k in mine:
+        if not mine[k].is_floating_point():  # num_batches_tracked
+            assert torch.equal(mine[k], after[k]), k
+    # the step moved them (a test of equal weights would pass for a step that did nothing)
+    assert max(relative(mine[k], initial[k]) for k in mine if mine[k].is_floating_point()) > 1e-3
+    # one step's weight decay (lr x 5e-4 of a weight) is below that tolerance: the decay of each parameter is
+    # compared where it is set, in the optimisers' groups
+    decay_theirs = {p.data_ptr(): g["weight_decay"] for g in wrapper.optimizer.param_groups for p in g["params"]}
+    decay_ours = {id(p): g["weight_decay"] for g in trainer.optimizer.param_groups for p in g["params"]}
+    for key, p in ours.named_parameters():
+        assert decay_ours[id(p)] == decay_theirs[after[key].data_ptr()], key
+
+    # the learning rate the next step uses
+    scheduler.step()
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(wrapper.optimizer.param_groups[0]["lr"],
+                                                                     rel=1e-12)
+    assert mm_cfg.optim_wrapper.optimizer.weight_decay == trainer.cfg.train.weight_decay
+
+
+def lr_at(scheduler, optimizer, iterations, stop):
+    """The lr each of ``iterations`` trains with, stepping ``scheduler`` once per iteration as both loops do."""
+    seen = {}
+    for it in range(stop + 1):
+        if it in iterations:
+            seen[it] = optimizer.param_groups[0]["lr"]
+        if it < stop:
+            scheduler.step()
+    return seen
+
+
+def schedule_groups():
+    """Every configs/mmseg file by the schedule it runs: (lr, iterations) pairs share one comparison."""
+    import glob
+
+    groups = {}
+    for path in sorted(glob.glob(os.path.join(ROOT, "configs", "mmseg", "*.yaml"))):
+        name = os.path.basename(path)[:-5]
+        if not name.startswith("base"):
+            groups.setdefault(name.split("_", 2)[2], []).append(name)  # 769x769_80k_cityscapes ...
+    return groups
+
+
+@pytest.mark.parametrize("schedule", sorted(schedule_groups()))
+def test_schedules_equal_mmseg(schedule):
+    """SGD and poly schedule of every config against what mmsegmentation's config file builds: lr at iterations
+    0, 1, 1000 and the last equal (to 1e-12: mmengine's PolyLR multiplies step by step, ours is the closed form)."""
+    import warnings
+
+    from mmengine import Config
+    from mmseg.registry import PARAM_SCHEDULERS
+
+    from segattn.engine.trainer import build_optimizer, build_scheduler
+
+    names = schedule_groups()[schedule]
+    cfgs = [load_config(os.path.join(ROOT, "configs", "mmseg", f"{n}.yaml")) for n in names]
+    theirs = [Config.fromfile(mmseg_config_path(n)) for n in names]
+    for name, cfg, mm in zip(names, cfgs, theirs):  # the same schedule and optimiser in every file of the group
+        sgd, (poly,) = mm.optim_wrapper.optimizer, mm.param_scheduler
+        assert (cfg.train.lr, cfg.train.momentum, cfg.train.weight_decay) == (sgd.lr, sgd.momentum, sgd.weight_decay)
+        assert (cfg.train.max_iters, cfg.train.min_lr, cfg.train.poly_power) == (poly.end, poly.eta_min, poly.power)
+        assert poly.begin == 0 and not poly.by_epoch and mm.train_cfg.max_iters == poly.end, name
+    cfg, mm = cfgs[0], theirs[0]
+    last = cfg.train.max_iters - 1
+    points = (0, 1, 1000, last)
+    param = torch.nn.Parameter(torch.zeros(2, 2))
+    ours = build_optimizer(torch.nn.Sequential(torch.nn.Linear(2, 2)), cfg)
+    sgd = torch.optim.SGD([param], lr=mm.optim_wrapper.optimizer.lr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # stepping schedules without training steps
+        mine = lr_at(build_scheduler(ours, cfg), ours, points, last)
+        expected = lr_at(PARAM_SCHEDULERS.build(dict(mm.param_scheduler[0], optimizer=sgd)), sgd, points, last)
+    assert expected[last] == pytest.approx(cfg.train.min_lr, rel=1e-12)
+    for it in points:
+        assert mine[it] == pytest.approx(expected[it], rel=1e-12), it
