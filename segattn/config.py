@@ -26,7 +26,7 @@ LEGACY_MODEL_KEYS = {"recurrence": ("ccnet", "recurrence"), "reduction": ("nonlo
 
 
 PHOTOMETRIC = ("none", "jitter", "mmseg")  # data.photometric
-PAD = ("black", "mean")                    # data.pad
+PAD = ("black", "black_after", "mean")     # data.pad
 
 
 def photometric_kind(value) -> str:
@@ -83,7 +83,8 @@ class DataConfig:
     cat_max_ratio: float = 1.0       # < 1: re-draw a crop where one class fills this share (mmseg: 0.75); 1: off
     flip: bool = True
     photometric: Any = "none"        # none | jitter (albumentations' ColorJitter) | mmseg (its PhotoMetricDistortion)
-    pad: str = "black"               # black: pad the image before cropping | mean: pad with 0 after normalising
+    pad: str = "black"               # black: pad the image before cropping | black_after: after the crop, flip and
+    # colour change, before normalising (mmseg's Pad step) | mean: pad with 0 after normalising (its data preprocessor)
     workers: int = 4
     max_bad_samples: int = 20        # unreadable samples skipped (with a warning) before aborting
     unknown_labels: str = "warn"     # label values the dataset does not define: warn (train as ignore) | error
@@ -329,7 +330,7 @@ def validate(cfg: DictConfig, source: str = "config"):
     _require(t.loss_average in ("valid", "all"), source, "train.loss_average",
              f"must be valid or all, got {t.loss_average!r}")
     _require(t.loss_average == "valid" or t.loss == "ce", source, "train.loss_average",
-             "all applies to train.loss=ce (OHEM averages over the pixels it keeps)")
+             "must be valid with train.loss=ohem (OHEM averages over the pixels it keeps); all is for ce")
     _require(0 <= t.min_lr < t.lr, source, "train.min_lr", f"must be in [0, train.lr), got {t.min_lr}")
     _require(0 < t.ohem_thresh <= 1, source, "train.ohem_thresh", "must be in (0, 1]")
     for key in ("val_interval", "log_interval", "checkpoint_interval"):

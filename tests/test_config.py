@@ -85,3 +85,17 @@ def test_amp_off_survives_yaml_booleans(tmp_path):
     path = write(tmp_path / "c.yaml", {"_base_": "x.yaml"})
     (tmp_path / "x.yaml").write_text("train:\n  amp: off\n")
     assert load_config(path).train.amp == "off"
+
+
+@pytest.mark.parametrize("override, key", [
+    ("data.pad=grey", "data.pad"), ("data.photometric=strong", "data.photometric"),
+    ("data.cat_max_ratio=0", "data.cat_max_ratio"), ("data.train_scale=[512]", "data.train_scale"),
+    ("train.loss_average=some", "train.loss_average"), ("train.min_lr=1", "train.min_lr")])
+def test_recipe_options_are_checked(override, key, tmp_path):
+    with pytest.raises(ConfigError, match=key):
+        load_config("configs/demo/fcn.yaml", [override])
+
+
+def test_loss_average_all_is_for_cross_entropy(tmp_path):
+    with pytest.raises(ConfigError, match="train.loss_average.*ohem"):
+        load_config("configs/demo/fcn.yaml", ["train.loss=ohem", "train.loss_average=all"])

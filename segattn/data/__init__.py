@@ -24,14 +24,15 @@ def check_data_config(cfg):
     dataset_class(cfg.data).check_config(cfg.data, cfg.model.num_classes)
 
 
+def train_transform(d):
+    """The training augmentation the ``data`` config section describes."""
+    return train_preset(tuple(d.crop_size), tuple(d.scale_range), d.ignore_index, d.flip, d.photometric,
+                        train_scale=d.train_scale, cat_max_ratio=d.cat_max_ratio, pad=d.pad)
+
+
 def build_dataset(data_cfg, split: str, train: bool = False, need_labels: bool = True):
     """Dataset for ``split`` from the ``data`` config section (generates the demo set when asked)."""
-    if train:
-        d = data_cfg
-        transform = train_preset(tuple(d.crop_size), tuple(d.scale_range), d.ignore_index, d.flip, d.photometric,
-                                 train_scale=d.train_scale, cat_max_ratio=d.cat_max_ratio, pad=d.pad)
-    else:
-        transform = eval_preset(resize=data_cfg.test_resize)
+    transform = train_transform(data_cfg) if train else eval_preset(resize=data_cfg.test_resize)
     cls = dataset_class(data_cfg)
     cls.prepare(data_cfg)
     if need_labels:
@@ -53,4 +54,4 @@ def dataset_palette(data_cfg):
 
 __all__ = ["CLASS_NAMES", "DATASETS", "PALETTE", "CityscapesDataset", "FolderDataset", "build_dataset",
            "check_data_config", "colorize", "dataset_class", "dataset_class_names", "dataset_palette",
-           "default_palette", "eval_preset", "train_preset"]
+           "default_palette", "eval_preset", "train_preset", "train_transform"]

@@ -6,8 +6,8 @@ keep-ratio fit into ``train_scale`` x ratio), a random crop (re-drawn while
 one class fills ``cat_max_ratio`` of it), horizontal flip, optional
 photometric change (albumentations' ``ColorJitter``, or mmsegmentation's
 ``PhotoMetricDistortion``), ImageNet normalisation, and padding to the crop
-(mask ``ignore_index``; image black before cropping, or 0 after
-normalisation: the mean colour). Masks are only ever resampled with nearest
+(mask ``ignore_index``; image black before cropping, black after the
+colour change, or 0 after normalisation: the mean colour). Masks are only ever resampled with nearest
 neighbour.
 """
 import albumentations as A
@@ -82,10 +82,11 @@ def train_preset(crop_size, scale_range=(0.5, 2.0), ignore_index=255, flip=True,
     else:
         t = [A.RandomScale(scale_limit=(lo - 1.0, hi - 1.0), interpolation=cv2.INTER_LINEAR,
                            mask_interpolation=cv2.INTER_NEAREST, p=1.0)]
+    black = dict(min_height=ch, min_width=cw, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=ignore_index,
+                 position="top_left")  # below and to the right
     if pad == "black":
-        t.append(A.PadIfNeeded(min_height=ch, min_width=cw, border_mode=cv2.BORDER_CONSTANT, fill=0,
-                               fill_mask=ignore_index, position="top_left"))
-    if cat_max_ratio < 1.0 or pad == "mean":
+        t.append(A.PadIfNeeded(**black))
+    if cat_max_ratio < 1.0 or pad != "black":
         t.append(CatMaxRatioCrop((ch, cw), cat_max_ratio, ignore_index))
     else:
         t.append(A.RandomCrop(height=ch, width=cw))
@@ -95,8 +96,10 @@ def train_preset(crop_size, scale_range=(0.5, 2.0), ignore_index=255, flip=True,
         t.append(A.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.25, hue=0.02, p=0.8))
     elif photometric == "mmseg":
         t.append(PhotoMetricDistortion())
-    if pad == "mean":  # normalised as mmsegmentation's data preprocessor, then padded with 0
-        return Preset(t, normalize=True, pad_to=(ch, cw), ignore_index=ignore_index)
+    if pad == "black_after":
+        t.append(A.PadIfNeeded(**black))
+    if pad != "black":  # normalised as mmsegmentation's data preprocessor ("mean": then padded with 0)
+        return Preset(t, normalize=True, pad_to=(ch, cw) if pad == "mean" else None, ignore_index=ignore_index)
     t.append(A.Normalize(mean=mean, std=std))
     return Preset(t)
 

@@ -44,3 +44,16 @@ def test_ohem_equals_the_softmax_formulation_on_random_logits():
         kept = torch.where(valid & (prob <= threshold), target, torch.full_like(target, 255))
         torch.testing.assert_close(ohem_cross_entropy(logits, target, 255, thresh, min_kept),
                                    F.cross_entropy(logits, kept, ignore_index=255))
+
+
+def test_loss_average_all_counts_ignored_pixels_as_zero():
+    """mmsegmentation's avg_non_ignore=False: the labelled pixels' loss summed, over every pixel."""
+    from segattn.engine.losses import SegmentationLoss
+
+    logits = torch.randn(2, 4, 6, 7)
+    target = torch.randint(0, 4, (2, 6, 7))
+    target[:, :2] = 255
+    valid, _ = SegmentationLoss("ce", 255, average="valid")({"main": logits}, target)
+    every, _ = SegmentationLoss("ce", 255, average="all")({"main": logits}, target)
+    labelled = int((target != 255).sum())
+    torch.testing.assert_close(every, valid * labelled / target.numel())

@@ -112,3 +112,24 @@ def test_every_registered_head_trains_and_evaluates(head, demo_root, tmp_path):
     changed = [k for k, v in trainer.model.head.state_dict().items() if not torch.equal(v, before[k])]
     assert changed, "training left every weight of the head as it was"
     assert load_checkpoint(str(tmp_path / "t" / "best.pth"))["config"]["model"]["head"] == head
+
+
+def test_recipe_options_of_the_optimiser_and_schedule():
+    """weight_decay_all decays norms and biases too; min_lr floors the poly; poly_to_last reaches it at the end."""
+    from segattn.config import load_config
+    from segattn.engine.trainer import build_optimizer, build_scheduler
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    paper = load_config("configs/demo/fcn.yaml", ["train.max_iters=11", "train.lr=0.1"])
+    mmseg = load_config("configs/demo/fcn.yaml", ["train.max_iters=11", "train.lr=0.1", "train.weight_decay_all=true",
+                               "train.min_lr=0.001", "train.poly_to_last=true"])
+    decays = {cfg_name: sorted((len(g["params"]), g["weight_decay"]) for g in build_optimizer(model, cfg).param_groups)
+              for cfg_name, cfg in (("paper", paper), ("mmseg", mmseg))}
+    assert decays == {"paper": [(1, paper.train.weight_decay), (3, 0.0)], "mmseg": [(4, mmseg.train.weight_decay)]}
+    for cfg, last in ((paper, 0.1 * (1 / 11) ** 0.9), (mmseg, 0.001)):
+        opt = build_optimizer(model, cfg)
+        sched = build_scheduler(opt, cfg)
+        for _ in range(10):
+            opt.step()
+            sched.step()
+        assert opt.param_groups[0]["lr"] == pytest.approx(last, rel=1e-12)
