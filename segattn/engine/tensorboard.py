@@ -17,6 +17,10 @@ class Visualiser:
 
         img = image.cpu() * torch.tensor(IMAGENET_STD)[:, None, None] + torch.tensor(IMAGENET_MEAN)[:, None, None]
         img = (img.clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
+        if img.shape[:2] != tuple(mask.shape):  # data.test_resize rescaled the image, not the label
+            import cv2
+
+            img = cv2.resize(img, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR)
         panel = np.concatenate([img, colorize(mask.numpy().astype(np.uint8), self.palette),
                                 colorize(pred.numpy().astype(np.uint8), self.palette)], axis=1)
         self.writer.add_image(f"val/{index}", panel, self.step, dataformats="HWC")

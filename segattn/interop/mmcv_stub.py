@@ -9,6 +9,7 @@ the modules CCNet, DANet, Non-local and FCN use never call it. Install::
 (``--no-deps``: they ask for opencv-python, which would shadow the headless
 OpenCV this package uses; ``.[interop]`` lists their other needs.)
 """
+import importlib.machinery
 import sys
 import types
 
@@ -32,4 +33,7 @@ def stub_mmcv_ext():
     try:
         import mmcv._ext  # noqa: F401
     except ImportError:
-        sys.modules["mmcv._ext"] = _MissingExtension("mmcv._ext")
+        stub = _MissingExtension("mmcv._ext")
+        # a spec without a loader: mmengine's mmcv_full_available() (asked by its Runner) then answers False
+        stub.__spec__ = importlib.machinery.ModuleSpec("mmcv._ext", None)
+        sys.modules["mmcv._ext"] = stub

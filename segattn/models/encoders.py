@@ -7,7 +7,8 @@ dilation 2, at 16). Any timm encoder opens with a ``tu-`` prefix:
 ``tu-resnet101c`` is mmsegmentation's ResNetV1c layer for layer (deep stem of
 three 3x3 convs 32-32-64, stride on the bottleneck's 3x3 conv, and the first
 block of a dilated stage at half the stage's dilation), so its D8 models'
-weights load as they are; ``tu-resnet101s`` has the 64-64-128 stem of the
+weights load as they are (``tu-resnet18c`` / ``tu-resnet34c``: its small
+ones, :mod:`.small_v1c`); ``tu-resnet101s`` has the 64-64-128 stem of the
 official CCNet and DANet code.
 
 ``forward`` returns ``(layer3, layer4)`` features: the auxiliary head reads the
@@ -21,6 +22,7 @@ from torch import nn
 
 from ..errors import ConfigError, MissingFileError
 from ..weights import describe_fit, fit_report, read_weights
+from . import small_v1c  # noqa: F401  (registers tu-resnet18c / tu-resnet34c with timm)
 from .attention import create_attention, is_none
 from .registry import OUTPUT_STRIDES
 

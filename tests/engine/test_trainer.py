@@ -133,3 +133,16 @@ def test_recipe_options_of_the_optimiser_and_schedule():
             opt.step()
             sched.step()
         assert opt.param_groups[0]["lr"] == pytest.approx(last, rel=1e-12)
+
+
+def test_validation_with_test_resize_logs_panels_at_the_label_size(demo_root, tmp_path):
+    """data.test_resize rescales the val image, not its label: the TensorBoard panels still line up."""
+    cfg = tiny_config(demo_root, tmp_path, num_vis=2)
+    cfg.data.test_resize = [60, 30]  # the 256 x 512 demo images to 30 x 60
+    cfg.eval.scales = [1.0]
+    trainer = Trainer(cfg, progress=False)
+    images = []
+    trainer._writer = type("W", (), {"add_image": lambda self, tag, img, step, dataformats: images.append(img.shape),
+                                     "add_scalar": lambda *a, **k: None, "close": lambda self: None})()
+    trainer.validate()
+    assert images == [(256, 3 * 512, 3)] * 2

@@ -296,3 +296,24 @@ def test_evaluation_with_test_resize_equals_mmseg_test_pipeline(tmp_path, demo_r
     assert relative(got, expected) <= 1e-4
     with torch.no_grad():  # its preprocessing: bit-identical input to the network
         assert torch.equal(theirs.data_preprocessor(dict(inputs=[packed["inputs"]]), False)["inputs"][0], image)
+
+
+@pytest.mark.parametrize("depth", [18, 34])
+@pytest.mark.parametrize("output_stride", [8, 16])
+def test_small_v1c_encoders_equal_mmseg_resnet_v1c(depth, output_stride, tmp_path):
+    """tu-resnet18c / 34c: mmseg's ResNetV1c-18/34 with its dilated basic blocks (second 3x3 undilated)."""
+    from mmseg.models.backbones import ResNetV1c
+
+    from segattn.models.encoders import Encoder
+
+    dilations, strides = ((1, 1, 2, 4), (1, 2, 1, 1)) if output_stride == 8 else ((1, 1, 1, 2), (1, 2, 2, 1))
+    theirs = randomize(ResNetV1c(depth=depth, dilations=dilations, strides=strides, contract_dilation=True))
+    torch.save(theirs.state_dict(), tmp_path / "v1c.pth")
+    ours = Encoder(f"tu-resnet{depth}c", str(tmp_path / "v1c.pth"), output_stride).eval()
+    x = torch.randn(1, 3, 45, 61)
+    theirs.eval()
+    with torch.no_grad():
+        expected = theirs(x)
+        got = ours(x)
+    assert got[1].shape == expected[3].shape
+    assert relative(got[0], expected[2]) <= 1e-5 and relative(got[1], expected[3]) <= 1e-5
