@@ -63,6 +63,8 @@ class ModelConfig:
     norm: str = "bn"                 # bn | syncbn | gn
     align_corners: bool = False      # bilinear upsampling of the logits; mmsegmentation's 769x769 models use true
     aux: AuxConfig = field(default_factory=AuxConfig)
+    init: str = "pytorch"            # the heads' initial weights: pytorch (its layer defaults) | mmseg (its ConvModule
+    # He fan-out, classifiers N(0, 0.01): segattn/models/init.py)
     init_from: Optional[str] = None  # a segattn checkpoint whose weights start training (fine-tuning; not a resume)
 
 
@@ -241,6 +243,7 @@ def validate_model(model: DictConfig, source: str = "config", prefix: str = "mod
     _require(0.0 <= model.dropout < 1.0, source, f"{prefix}dropout", "must be in [0, 1)")
     _require(model.aux.channels >= 1, source, f"{prefix}aux.channels", "must be >= 1")
     _require(model.aux.loss_weight >= 0, source, f"{prefix}aux.loss_weight", "must be >= 0")
+    _require(model.init in ("pytorch", "mmseg"), source, f"{prefix}init", f"must be pytorch or mmseg, got {model.init!r}")
 
 
 def load_yaml(path: str, _seen: tuple = ()) -> DictConfig:

@@ -13,6 +13,7 @@ from ..errors import ConfigError
 from .attention import create_attention, is_none
 from .encoders import Encoder
 from .heads.fcn import AuxFCNHead
+from .init import init_heads_like_mmseg
 from .layers import convert_batchnorm_to_groupnorm, norm_layer
 from .registry import ATTENTION, HEADS, NORMS, OUTPUT_STRIDES
 from .segmentor import Segmentor
@@ -54,6 +55,8 @@ def build_model(cfg=None, source: str = "config") -> Segmentor:
     aux = AuxFCNHead(aux_in, model.num_classes, model.aux.channels, model.dropout, norm) if model.aux.enabled else None
     context = create_attention(model.context_block, head_in, "model.context_block")
     segmentor = Segmentor(encoder, head, aux, context, align_corners=model.align_corners)
+    if model.init == "mmseg":
+        init_heads_like_mmseg(segmentor)
     if model.norm == "gn":
         convert_batchnorm_to_groupnorm(segmentor)
     return segmentor

@@ -33,8 +33,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 HEADS = ("ccnet", "danet", "nonlocal", "fcn")
 # one schedule of each family (the others differ in max_iters only: test_schedules_equal_mmseg covers them)
 FAMILIES = {"cityscapes": "769x769_80k_cityscapes", "ade20k": "512x512_160k_ade20k", "voc": "512x512_40k_voc12aug"}
-SIZE = (65, 73)                                   # the crop both sides pad to (a small stand-in for 769 / 512)
-SHAPES = ((60, 73), (65, 50))                     # the two images: each smaller than the crop on one side
+SIZE = (41, 49)                                   # the crop both sides pad to (a small stand-in for 769 / 512)
+SHAPES = ((36, 49), (41, 30))                     # the two images: each smaller than the crop on one side
 
 
 def relative(a, b):
@@ -206,3 +206,33 @@ def test_schedules_equal_mmseg(schedule):
     assert expected[last] == pytest.approx(cfg.train.min_lr, rel=1e-12)
     for it in points:
         assert mine[it] == pytest.approx(expected[it], rel=1e-12), it
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_initial_weights_are_drawn_as_mmsegs(head):
+    """model.init=mmseg (the configs/mmseg files): every tensor starts as mmseg's init_weights leaves it, encoder
+    and heads: constants equal (norms 1 and 0, gammas and zero-initialised layers 0), random ones with the same
+    spread (std within 10% for tensors of 1000 values or more)."""
+    from segattn.models import build_model
+
+    name = f"{head}_r50-d8_769x769_80k_cityscapes"
+    theirs = build_mmseg_model(name)  # initialised as its runner initialises it
+    path = os.path.join(ROOT, "configs", "mmseg", f"{name}.yaml")
+    spreads = {}
+    for init in ("mmseg", "pytorch"):
+        torch.manual_seed(0)
+        ours = build_model(load_config(path, ["model.encoder.weights=null", "model.norm=bn", f"model.init={init}"]))
+        expected = convert_state_dict(theirs.state_dict(), ours, "mmseg")
+        spreads[init] = {}
+        for key, value in ours.state_dict().items():
+            ref = expected[key]
+            if not value.is_floating_point() or "running_" in key:
+                continue
+            if float(ref.std() if ref.numel() > 1 else 0) == 0:
+                if init == "mmseg":
+                    assert torch.equal(value, ref), key
+            elif ref.numel() >= 1000:
+                spreads[init][key] = float(value.std() / ref.std())
+    assert all(abs(r - 1) <= 0.1 for r in spreads["mmseg"].values()), spreads["mmseg"]
+    # PyTorch's defaults draw the heads otherwise: the test tells the two apart
+    assert max(abs(r - 1) for r in spreads["pytorch"].values()) > 0.5
