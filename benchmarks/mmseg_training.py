@@ -153,7 +153,7 @@ def main(argv=None):
         label_train_ids(demo, mmseg_data)
         for seed in (int(s) for s in args.seeds.split(",")):
             ours = [sys.executable, "tools/train.py", CONFIG, "--no-progress", f"train.seed={seed}",
-                    f"data.root={demo}", f"train.out_dir={tmp}/checkpoints", f"train.log_dir={tmp}/runs",
+                    f"data.root={demo}", f"train.out_dir={tmp}/checkpoints_{seed}", f"train.log_dir={tmp}/runs",
                     *args.overrides]
             theirs = [sys.executable, os.path.abspath(__file__), "--mmseg-run", mmseg_data, f"{tmp}/mmseg_{seed}",
                       str(seed), *args.overrides]

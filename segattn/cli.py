@@ -13,12 +13,14 @@ def setup_logging():
 def load_tool_config(path: str, overrides=None):
     """``load_config`` plus the names and options of ``model`` and ``data`` checked against the registries."""
     from .data import check_data_config
+    from .data.io import set_max_pixels
     from .models import check_model_config
 
     cfg = load_config(path, overrides)
     import_modules(cfg.imports)
     check_model_config(cfg.model, path)
     check_data_config(cfg)
+    set_max_pixels(cfg.data.max_pixels)  # every image a tool reads (infer.py's folder too)
     return cfg
 
 

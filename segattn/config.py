@@ -89,6 +89,7 @@ class DataConfig:
     # colour change, before normalising (mmseg's Pad step) | mean: pad with 0 after normalising (its data preprocessor)
     workers: int = 4
     max_bad_samples: int = 20        # unreadable samples skipped (with a warning) before aborting
+    max_pixels: int = 268435456      # images above this many pixels are refused before decoding (16384 x 16384)
     unknown_labels: str = "warn"     # label values the dataset does not define: warn (train as ignore) | error
     test_resize: Optional[List[int]] = None  # [long, short]: rescale eval images to fit, keeping the ratio, before
     # inference, as mmsegmentation's test Resize(scale=(long, short), keep_ratio=True); logits resized back
@@ -123,6 +124,7 @@ class TrainConfig:
     device: str = "auto"             # auto | cpu | cuda | cuda:N
     threads: int = 0                 # torch CPU threads; 0 leaves torch's default
     max_nonfinite: int = 5           # consecutive non-finite losses (steps skipped) before the run stops
+    overwrite: bool = False          # a new run may replace an earlier run's checkpoints in its folder
 
 
 @dataclass
@@ -317,6 +319,7 @@ def validate(cfg: DictConfig, source: str = "config"):
     d.photometric = kind
     _require(d.pad in PAD, source, "data.pad", f"must be one of {', '.join(PAD)}, got {d.pad!r}")
     _require(d.workers >= 0, source, "data.workers", "must be >= 0")
+    _require(d.max_pixels >= 1, source, "data.max_pixels", "must be >= 1")
     _require(d.test_resize is None or (len(d.test_resize) == 2 and min(d.test_resize) >= 1), source,
              "data.test_resize", "must be null or [long edge, short edge] >= 1")
     _require(d.unknown_labels in ("warn", "error"), source, "data.unknown_labels",

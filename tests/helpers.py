@@ -110,3 +110,30 @@ def ddp_probe_worker(rank, world, port, root, out_dir, norm="bn"):
         torch.save({"draws": draws, "terms": terms}, os.path.join(str(out_dir), f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
+
+
+def ddp_resume_worker(rank, world, port, root, out_dir):
+    """One rank of a 2-process run with dropout: straight to iteration 3 in ``a``; in ``b`` to iteration 1, then a new
+    trainer resumes last.pth and trains on to 3."""
+    import torch.distributed as dist
+
+    from segattn.engine.trainer import Trainer
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+
+    def trainer(folder):
+        import pathlib
+
+        cfg = ddp_config(root, pathlib.Path(out_dir) / folder)
+        cfg.model.dropout = 0.3  # each rank draws its own masks: the stream a resume must give back to each
+        cfg.train.device = "cpu"
+        return Trainer(cfg, progress=False)
+    try:
+        trainer("a").fit()
+        trainer("b").fit(until=1)
+        resumed = trainer("b")
+        resumed.resume(os.path.join(str(out_dir), "b", "t", "last.pth"))
+        resumed.fit()
+    finally:
+        dist.destroy_process_group()

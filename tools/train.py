@@ -16,6 +16,9 @@ def get_args_parser():
     p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. train.max_iters=200")
     p.add_argument("--resume", nargs="?", const=True, default=None,
                    help="resume from the experiment's last.pth, or from the given checkpoint")
+    p.add_argument("--allow-changes", action="store_true",
+                   help="with --resume: go on with a config that trains differently from the checkpoint's "
+                        "(new lr, schedule, ...); without it such a resume is refused")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -25,7 +28,7 @@ def main(argv):
     cfg = load_tool_config(args.config, args.overrides)
     from segattn.engine.trainer import train
 
-    metrics = train(cfg, resume=args.resume, progress=not args.no_progress)
+    metrics = train(cfg, resume=args.resume, progress=not args.no_progress, allow_changes=args.allow_changes)
     return 0 if metrics else 1
 
 

@@ -11,6 +11,7 @@ import pkgutil
 
 from .cityscapes import CLASS_NAMES, PALETTE, CityscapesDataset
 from .folder import FolderDataset
+from .io import set_max_pixels
 from .palette import colorize, default_palette
 from .registry import DATASETS, dataset_class
 from .transforms import eval_preset, train_preset
@@ -32,6 +33,7 @@ def train_transform(d):
 
 def build_dataset(data_cfg, split: str, train: bool = False, need_labels: bool = True):
     """Dataset for ``split`` from the ``data`` config section (generates the demo set when asked)."""
+    set_max_pixels(data_cfg.max_pixels)
     transform = train_transform(data_cfg) if train else eval_preset(resize=data_cfg.test_resize)
     cls = dataset_class(data_cfg)
     cls.prepare(data_cfg)

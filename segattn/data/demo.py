@@ -19,6 +19,7 @@ import os
 import cv2
 import numpy as np
 
+from ..errors import ConfigError
 from .io import write_png
 
 # Cityscapes label ids of the classes drawn
@@ -224,12 +225,33 @@ def _write_scene(job):
         write_png(os.path.join(folder, name + suffix), array)
 
 
+def refuse_foreign_folder(root: str):
+    """ConfigError when ``root`` holds files and is not a demo set: demo data is never written among a user's."""
+    if not os.path.isdir(root) or any(os.path.isfile(os.path.join(root, m)) for m in (".demo", ".complete")):
+        return
+    for folder, _, files in os.walk(root):
+        if files:
+            example = os.path.join(folder, files[0])
+            raise ConfigError(f"data.root={root!r} holds files that are not the demo set (e.g. {example}); "
+                              "data.demo=true only generates into an empty folder or an earlier demo set: set "
+                              "data.demo=false to use the data there, or another data.root")
+
+
 def generate(root: str, num_train: int = 300, num_val: int = 50, seed: int = 0, size=SIZE, progress=True) -> str:
-    """Write the demo dataset under ``root`` (skips it when already complete)."""
+    """Write the demo dataset under ``root`` (skips it when already complete).
+
+    Only into a folder that is empty, absent, or a demo set already (``.demo``, written before the first scene,
+    or ``.complete``, after the last): a folder holding anything else is someone's data, and a ConfigError
+    says so instead of writing into it.
+    """
     marker = os.path.join(root, ".complete")
     expected = f"{num_train} {num_val} {seed} {size[0]} {size[1]} instances"
     if os.path.isfile(marker) and open(marker).read().strip() == expected:
         return root
+    refuse_foreign_folder(root)
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, ".demo"), "w") as f:
+        f.write("the procedural demo set (python -m segattn.data.demo); safe to delete\n")
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm import tqdm

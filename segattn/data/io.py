@@ -13,6 +13,33 @@ class UnreadableImage(DataError):
     """An image file that cannot be decoded."""
 
 
+# images (and labels) above this many pixels are refused before decoding: a 1 MB PNG can claim 30000 x 30000 and
+# take gigabytes to decode. data.max_pixels sets it (build_dataset, the tools); 2^28 is 16384 x 16384.
+MAX_PIXELS = 2 ** 28
+
+
+def set_max_pixels(limit: int):
+    global MAX_PIXELS
+    MAX_PIXELS = int(limit)
+
+
+def check_pixel_count(path: str, data: np.ndarray):
+    """UnreadableImage where the header claims more than ``MAX_PIXELS`` pixels (read by PIL, nothing decoded)."""
+    import io
+
+    from PIL import Image
+
+    try:
+        Image.MAX_IMAGE_PIXELS = None  # the check is ours, one line, with the way out
+        with Image.open(io.BytesIO(data.tobytes())) as im:
+            w, h = im.size
+    except Exception:  # noqa: BLE001 - a header PIL cannot read: OpenCV's decoder decides
+        return
+    if w * h > MAX_PIXELS:
+        raise UnreadableImage(f"{path}: {w}x{h} is {w * h / 1e6:.0f} megapixels, above data.max_pixels={MAX_PIXELS} "
+                              "(refused before decoding); raise data.max_pixels to read it")
+
+
 def read_image(path: str) -> np.ndarray:
     """HxWx3 uint8 RGB: grayscale and RGBA converted, EXIF rotation applied, 16-bit scaled to 8."""
     data = np.fromfile(path, dtype=np.uint8) if os.path.isfile(path) else None
@@ -20,6 +47,7 @@ def read_image(path: str) -> np.ndarray:
         raise UnreadableImage(f"{path}: no such file")
     if data.size >= 2 and data[0] == 0xFF and data[1] == 0xD8 and not _ends_like_jpeg(data):
         raise UnreadableImage(f"{path}: truncated JPEG (no end-of-image marker)")  # decoders fill the rest grey
+    check_pixel_count(path, data)
     # IMREAD_COLOR gives 3 channels and honours EXIF orientation; ANYDEPTH keeps 16-bit data
     img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if img is None:
@@ -39,6 +67,8 @@ def _ends_like_jpeg(data: np.ndarray) -> bool:
 def read_mask(path: str) -> np.ndarray:
     """HxW uint8 label mask, read without any colour conversion; a palette PNG gives its indices (VOC)."""
     data = np.fromfile(path, dtype=np.uint8) if os.path.isfile(path) else None
+    if data is not None and data.size:
+        check_pixel_count(path, data)
     if data is not None and data.size > 26 and data[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and data[25] == 3:
         return _palette_indices(path)  # IHDR colour type 3: OpenCV would expand the palette to colours
     mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
@@ -46,6 +76,9 @@ def read_mask(path: str) -> np.ndarray:
         raise UnreadableImage(f"{path}: not a readable label image")
     if mask.ndim == 3:
         mask = mask[..., 0]
+    if mask.dtype != np.uint8 and mask.size and int(mask.max()) > 255:  # a 16-bit PNG: uint8 would wrap 263 to 7
+        raise UnreadableImage(f"{path}: label values reach {int(mask.max())}, beyond the 0..255 a label holds (a "
+                              f"{mask.dtype.itemsize * 8}-bit image); write the dataset's 8-bit label ids")
     return mask.astype(np.uint8)
 
 

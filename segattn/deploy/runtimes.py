@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, MissingFileError, MissingPackageError
+from ..errors import CheckpointError, ConfigError, DataError, MissingFileError, MissingPackageError
 
 BACKENDS = ("onnxruntime", "openvino")
 INSTALL = 'pip install -e ".[deploy]"'
@@ -28,7 +28,15 @@ class Runtime:
         self.num_classes = None  # K of the logits, where the graph fixes it
 
     def check_classes(self, num_classes: int, config: str):
-        if isinstance(self.num_classes, int) and self.num_classes != num_classes:
+        """ConfigError unless the graph predicts ``num_classes``: from its output shape, the class count export
+        records in the file (a dynamic graph's shape leaves it open), or else one small trial run."""
+        if not isinstance(self.num_classes, int):
+            recorded = onnx_metadata(self.path).get("segattn.num_classes", "")
+            self.num_classes = int(recorded) if recorded.isdigit() else None
+        if self.num_classes is None:
+            h, w = self.input_size or (64, 64)
+            self.num_classes = int(self._run(np.zeros((1, h, w, 3), np.uint8)).shape[1])
+        if self.num_classes != num_classes:
             raise ConfigError(f"{self.path} predicts {self.num_classes} classes but {config} has "
                               f"model.num_classes={num_classes}: export it from a checkpoint of this config")
 
@@ -42,6 +50,21 @@ class Runtime:
     def predict_image(self, image: np.ndarray) -> np.ndarray:
         self._check_size(image)
         return self._run(np.ascontiguousarray(image[None]))[0]
+
+
+def unreadable(path: str, err: Exception) -> CheckpointError:
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    return CheckpointError(f"--model {path}: not a readable ONNX model ({first}); export it again with tools/export.py")
+
+
+def onnx_metadata(path: str) -> dict:
+    """The file's metadata properties (tools/export.py writes ``segattn.*``); {} where unreadable."""
+    try:
+        import onnx
+
+        return {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+    except Exception:  # noqa: BLE001 - no onnx package, or a graph saved without metadata: the caller falls back
+        return {}
 
 
 def _require(package: str):
@@ -68,7 +91,10 @@ class OnnxRuntime(Runtime):
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001 - a truncated or foreign file (InvalidProtobuf ...), in one line
+            raise unreadable(path, err) from None
         self.input_size = _static(self.session.get_inputs()[0].shape)
         self.num_classes = self.session.get_outputs()[0].shape[1]
 
@@ -83,7 +109,10 @@ class OpenVino(Runtime):
         super().__init__(path)
         ov = _require("openvino")
         core = ov.Core()
-        model = core.read_model(path)
+        try:
+            model = core.read_model(path)
+        except Exception as err:  # noqa: BLE001 - as above
+            raise unreadable(path, err) from None
         shape = model.inputs[0].get_partial_shape()
         dims = [d.get_length() if d.is_static else None for d in shape]
         self.input_size = _static(dims)

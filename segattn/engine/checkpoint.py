@@ -2,10 +2,13 @@
 
 A checkpoint is a dict of plain types and tensors: ``model``, ``optimizer``,
 ``scheduler``, ``scaler`` state dicts, ``iteration``, ``config`` (a plain
-dict), ``metrics`` and ``rng`` states. Writing goes to a temporary file in the
-same folder, is fsynced, then renamed over the target, so a kill mid-write
-leaves the previous checkpoint intact.
+dict), ``metrics`` and ``rng`` states, and ``digest``: a SHA-256 of the model's
+tensors, checked on reading (a damaged file is refused instead of loading
+different weights). Weights that are not finite are refused too. Writing goes
+to a temporary file in the same folder, is fsynced, then renamed over the
+target, so a kill mid-write leaves the previous checkpoint intact.
 """
+import hashlib
 import glob
 import logging
 import os
@@ -40,7 +43,29 @@ def remove_stale_temporaries(folder: str) -> list:
     return stale
 
 
+def tensor_digest(state: dict) -> str:
+    """SHA-256 over a state dict's names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        value = state[key]
+        if not isinstance(value, torch.Tensor):
+            continue
+        t = value.detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def non_finite(state: dict) -> list:
+    """The floating-point tensors of a state dict holding NaN or infinity."""
+    return [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+            and not bool(torch.isfinite(v).all())]
+
+
 def save_atomic(obj: dict, path: str):
+    """Write ``obj`` to ``path`` atomically; a checkpoint (a dict with ``model``) gets its ``digest``."""
+    if isinstance(obj.get("model"), dict):
+        obj = {**obj, "digest": tensor_digest(obj["model"])}
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".pth", dir=folder)
@@ -68,6 +93,13 @@ def load_checkpoint(path: str) -> dict:
     ckpt = read_weights(path)  # truncated file, pickle with code, not a torch file: one line each
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{path}: no 'model' state dict in this file")
+    if "digest" in ckpt and ckpt["digest"] != tensor_digest(ckpt["model"]):
+        raise CheckpointError(f"{path}: the weights differ from those written (checksum mismatch): the file is "
+                              "damaged; use another copy or checkpoint")
+    broken = non_finite(ckpt["model"])
+    if broken:
+        raise CheckpointError(f"{path}: {len(broken)} weight tensors hold NaN or infinity (e.g. {broken[0]}); "
+                              "predictions from them would be meaningless")
     return ckpt
 
 

@@ -74,3 +74,12 @@ def gather_lists(items: list) -> list:
     out = [None] * get_world_size()
     dist.all_gather_object(out, list(items))
     return [item for part in out for item in part]
+
+
+def gather_objects(item) -> list:
+    """Every rank's ``item`` in rank order, on every rank (``[item]`` in one process)."""
+    if not is_distributed():
+        return [item]
+    out = [None] * get_world_size()
+    dist.all_gather_object(out, item)
+    return out

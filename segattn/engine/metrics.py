@@ -65,8 +65,20 @@ def _pct(x: float) -> str:
     return "-" if x is None or np.isnan(x) else f"{100 * x:.2f}"
 
 
+def _json_safe(value):
+    """NaN (a class absent from labels and predictions) as null: strict JSON has no NaN token."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def save_json(metrics: dict, class_names, path: str):
+    """The metrics and a per-class table as strict JSON (``null`` where a class's IoU or accuracy is undefined)."""
     data = dict(metrics)
     data["per_class"] = {n: {"IoU": i, "Acc": a} for n, i, a in zip(class_names, metrics["IoU"], metrics["Acc"])}
     with open(path, "w") as f:
-        json.dump(data, f, indent=2, allow_nan=True)
+        json.dump(_json_safe(data), f, indent=2, allow_nan=False)

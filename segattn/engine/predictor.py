@@ -1,5 +1,6 @@
 """Load a trained model for inference, and run it over a folder of images."""
 import os
+from collections import Counter
 
 import cv2
 import numpy as np
@@ -30,12 +31,17 @@ def load_model(cfg, checkpoint: str, device):
     return model.eval(), ckpt
 
 
-def list_images(folder: str, recursive: bool = False):
+OUTPUT_SUFFIXES = ("_pred.png", "_color.png", "_overlay.jpg")
+
+
+def list_images(folder: str, recursive: bool = False, exclude: str = None):
+    """The images of ``folder`` (and its sub-folders with ``recursive``), never those under ``exclude``."""
     if not os.path.isdir(folder):
         raise MissingFileError(f"--input: {folder!r} is not a folder")
     found = []
+    skip = os.path.realpath(exclude) if exclude else None
     for dirpath, dirnames, files in os.walk(folder):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) != skip)
         found += [os.path.join(dirpath, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
         if not recursive:
             break
@@ -49,6 +55,25 @@ def safe_output_path(output_dir: str, relative: str) -> str:
     if os.path.commonpath([root, path]) != root:
         raise OutputError(f"refusing to write {path!r} outside --output {root!r}")
     return path
+
+
+def plan_outputs(images, input_dir: str, output_dir: str) -> dict:
+    """``{image: output base}``: ``<stem>`` under ``output_dir`` (the input's sub-folders kept), ``<stem>_<ext>``
+    where two images share a stem (``a.png``, ``a.jpg``); OutputError where an output would replace an input."""
+    if os.path.realpath(output_dir) == os.path.realpath(input_dir):
+        raise OutputError(f"--output {output_dir!r} is the --input folder: the predictions would mix with the images "
+                          "(and a later run would read them as images); give another --output folder")
+    stems = {p: os.path.splitext(os.path.relpath(p, input_dir))[0] for p in images}
+    shared = Counter(stems.values())
+    bases = {p: safe_output_path(output_dir, stem if shared[stem] == 1 else f"{stem}_{os.path.splitext(p)[1][1:]}")
+             for p, stem in stems.items()}
+    inputs = {os.path.realpath(p) for p in images}
+    for base in bases.values():
+        for suffix in OUTPUT_SUFFIXES:
+            if os.path.realpath(base + suffix) in inputs:
+                raise OutputError(f"{base + suffix}: an input image would be overwritten by a prediction; give an "
+                                  "--output folder that holds no input images")
+    return bases
 
 
 def overlay(image: np.ndarray, color: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -78,14 +103,15 @@ def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=F
     A failure on one image (unreadable, truncated, an error inside the model)
     is reported with the file's name and the run goes on to the next image.
     """
-    images = list_images(input_dir, recursive)
+    images = list_images(input_dir, recursive, exclude=output_dir)  # an --output inside --input is not re-read
     if not images:
         raise MissingFileError(f"--input: no images ({', '.join(IMAGE_EXTENSIONS)}) in {input_dir!r}")
+    bases = plan_outputs(images, input_dir, output_dir)
     os.makedirs(output_dir, exist_ok=True)
     done, failed = 0, []
     for path in tqdm(images, desc="infer", disable=not progress):
         try:
-            infer_one(model, cfg, path, input_dir, output_dir, palette, device)
+            infer_one(model, cfg, path, input_dir, output_dir, palette, device, bases[path])
         except UnreadableImage as err:
             failed.append((path, str(err)))
         except Exception as err:  # noqa: BLE001 - one image's failure must not stop the others
@@ -98,10 +124,11 @@ def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=F
     return done, failed
 
 
-def infer_one(model, cfg, path, input_dir, output_dir, palette, device):
-    """``<stem>_pred.png`` (train ids), ``<stem>_color.png`` and ``<stem>_overlay.jpg`` for one image."""
+def infer_one(model, cfg, path, input_dir, output_dir, palette, device, base=None):
+    """``<base>_pred.png`` (train ids), ``<base>_color.png`` and ``<base>_overlay.jpg`` for one image (``base``:
+    :func:`plan_outputs`' name, else ``<stem>`` under ``output_dir``)."""
     image = read_image(path)
-    base = safe_output_path(output_dir, os.path.splitext(os.path.relpath(path, input_dir))[0])
+    base = base or safe_output_path(output_dir, os.path.splitext(os.path.relpath(path, input_dir))[0])
     os.makedirs(os.path.dirname(base), exist_ok=True)
     if hasattr(model, "predict_image"):  # an exported model in ONNX Runtime / OpenVINO (segattn.deploy)
         pred = model.predict_image(image).argmax(0).astype(np.uint8)

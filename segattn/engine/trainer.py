@@ -7,15 +7,18 @@ TensorBoard; writes ``<out_dir>/<experiment>/last.pth`` every
 """
 import logging
 import os
+import platform
+import signal
+import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from ..data import build_dataset, check_data_config
-from ..errors import ConfigError, DataError, RunError
+from ..errors import ConfigError, DataError, OutputError, RunError
 from ..models import build_model
 from .checkpoint import (
     init_from,
@@ -26,7 +29,7 @@ from .checkpoint import (
     save_atomic,
 )
 from .device import autocast_dtype, memory_format, resolve_device
-from .distributed import all_ranks, barrier, init_distributed_mode, mean_over_ranks
+from .distributed import all_ranks, barrier, gather_objects, init_distributed_mode, mean_over_ranks
 from .evaluator import evaluate
 from .loader import BadSampleCounter, EpochSampler, SkipBadSamples, make_loader
 from .losses import build_loss
@@ -41,6 +44,71 @@ class NonFiniteLoss(RunError):
     """Too many non-finite losses in a row: the run stops, its last good checkpoint kept."""
 
 
+class RunLock:
+    """``<experiment>/.lock``: held (an OS file lock, gone with its process) by the live run writing there.
+
+    A second run on the same folder gets a RunError naming the holder's pid, instead of both writing
+    last.pth, best.pth and TensorBoard events into one folder.
+    """
+
+    def __init__(self, folder: str):
+        import fcntl
+
+        os.makedirs(folder, exist_ok=True)
+        self.path = os.path.join(folder, ".lock")
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(self.fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(self.fd)
+            raise RunError(f"{folder} is in use by a live run ({holder}); wait for it to end, or give another "
+                           "train.experiment") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"pid {os.getpid()} on {platform.node()}".encode(), 0)
+
+    def release(self):
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the lock
+            self.fd = None
+
+    def __del__(self):
+        self.release()
+
+
+class Preempted(RunError):
+    """SIGTERM: the run wrote last.pth after the step under way and stopped."""
+
+
+class _Signalled:
+    """Falsy until a signal arrives; then truthy, with the signal's ``name``."""
+
+    name = None
+
+    def __bool__(self):
+        return self.name is not None
+
+
+@contextmanager
+def preemption_signal():
+    """SIGTERM noted (not acted on mid-step) while the block runs; the previous handler restored after.
+
+    Only the main thread may install handlers: elsewhere (a notebook's worker thread) nothing is caught.
+    """
+    signalled = _Signalled()
+    if threading.current_thread() is not threading.main_thread():
+        yield signalled
+        return
+
+    def note(signum, frame):
+        signalled.name = signal.Signals(signum).name
+    previous = signal.signal(signal.SIGTERM, note)
+    try:
+        yield signalled
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def poly_lambda(max_iters: int, power: float, base_lr: float = 1.0, min_lr: float = 0.0, to_last: bool = False):
     """The base lr's factor at iteration ``it``: ``(1 - it/T)^power``, floored at ``min_lr``.
 
@@ -53,6 +121,40 @@ def poly_lambda(max_iters: int, power: float, base_lr: float = 1.0, min_lr: floa
         return lambda it: (1 - min(it, span) / span) ** power
     floor = min_lr / base_lr
     return lambda it: (1 - floor) * (1 - min(it, span) / span) ** power + floor
+
+
+# config keys that say where and how often to log, save or evaluate: a resume may change them and stay exact
+HARMLESS_CHANGES = ("train.out_dir", "train.log_dir", "train.overwrite", "train.experiment", "train.val_interval", "train.log_interval",
+                    "train.checkpoint_interval", "train.num_vis", "train.threads", "train.device", "data.root",
+                    "data.workers", "data.max_bad_samples", "eval.")
+
+
+def with_defaults(saved: dict) -> dict:
+    """A checkpoint's config with the keys it predates at their defaults (an option added since is no change)."""
+    from ..config import Config
+
+    def merge(base, over):
+        if not (isinstance(base, dict) and isinstance(over, dict)):
+            return over
+        return {**base, **{k: merge(base.get(k), v) for k, v in over.items()}}
+    return merge(OmegaConf.to_container(OmegaConf.structured(Config)), saved)
+
+
+def config_changes(old: dict, new: dict, prefix: str = "") -> dict:
+    """``{dotted key: (old, new)}`` where two config trees differ (a key only one has counts as a change)."""
+    out = {}
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "(absent)"), new.get(key, "(absent)")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.update(config_changes(a, b, f"{prefix}{key}."))
+        elif a != b:
+            out[f"{prefix}{key}"] = (a, b)
+    return out
+
+
+def describe_changes(changes: dict, limit: int = 8) -> str:
+    items = [f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()]
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def experiment_dir(cfg) -> str:
@@ -135,6 +237,8 @@ class Trainer:
         self.nonfinite = self.nonfinite_total = 0
         self.short_batches = 0  # iterations that trained on fewer images than the batch (unreadable ones skipped)
         self.saved_iteration = None  # iteration of the last last.pth this run wrote
+        self.resumed = False
+        self._lock = RunLock(self.dir) if self.main else None  # before the cleanup: never another live run's files
         if self.main and os.path.isdir(self.dir):
             for path in remove_stale_temporaries(self.dir):
                 log.info("removed %s, left by a write that was killed", path)
@@ -142,43 +246,101 @@ class Trainer:
         self.step_seconds = []  # wall time of each training step of this process, for comparisons
 
     # -- checkpoints -------------------------------------------------------------------------
-    def state(self) -> dict:
+    def state(self, rngs=None) -> dict:
+        """What a checkpoint holds; ``rngs``: every rank's generator states (each rank's dropout stream is its own)."""
+        rngs = rngs or [rng_state()]
         return {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
             "iteration": self.iteration, "best_miou": self.best_miou, "metrics": self.metrics,
             "nonfinite_steps": self.nonfinite_total,
             "config": OmegaConf.to_container(self.cfg, resolve=True),
-            "rng": rng_state(),
+            "rng": rngs[0], "rng_ranks": rngs,
         }
 
-    def save(self, name: str):
-        """Write ``name`` atomically; never during a run of skipped steps, never with non-finite weights."""
+    def save(self, name: str, final: bool = False):
+        """Write ``name`` atomically; never during a run of skipped steps, never with non-finite weights.
+
+        A write that fails (disk full, ``best.pth`` a folder) leaves the previous file as it was: said in one
+        line, and the run goes on to try again at the next checkpoint, unless it is the run's last write
+        (``final``), which ends the run with that line.
+        """
         if self.nonfinite:  # the same on every rank
             log.warning("%s not written at iteration %d: the last steps were skipped", name, self.iteration)
             return
+        failure = None
+        rngs = gather_objects(rng_state())  # every rank's generators, so a DDP resume is exact with dropout too
         if self.main:  # one writer; the others wait so nobody reads a half-made run folder
-            state = self.state()
+            state = self.state(rngs)
             broken = [k for k, v in state["model"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+            path = os.path.join(self.dir, name)
             if broken:
                 log.error("%s not written at iteration %d: %d tensors are not finite (e.g. %s)", name,
                           self.iteration, len(broken), broken[0])
             else:
-                save_atomic(state, os.path.join(self.dir, name))
-                if name == "last.pth":
-                    self.saved_iteration = self.iteration
+                try:
+                    save_atomic(state, path)
+                except (OSError, RuntimeError) as err:  # torch's zip writer wraps a full disk in a RuntimeError
+                    inner = err.__cause__ or err.__context__
+                    cause = inner if not isinstance(err, OSError) and isinstance(inner, OSError) else err
+                    reason = getattr(cause, "strerror", None) or (str(cause).strip().splitlines() or [""])[0][:160]
+                    kept = (f"the previous {name} is kept" if os.path.isfile(path)
+                            else f"no {name} exists" if not os.path.exists(path) else "it is not a file")
+                    failure = f"{path}: could not be written at iteration {self.iteration} ({reason}); {kept}"
+                    if not final:
+                        log.error("%s; training goes on and writes it again at the next checkpoint", failure)
+                else:
+                    if name == "last.pth":
+                        self.saved_iteration = self.iteration
         barrier()
+        if failure and final:
+            raise OutputError(failure)
 
-    def resume(self, path: str):
+    def resume(self, path: str, allow_changes: bool = False):
+        """Continue the run ``path`` holds, exactly; a config that differs from the checkpoint's is checked first.
+
+        Keys that only say where and how often to log, save or evaluate may differ (they are listed); any other
+        difference would make the run no longer the one the checkpoint started, and is refused unless
+        ``allow_changes``, when the new values are applied for real (learning rate, momentum, weight decay,
+        schedule), not just recorded.
+        """
         ckpt = load_checkpoint(path)
+        changed = config_changes(with_defaults(ckpt.get("config") or {}), OmegaConf.to_container(self.cfg, resolve=True))
+        breaking = {k: v for k, v in changed.items() if not k.startswith(HARMLESS_CHANGES)}
+        if breaking and not allow_changes:
+            raise ConfigError(f"--resume {path}: the config differs from the checkpoint's in what it trains ("
+                              f"{describe_changes(breaking)}); resume with the checkpoint's values, or add "
+                              "--allow-changes to go on with the new ones")
+        iteration = int(ckpt["iteration"])
+        if self.cfg.train.max_iters <= iteration:
+            raise ConfigError(f"--resume {path}: train.max_iters={self.cfg.train.max_iters} is not beyond the "
+                              f"checkpoint's iteration {iteration}: nothing to train (raise train.max_iters, with "
+                              "--allow-changes)")
+        if changed and self.main:
+            log.warning("resuming %s with a config that differs from the checkpoint's: %s", path,
+                        describe_changes(changed))
         load_model_weights(self.model, ckpt["model"], path)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
-        self.iteration, self.best_miou = int(ckpt["iteration"]), float(ckpt["best_miou"])
+        self.iteration, self.best_miou = iteration, float(ckpt["best_miou"])
         self.metrics = ckpt.get("metrics", {})
-        set_rng_state(ckpt["rng"])
+        ranks = ckpt.get("rng_ranks") or [ckpt["rng"]]
+        if len(ranks) != self.world and self.main:
+            log.warning("%s was written by %d process(es), this run has %d: each rank's random stream (dropout) "
+                        "restarts from rank 0's, so the run is not the uninterrupted one", path, len(ranks), self.world)
+        set_rng_state(ranks[self.rank] if len(ranks) == self.world else ranks[0])
         self.saved_iteration = self.iteration
+        self.resumed = True
+        if breaking:  # allowed: the optimiser and schedule take the new values (the saved state held the old)
+            t = self.cfg.train
+            decays = [g["weight_decay"] for g in build_optimizer(self.model, self.cfg).param_groups]
+            for group, decay in zip(self.optimizer.param_groups, decays):
+                group.update(momentum=t.momentum, weight_decay=decay, initial_lr=t.lr)
+            self.scheduler.base_lrs = [t.lr] * len(self.optimizer.param_groups)
+            factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+            for group in self.optimizer.param_groups:
+                group["lr"] = t.lr * factor
         log.info("resumed from %s at iteration %d", path, self.iteration)
 
     # -- loop --------------------------------------------------------------------------------
@@ -248,7 +410,40 @@ class Trainer:
         return {"total": float("nan")}
 
     def fit(self, until: int = None) -> dict:
-        """Train to ``train.max_iters`` (or stop early at iteration ``until``, saving last.pth)."""
+        """Train to ``train.max_iters`` (or stop early at iteration ``until``, saving last.pth).
+
+        SIGTERM (what a cluster scheduler sends before preemption) finishes the step under way, writes
+        last.pth, and ends the run with :class:`Preempted` naming the iteration kept; ``--resume`` continues it
+        exactly. Ctrl-C (SIGINT) says which checkpoint is kept before the run ends.
+        """
+        if self.main and self._lock is None:  # a second fit() of this trainer: the folder is its again
+            self._lock = RunLock(self.dir)
+        if self.main and not self.resumed and self.iteration == 0 and not self.cfg.train.overwrite:
+            earlier = [n for n in ("last.pth", "best.pth") if os.path.isfile(os.path.join(self.dir, n))]
+            if earlier:
+                self.close()
+                raise RunError(f"{self.dir} holds another run's {' and '.join(earlier)}: a new run would replace "
+                               "them; continue it with --resume, give another train.experiment, or set "
+                               "train.overwrite=true to start over")
+        with preemption_signal() as signalled:
+            try:
+                return self._fit(until, signalled)
+            except KeyboardInterrupt:
+                if self.main:
+                    kept = (f"{os.path.join(self.dir, 'last.pth')} holds iteration {self.saved_iteration}"
+                            if self.saved_iteration is not None else "no checkpoint was written")
+                    tqdm.write(f"interrupted at iteration {self.iteration}: {kept}; --resume continues from there")
+                raise
+            finally:
+                self.close()
+
+    def close(self):
+        """Let go of the experiment folder's lock (the run ended); a later run may take it."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _fit(self, until, signalled) -> dict:
         t = self.cfg.train
         stop = t.max_iters if until is None else min(until, t.max_iters)
         if self.main:
@@ -285,9 +480,18 @@ class Trainer:
             if self.iteration % t.val_interval == 0 or self.iteration == t.max_iters:
                 self.validate()
             if self.iteration % t.checkpoint_interval == 0 or self.iteration in (t.max_iters, stop):
-                self.save("last.pth")
+                self.save("last.pth", final=self.iteration == stop)
             if self.main and not self.progress and self.iteration % t.log_interval == 0:
                 log.info("iter %d/%d loss %.4f lr %.2e", self.iteration, t.max_iters, terms["total"], lr)
+            if self.iteration < stop and not all_ranks(not signalled):  # one rank's signal stops every rank
+                if self.saved_iteration != self.iteration:
+                    self.save("last.pth", final=True)
+                bar.close()
+                self.writer.close()
+                self._writer = None
+                raise Preempted(f"{signalled.name or 'SIGTERM'} at iteration {self.iteration}: "
+                                f"{os.path.join(self.dir, 'last.pth')} holds iteration {self.iteration}; "
+                                "run the same command with --resume to continue it exactly")
         bar.close()
         if self.bad.count:
             log.warning("%d unreadable samples skipped; %d iterations trained on a short batch", self.bad.count,
@@ -321,12 +525,12 @@ class Trainer:
             self.save("best.pth")
 
 
-def train(cfg, resume=None, progress=True) -> dict:
+def train(cfg, resume=None, progress=True, allow_changes=False) -> dict:
     """Train from ``cfg``; ``resume`` is a checkpoint path or True for the experiment's last.pth."""
     trainer = Trainer(cfg, progress)
     if resume:
         path = newest_valid_checkpoint(trainer.dir) if resume is True else resume
-        trainer.resume(path)
+        trainer.resume(path, allow_changes)
     metrics = trainer.fit()
     if metrics and trainer.main:
         tqdm.write(format_table(metrics, trainer.val_set.class_names))

@@ -11,11 +11,11 @@ import os
 
 from omegaconf import OmegaConf
 
-from ..engine.checkpoint import load_model_weights, save_atomic
-from ..errors import ConfigError, OutputError
+from ..engine.checkpoint import load_model_weights, non_finite, save_atomic
+from ..errors import CheckpointError, ConfigError, OutputError
 from ..models import build_model
 from ..weights import Unread
-from .foreign import fetch, read_checkpoint
+from .foreign import fetch, forget_download, read_checkpoint
 from .mmseg import convert_state_dict, mmseg_state_dict
 
 FORMATS = {"mmseg": mmseg_state_dict}
@@ -42,8 +42,18 @@ def convert_checkpoint(fmt: str, source: str, cfg, output: str, config: str = "t
     model_cfg["init_from"] = None
     model = build_model(model_cfg, config)
     path = fetch(source, progress)
-    ckpt = read_checkpoint(path)
+    try:
+        ckpt = read_checkpoint(path)
+    except CheckpointError as err:  # a garbage download must not stay in the cache and be reused on every try
+        if path == source:
+            raise
+        raise CheckpointError(f"{source}: the download is {str(err).split(': ', 1)[-1]}"
+                              f"{forget_download(source, path)}") from None
     state = convert_state_dict(FORMATS[fmt](ckpt, source), model, source, config)
+    broken = non_finite(state)
+    if broken:  # nothing is written: a model of NaN predicts one class everywhere, without a word
+        raise CheckpointError(f"{source}: {len(broken)} weight tensors hold NaN or infinity (e.g. {broken[0]}); "
+                              "not converted")
     load_model_weights(model, state, source)  # the same strict load eval and infer do
     meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
     save_atomic({"model": model.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True), "iteration": 0,

@@ -9,6 +9,7 @@ reads every weights file of the package), so the weights come out while
 nothing in the file executes.
 """
 import os
+import socket
 import urllib.parse
 
 import torch
@@ -21,12 +22,16 @@ def is_url(source: str) -> bool:
     return urllib.parse.urlparse(source).scheme in ("http", "https")
 
 
-def fetch(source: str, progress: bool = True) -> str:
+DOWNLOAD_TIMEOUT = 60  # seconds without an answer before a download is given up
+
+
+def fetch(source: str, progress: bool = True, timeout: float = DOWNLOAD_TIMEOUT) -> str:
     """A local path for ``source``: the file itself, or an address downloaded once into torch.hub's cache.
 
     The download goes to a temporary file that is renamed into place when
     complete (``torch.hub.download_url_to_file``), so an interrupted one
-    leaves nothing that looks finished.
+    leaves nothing that looks finished; a server that stops answering for
+    ``timeout`` seconds fails it (the temporary removed) instead of hanging.
     """
     if not is_url(source):
         if not os.path.isfile(source):
@@ -37,13 +42,25 @@ def fetch(source: str, progress: bool = True) -> str:
     if os.path.isfile(path):
         return path
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)  # torch.hub opens the address with the default timeout
     try:
         torch.hub.download_url_to_file(source, path, progress=progress)
     except Exception as err:  # URLError, HTTPError, timeouts, refused connections
         reason = getattr(err, "reason", None) or err
         raise MissingFileError(f"{source}: could not download ({type(err).__name__}: {reason}); download it by "
                                "hand and pass the local file") from None
+    finally:
+        socket.setdefaulttimeout(previous)
     return path
+
+
+def forget_download(source: str, path: str) -> str:
+    """Remove a downloaded file that turned out unreadable, so the next try downloads it again; the sentence."""
+    if is_url(source) and os.path.isfile(path):
+        os.remove(path)
+        return f"; the download was removed from the cache ({path}), so the next try fetches it again"
+    return ""
 
 
 def read_checkpoint(path: str):

@@ -159,6 +159,11 @@ def test_bad_input_is_one_line(exported, demo_root, tmp_path):
                 "--backend", "openvino", "--model", exported / "dynamic.onnx", "--input", small, "--output",
                 tmp_path / "o3", check=False)
     assert proc.returncode == 2 and proc.stderr.strip().endswith("export it from a checkpoint of this config")
+    # ONNX Runtime leaves a dynamic graph's class count open in its output shape: the file's record decides
+    proc = run_tool("infer.py", cfg, "model.num_classes=5", "data.dataset=folder", "data.class_names=[a,b,c,d,e]",
+                "--backend", "onnxruntime", "--model", exported / "dynamic.onnx", "--input", small, "--output",
+                tmp_path / "o4", check=False)
+    assert proc.returncode == 2 and "predicts 19 classes but" in proc.stderr and not (tmp_path / "o4").exists()
     proc = run_tool("export.py", cfg, "model.head.type=danet", "--checkpoint", exported / "ccnet.pth", "--output",
                 tmp_path / "x.onnx", check=False)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "does not fit" in proc.stderr
@@ -169,6 +174,14 @@ def test_bad_input_is_one_line(exported, demo_root, tmp_path):
                     tmp_path / "x.onnx", check=False)
     assert proc.returncode == 2 and "data.test_resize=null" in proc.stderr
     assert not (tmp_path / "x.onnx").exists()
+    cut = tmp_path / "cut.onnx"  # a truncated export: one line from either runtime, no InvalidProtobuf traceback
+    data = (exported / "dynamic.onnx").read_bytes()
+    cut.write_bytes(data[: len(data) // 3])
+    for backend in ("onnxruntime", "openvino"):
+        proc = run_tool("infer.py", cfg, "--backend", backend, "--model", cut, "--input", small, "--output",
+                        tmp_path / "o5", check=False)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "cut.onnx: not a readable ONNX model" in proc.stderr
 
 
 def test_missing_runtime_package_names_the_install(monkeypatch, tmp_path):

@@ -87,3 +87,15 @@ def test_each_rank_has_its_own_dropout_stream_and_the_logged_loss_is_the_global_
 def test_syncbn_under_gloo_is_refused_with_the_cpu_form(demo_root, tmp_path):
     with pytest.raises(mp.ProcessRaisedException, match="model.norm=syncbn needs CUDA .*use model.norm=gn"):
         mp.spawn(ddp_probe_worker, args=(2, _free_port(), demo_root, tmp_path, "syncbn"), nprocs=2, join=True)
+
+
+def test_ddp_resume_is_exact_with_dropout(demo_root, tmp_path):
+    """Each rank's generators are saved and each rank gets its own back: a resumed 2-process run with dropout ends
+    bitwise where the uninterrupted one ends (with rank 0's states restored on every rank, it does not)."""
+    from helpers import ddp_resume_worker
+
+    mp.spawn(ddp_resume_worker, args=(2, _free_port(), demo_root, tmp_path), nprocs=2, join=True)
+    straight, resumed = (load_checkpoint(os.path.join(tmp_path, side, "t", "last.pth")) for side in "ab")
+    assert straight["iteration"] == resumed["iteration"] == 3 and len(resumed["rng_ranks"]) == 2
+    for key, value in straight["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key

@@ -32,3 +32,22 @@ def test_table_lists_classes():
     cm.update(torch.tensor([0, 1]), torch.tensor([0, 1]))
     text = format_table(cm.compute(), ["road", "sky"])
     assert "| road | 100.00 |" in text and "mIoU 100.00" in text
+
+
+def test_metrics_json_is_strict_json_with_null_for_undefined_classes(tmp_path):
+    """A class absent from labels and predictions has no IoU: null in the file, never a bare NaN token."""
+    import json
+
+    from segattn.engine.metrics import ConfusionMatrix, save_json
+
+    cm = ConfusionMatrix(3, 255)
+    cm.update(torch.tensor([[0, 1, 255]]), torch.tensor([[0, 1, 1]]))  # class 2 nowhere
+    metrics = cm.compute()
+    path = tmp_path / "eval_val.json"
+    save_json(metrics, ["a", "b", "c"], str(path))
+
+    def refuse(token):
+        raise ValueError(f"not JSON: {token}")
+    data = json.loads(path.read_text(), parse_constant=refuse)
+    assert data["per_class"]["c"] == {"IoU": None, "Acc": None} and data["IoU"][2] is None
+    assert data["per_class"]["a"]["IoU"] == 1.0

@@ -154,7 +154,7 @@ def test_stale_temporaries_are_removed_and_checkpoints_follow_the_umask(demo_roo
         Trainer(tiny_config(demo_root, tmp_path, max_iters=1, val_interval=10), progress=False).fit()
     finally:
         os.umask(old)
-    assert sorted(os.listdir(run)) == ["best.pth", "last.pth"]
+    assert sorted(os.listdir(run)) == [".lock", "best.pth", "last.pth"]  # .lock: the folder's run lock
     assert stat.S_IMODE(os.stat(run / "last.pth").st_mode) == 0o644
 
 
@@ -215,6 +215,7 @@ def test_corrupt_training_sample_is_skipped_then_aborts_past_the_limit(demo_root
     assert trainer.short_batches == trainer.bad.count == 1  # 3 iterations: one epoch, the file read once
     assert "1 unreadable samples skipped; 1 iterations trained on a short batch" in caplog.text
     cfg.data.max_bad_samples = 0
+    cfg.train.overwrite = True  # a second run in the same folder, on purpose
     with pytest.raises(BadSampleLimit, match="more than data.max_bad_samples=0 .*" + os.path.basename(bad)):
         Trainer(cfg, progress=False).fit()
 
@@ -253,3 +254,137 @@ def test_unknown_label_values_can_be_refused(demo_root, tmp_path, workers):
         Trainer(cfg, progress=False).fit()
     assert str(err.value) == (f"{label}: label values [200] are not ids of this dataset (data.unknown_labels=error); "
                               "fix the file or set data.unknown_labels=warn")  # one line, from a worker too
+
+
+def test_sixteen_bit_labels_beyond_255_are_refused_not_wrapped(tmp_path):
+    """A 16-bit label PNG holding 263 was read as 7 (road): now the file is named, and check_dataset flags it."""
+    from segattn.data.io import UnreadableImage, read_mask
+
+    _cityscapes_tree(tmp_path)
+    label = tmp_path / "gtFine/train/x/x_000000_000019_gtFine_labelIds.png"
+    wide = np.full((8, 8), 26, np.uint16)
+    wide[0, 0] = 263
+    write_png(str(label), wide)
+    with pytest.raises(UnreadableImage, match=r"x_000000_000019_gtFine_labelIds.png: label values reach 263"):
+        read_mask(str(label))
+    write_png(str(tmp_path / "ok16.png"), np.full((4, 4), 26, np.uint16))  # 16-bit within 0..255 reads as it is
+    assert read_mask(str(tmp_path / "ok16.png")).tolist() == [[26] * 4] * 4
+    report = check_split(tiny_config(str(tmp_path), tmp_path).data, "train")
+    assert any("label values reach 263" in line for line in report.problems["unreadable files"])
+
+
+def test_a_checkpoint_that_cannot_be_written_is_one_line_and_keeps_the_previous(demo_root, tmp_path, monkeypatch,
+                                                                                caplog):
+    """best.pth a folder: said, and the run goes on; the disk full at the last write: one line naming the kept file."""
+    import logging
+
+    import segattn.engine.checkpoint as checkpoint_module
+    from segattn.errors import OutputError
+
+    cfg = tiny_config(demo_root, tmp_path, max_iters=4, val_interval=2, checkpoint_interval=2)
+    trainer = Trainer(cfg, progress=False)
+    os.makedirs(os.path.join(trainer.dir, "best.pth"))  # a folder where the best checkpoint goes
+    real_save = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):
+        if obj.get("iteration") == 4:
+            raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0") from OSError(
+                28, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", full_disk)
+    with caplog.at_level(logging.ERROR, logger="segattn"):
+        with pytest.raises(OutputError) as err:
+            trainer.fit()
+    message = str(err.value)
+    assert "last.pth: could not be written at iteration 4" in message and "the previous last.pth is kept" in message
+    assert "\n" not in message
+    assert any("best.pth: could not be written at iteration 2" in r.getMessage() and "training goes on" in
+               r.getMessage() for r in caplog.records)
+    assert load_checkpoint(os.path.join(trainer.dir, "last.pth"))["iteration"] == 2
+
+
+def test_a_run_never_overwrites_or_shares_another_runs_folder(demo_root, tmp_path):
+    """A live run's folder is locked (the holder's pid said; the lock dies with its process); a finished run's
+    checkpoints are not replaced by a new run unless it resumes or sets train.overwrite."""
+    import subprocess
+    import sys
+    import time
+
+    from segattn.errors import RunError
+
+    cfg = tiny_config(demo_root, tmp_path, max_iters=2, val_interval=2)
+    folder = os.path.join(str(tmp_path), "t")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from segattn.engine.trainer import RunLock; "
+                               f"lock = RunLock({folder!r}); print('locked', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunError, match=rf"t is in use by a live run \(pid {holder.pid} on .*\); wait for it"):
+            Trainer(cfg, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    first = Trainer(cfg, progress=False)  # the killed holder's lock went with it
+    first.fit()
+    last = os.path.join(folder, "last.pth")
+    written = os.path.getmtime(last)
+    time.sleep(0.01)
+    with pytest.raises(RunError, match=r"holds another run's last.pth and best.pth: .*--resume, .*another "
+                                       r"train.experiment, or set train.overwrite=true"):
+        Trainer(cfg, progress=False).fit()
+    assert os.path.getmtime(last) == written
+    cfg.train.overwrite = True
+    Trainer(cfg, progress=False).fit()
+    assert os.path.getmtime(last) > written
+
+
+def test_damaged_or_non_finite_checkpoints_are_refused(tmp_path):
+    """A flipped byte in a tensor (which torch.load reads without a word) fails the checksum; a NaN weight is named."""
+    from segattn.errors import CheckpointError
+
+    marker = torch.full((64,), 1.2345)
+    path = tmp_path / "last.pth"
+    save_atomic({"model": {"w": marker, "b": torch.zeros(3)}, "iteration": 1}, str(path))
+    assert torch.equal(load_checkpoint(str(path))["model"]["w"], marker)
+    data = bytearray(path.read_bytes())
+    at = data.find(marker.numpy().tobytes())
+    assert at > 0
+    data[at + 5] ^= 0x10
+    path.write_bytes(bytes(data))
+    assert torch.load(str(path), weights_only=True)["model"]["w"][1] != marker[1]  # torch itself does not notice
+    with pytest.raises(CheckpointError, match=r"last.pth: the weights differ from those written \(checksum"):
+        load_checkpoint(str(path))
+    nan = {"model": {"w": torch.tensor([1.0, float("nan")]), "b": torch.zeros(2)}, "iteration": 1}
+    torch.save(nan, tmp_path / "nan.pth")  # as a foreign tool writes it: no digest
+    with pytest.raises(CheckpointError, match=r"nan.pth: 1 weight tensors hold NaN or infinity \(e.g. w\)"):
+        load_checkpoint(str(tmp_path / "nan.pth"))
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(tmp_path):
+    """A small PNG claiming 30000 x 30000 is refused from its header, in one line naming data.max_pixels."""
+    import struct
+    import zlib
+
+    from segattn.data import io
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)  # 8-bit grey
+    rows = zlib.compress(b"\x00" * 30001, 9)  # one row is enough for the header to claim the rest
+    path = tmp_path / "bomb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    for read in (io.read_image, io.read_mask):
+        with pytest.raises(io.UnreadableImage, match=r"bomb.png: 30000x30000 is 900 megapixels, above "
+                                                     r"data.max_pixels=268435456 \(refused before decoding\)"):
+            read(str(path))
+    small = tmp_path / "small.png"
+    write_png(str(small), np.zeros((4, 6, 3), np.uint8))
+    previous = io.MAX_PIXELS
+    try:
+        io.set_max_pixels(20)
+        with pytest.raises(io.UnreadableImage, match="4x6|6x4"):
+            io.read_image(str(small))
+    finally:
+        io.set_max_pixels(previous)
+    assert io.read_image(str(small)).shape == (4, 6, 3)

@@ -146,3 +146,72 @@ def test_validation_with_test_resize_logs_panels_at_the_label_size(demo_root, tm
                                      "add_scalar": lambda *a, **k: None, "close": lambda self: None})()
     trainer.validate()
     assert images == [(256, 3 * 512, 3)] * 2
+
+
+def test_sigterm_writes_a_checkpoint_after_the_step_and_resume_is_exact(demo_root, tmp_path):
+    """A scheduler's SIGTERM mid-run: the step under way finishes, last.pth holds it, the run says which
+    iteration is kept; --resume then ends exactly where an uninterrupted run ends."""
+    import signal
+
+    from segattn.engine.trainer import Preempted
+
+    def trainer(folder):
+        cfg = tiny_config(demo_root, tmp_path / folder, max_iters=6, val_interval=6, checkpoint_interval=100)
+        return Trainer(cfg, progress=False)
+
+    straight = trainer("a")
+    straight.fit()
+    interrupted = trainer("b")
+    step = interrupted.train_step
+
+    def step_then_signal(micro):
+        out = step(micro)
+        if interrupted.iteration == 2:  # the third step is under way: the signal arrives inside it
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    interrupted.train_step = step_then_signal
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Preempted, match=r"SIGTERM at iteration 3: .*last.pth holds iteration 3; .*--resume"):
+        interrupted.fit()
+    assert signal.getsignal(signal.SIGTERM) == previous  # the handler is the run's only
+    last = os.path.join(tmp_path, "b", "t", "last.pth")
+    assert load_checkpoint(last)["iteration"] == 3
+    resumed = trainer("b")
+    resumed.resume(last)
+    resumed.fit()
+    _assert_same_run(straight, resumed)
+
+
+def test_resume_checks_the_config_against_the_checkpoint(demo_root, tmp_path, caplog):
+    """Where/how-often keys may change (listed); a new lr is refused, or applied for real with allow_changes;
+    a max_iters the checkpoint has reached trains nothing, and says so."""
+    import copy
+    import logging
+
+    from segattn.errors import ConfigError
+
+    cfg = tiny_config(demo_root, tmp_path, max_iters=4, val_interval=100, checkpoint_interval=2)
+    Trainer(cfg, progress=False).fit(until=2)
+    last = os.path.join(tmp_path, "t", "last.pth")
+
+    def variant(**train):
+        c = copy.deepcopy(cfg)
+        for k, v in train.items():
+            c.train[k] = v
+        return Trainer(c, progress=False)
+
+    with caplog.at_level(logging.WARNING, logger="segattn"):
+        variant(log_interval=7).resume(last)
+    assert any("train.log_interval 20 -> 7" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ConfigError, match=r"differs from the checkpoint's in what it trains \(train.lr 0.01 -> "
+                                          r"0.05\).*--allow-changes"):
+        variant(lr=0.05).resume(last)
+    changed = variant(lr=0.05, momentum=0.5)
+    changed.resume(last, allow_changes=True)
+    assert changed.optimizer.param_groups[0]["lr"] == pytest.approx(0.05 * (1 - 2 / 4) ** 0.9, rel=1e-12)
+    assert {g["momentum"] for g in changed.optimizer.param_groups} == {0.5}
+    changed.fit()
+    assert load_checkpoint(last)["config"]["train"]["lr"] == 0.05 and changed.iteration == 4
+    with pytest.raises(ConfigError, match=r"train.max_iters=4 is not beyond the checkpoint's iteration 4"):
+        variant(max_iters=4).resume(last, allow_changes=True)

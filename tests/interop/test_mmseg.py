@@ -317,3 +317,38 @@ def test_small_v1c_encoders_equal_mmseg_resnet_v1c(depth, output_stride, tmp_pat
         got = ours(x)
     assert got[1].shape == expected[3].shape
     assert relative(got[0], expected[2]) <= 1e-5 and relative(got[1], expected[3]) <= 1e-5
+
+
+def test_a_silent_server_times_out_and_a_garbage_download_is_not_kept(fcn_checkpoint, tmp_path, monkeypatch):
+    """A server that never answers fails the download after the timeout, leaving no .partial; a download that is
+    no checkpoint is removed from the cache, so the next try fetches it again."""
+    import functools
+    import http.server
+    import socket
+    import threading
+
+    import segattn.interop.foreign as foreign
+
+    monkeypatch.setattr(foreign, "DOWNLOAD_TIMEOUT", 1)
+    monkeypatch.setattr(foreign.fetch, "__defaults__", (True, 1))
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "garbage.pth").write_bytes(b"<html>not found</html>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "site"))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    silent = socket.socket()  # accepts connections (the backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    old_hub = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    try:
+        refused(f"http://127.0.0.1:{silent.getsockname()[1]}/x.pth", FCN, tmp_path, "could not download")
+        assert not list((tmp_path / "hub").rglob("*.partial"))
+        url = f"http://127.0.0.1:{server.server_address[1]}/garbage.pth"
+        refused(url, FCN, tmp_path, "removed from the cache")
+        assert not (tmp_path / "hub" / "checkpoints" / "garbage.pth").exists()
+    finally:
+        torch.hub.set_dir(old_hub)
+        server.shutdown()
+        silent.close()

@@ -200,8 +200,8 @@ import os, signal, sys
 sys.argv = [sys.argv[0], *sys.argv[2:]]
 from segattn.engine.trainer import Trainer
 kill_at, save = int(os.environ["KILL_AT"]), Trainer.save
-def save_then_die(self, name):
-    save(self, name)
+def save_then_die(self, name, **kwargs):
+    save(self, name, **kwargs)
     if self.iteration == kill_at:
         os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush: as a power cut or the OOM killer
 Trainer.save = save_then_die
@@ -295,3 +295,59 @@ def test_tools_load_the_model_channels_last_unless_told_not_to(trained):
     x = torch.randn(1, 3, 37, 53)
     with torch.no_grad():
         torch.testing.assert_close(shipped(x)["main"], nchw(x)["main"], rtol=1e-4, atol=1e-4)  # other sum order
+
+
+def test_demo_data_is_never_generated_into_a_users_folder(tmp_path):
+    """configs/demo inherits data.demo=true: pointed at a folder of one's own data, check_dataset (and every tool)
+    says so in one line and writes nothing there."""
+    users = tmp_path / "mydata"
+    (users / "leftImg8bit" / "train" / "x").mkdir(parents=True)
+    (users / "leftImg8bit" / "train" / "x" / "x_000000_000019_leftImg8bit.png").write_bytes(b"mine")
+    before = sorted(p for p in users.rglob("*"))
+    proc = tool("check_dataset.py", "configs/demo/fcn.yaml", f"data.root={users}", check=False)
+    assert proc.returncode != 0
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert "holds files that are not the demo set" in line and "data.demo=false" in line
+    assert sorted(p for p in users.rglob("*")) == before
+    # an empty folder, or an earlier demo set, is generated into as before
+    from segattn.data.demo import generate
+
+    generate(str(tmp_path / "empty"), num_train=1, num_val=1, progress=False)
+    assert (tmp_path / "empty" / ".complete").is_file() and (tmp_path / "empty" / ".demo").is_file()
+    generate(str(tmp_path / "empty"), num_train=2, num_val=1, progress=False)  # a bigger demo set over a demo set
+
+
+def test_predictions_never_replace_or_reread_the_inputs(trained, tmp_path):
+    """--output equal to --input is refused in one line; a.png and a.jpg get two sets of outputs; an --output
+    inside --input is not read back as input by a --recursive run."""
+    from segattn.config import load_config
+    from segattn.data import dataset_palette
+    from segattn.engine.predictor import infer_folder, load_model
+
+    import cv2
+
+    cfg_path, ckpt = trained
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.png", "street.png", "street_overlay.jpg"):
+        write_png(str(src / name), np.random.randint(0, 255, (12, 16, 3), np.uint8))
+    ok, jpg = cv2.imencode(".jpg", np.random.randint(0, 255, (12, 16, 3), np.uint8))
+    (src / "a.jpg").write_bytes(jpg.tobytes())
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    proc = tool("infer.py", cfg_path, "--checkpoint", ckpt, "--input", src, "--output", src, check=False)
+    assert proc.returncode != 0
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert "is the --input folder" in line and "another --output" in line
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+
+    cfg = load_config(str(cfg_path))
+    model, _ = load_model(cfg, str(ckpt), "cpu")
+    palette = dataset_palette(cfg.data)
+    out = tmp_path / "out"
+    assert infer_folder(model, cfg, str(src), str(out), palette, "cpu", progress=False) == (4, [])
+    assert {p.name for p in out.glob("*_pred.png")} == {"a_png_pred.png", "a_jpg_pred.png", "street_pred.png",
+                                                         "street_overlay_pred.png"}
+    inner = src / "predictions"
+    for _ in range(2):  # the second run finds the same four images, not the first run's outputs
+        assert infer_folder(model, cfg, str(src), str(inner), palette, "cpu", recursive=True, progress=False) == (4, [])
+    assert len(list(inner.glob("*"))) == 4 * 3
