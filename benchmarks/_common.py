@@ -79,6 +79,21 @@ def write_results(question: str, device: str, rows, table: str, extra: dict = No
     return os.path.join(output, stem + ".json")
 
 
+def timed(cmd, cwd: str = ROOT) -> tuple:
+    """Run ``cmd`` as a user runs it; ``(the last mIoU it printed, wall seconds)``, or exit with its output."""
+    import time
+
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    found = re.findall(r"mIoU ([\d.]+)", proc.stdout + proc.stderr)
+    if not found:
+        raise SystemExit(f"{' '.join(cmd)} printed no mIoU:\n{(proc.stdout + proc.stderr)[-3000:]}")
+    return float(found[-1]), seconds
+
+
 def add_common_args(parser, repeats: int = 3):
     parser.add_argument("--repeats", type=int, default=repeats, help="timed runs per row (the median is kept)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")

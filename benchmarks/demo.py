@@ -10,28 +10,14 @@ temporary folder; the val mIoU is the one the command prints last. The floor
 is ``python tools/colour_floor.py configs/demo/ccnet.yaml`` on the same data.
 """
 import argparse
-import re
 import subprocess
 import sys
 import tempfile
-import time
 
-from _common import ROOT, write_results
+from _common import ROOT, timed, write_results
 
 HEADS = ("ccnet", "danet", "nonlocal", "fcn")
 NAMES = {"ccnet": "CCNet", "danet": "DANet", "nonlocal": "Non-local", "fcn": "FCN"}
-
-
-def timed(cmd, cwd) -> tuple:
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    found = re.findall(r"mIoU ([\d.]+)", proc.stdout + proc.stderr)
-    if not found:
-        raise SystemExit(f"{' '.join(cmd)} printed no mIoU:\n{proc.stdout[-2000:]}")
-    return float(found[-1]), seconds
 
 
 def minutes(seconds: float) -> str:

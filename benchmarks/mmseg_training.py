@@ -21,9 +21,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-from _common import ROOT, write_results
+from _common import ROOT, timed, write_results
 
 CONFIG = "configs/mmseg_demo/ccnet.yaml"
 MMSEG_CONFIG = "ccnet_r50-d8_769x769_80k_cityscapes"
@@ -117,18 +116,6 @@ def run_mmseg(data_root: str, work_dir: str, seed: int, overrides=()):
     runner.register_hook(KeepMetrics(), priority="LOWEST")
     runner.train()
     print(f"mmseg val mIoU {seen['mIoU']:.2f}")
-
-
-def timed(cmd) -> tuple:
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    found = re.findall(r"mIoU ([\d.]+)", proc.stdout + proc.stderr)
-    if not found:
-        raise SystemExit(f"{' '.join(cmd)} printed no mIoU:\n{(proc.stdout + proc.stderr)[-3000:]}")
-    return float(found[-1]), seconds
 
 
 def main(argv=None):
