@@ -49,7 +49,20 @@ class Runtime:
 
     def predict_image(self, image: np.ndarray) -> np.ndarray:
         self._check_size(image)
+        h, w = image.shape[:2]
+        k = self._repeat(min(h, w)) if self.input_size is None else 1
+        if k > 1:  # the graph's floor(side x eval scale) would be 0: segment the image with each pixel k x k
+            big = np.repeat(np.repeat(image, k, axis=0), k, axis=1)
+            logits = self._run(np.ascontiguousarray(big[None]))[0]
+            return logits.reshape(logits.shape[0], h, k, w, k).mean(axis=(2, 4))
         return self._run(np.ascontiguousarray(image[None]))[0]
+
+    def _repeat(self, side: int) -> int:
+        """The pixel repeat a side needs so that floor(side x the export's eval scale) is at least 1."""
+        if not hasattr(self, "_scale"):
+            recorded = onnx_metadata(self.path).get("segattn.scale", "1.0")
+            self._scale = float(recorded) if recorded.replace(".", "", 1).isdigit() else 1.0
+        return max(1, int(np.ceil(1.0 / (side * self._scale)))) if side * self._scale < 1 else 1
 
 
 def unreadable(path: str, err: Exception) -> CheckpointError:

@@ -192,3 +192,18 @@ def test_missing_runtime_package_names_the_install(monkeypatch, tmp_path):
         monkeypatch.setitem(sys.modules, package, None)  # import fails as if not installed
         with pytest.raises(MissingPackageError, match=rf"the {package} package is not installed; pip install"):
             open_runtime(package, str(tmp_path / "m.onnx"))
+
+
+def test_one_pixel_images_segment_in_a_dynamic_export(demo_root, tmp_path):
+    """At eval scale 0.3 the graph's floor(side x 0.3) is 0 for a side below 4: ONNX Runtime's Resize failed on
+    such images; each pixel is now repeated until the side survives, and the logits averaged back."""
+    from segattn.deploy.runtimes import open_runtime
+
+    cfg = tiny_config(demo_root, tmp_path)  # eval.scales [0.3]
+    model = build_model(cfg).eval()
+    path = tmp_path / "d.onnx"
+    export_onnx(model, cfg, str(path), 64, 96, dynamic=True)
+    runtime = open_runtime("onnxruntime", str(path))
+    for shape in ((1, 1), (1, 5), (3, 7), (40, 2)):
+        logits = runtime.predict_image(np.random.randint(0, 255, (*shape, 3), np.uint8))
+        assert logits.shape == (19, *shape) and np.isfinite(logits).all()
