@@ -27,6 +27,7 @@ LEGACY_MODEL_KEYS = {"recurrence": ("ccnet", "recurrence"), "reduction": ("nonlo
 
 PHOTOMETRIC = ("none", "jitter", "mmseg")  # data.photometric
 PAD = ("black", "black_after", "mean")     # data.pad
+INITS = ("pytorch", "mmseg")               # model.init
 
 
 def photometric_kind(value) -> str:
@@ -245,7 +246,7 @@ def validate_model(model: DictConfig, source: str = "config", prefix: str = "mod
     _require(0.0 <= model.dropout < 1.0, source, f"{prefix}dropout", "must be in [0, 1)")
     _require(model.aux.channels >= 1, source, f"{prefix}aux.channels", "must be >= 1")
     _require(model.aux.loss_weight >= 0, source, f"{prefix}aux.loss_weight", "must be >= 0")
-    _require(model.init in ("pytorch", "mmseg"), source, f"{prefix}init", f"must be pytorch or mmseg, got {model.init!r}")
+    _require(model.init in INITS, source, f"{prefix}init", f"must be one of {', '.join(INITS)}, got {model.init!r}")
 
 
 def load_yaml(path: str, _seen: tuple = ()) -> DictConfig:

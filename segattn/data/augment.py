@@ -26,13 +26,6 @@ def ratio_scale(scale, ratio: float) -> tuple:
     return int(scale[0] * ratio), int(scale[1] * ratio)
 
 
-def rescale_pair(image: np.ndarray, mask: np.ndarray, scale):
-    """Image bilinear, mask nearest, both to :func:`keep_ratio_size` of ``scale`` (mmcv ``imrescale``, cv2)."""
-    h, w = keep_ratio_size(*image.shape[:2], scale)
-    return (cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR),
-            cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST))
-
-
 class RandomRescale(A.DualTransform):
     """Fit the image into ``scale x ratio`` keeping its aspect, ratio uniform in ``ratio_range``.
 
@@ -104,7 +97,8 @@ class CatMaxRatioCrop(A.DualTransform):
         margin_h, margin_w = crop_margins(mask.shape, self.crop)
 
         def draw():
-            return int(self.random_generator.integers(0, margin_h + 1)), int(self.random_generator.integers(0, margin_w + 1))
+            g = self.random_generator
+            return int(g.integers(0, margin_h + 1)), int(g.integers(0, margin_w + 1))
         return {"corner": choose_crop(mask, self.crop, self.cat_max_ratio, self.ignore_index, draw)}
 
     def apply(self, img, corner=(0, 0), **params):

@@ -23,15 +23,13 @@ def set_max_pixels(limit: int):
     MAX_PIXELS = int(limit)
 
 
-def check_pixel_count(path: str, data: np.ndarray):
-    """UnreadableImage where the header claims more than ``MAX_PIXELS`` pixels (read by PIL, nothing decoded)."""
-    import io
-
+def check_pixel_count(path: str):
+    """UnreadableImage where the header claims more than ``MAX_PIXELS`` pixels (PIL reads the header only)."""
     from PIL import Image
 
     try:
         Image.MAX_IMAGE_PIXELS = None  # the check is ours, one line, with the way out
-        with Image.open(io.BytesIO(data.tobytes())) as im:
+        with Image.open(path) as im:
             w, h = im.size
     except Exception:  # noqa: BLE001 - a header PIL cannot read: OpenCV's decoder decides
         return
@@ -47,7 +45,7 @@ def read_image(path: str) -> np.ndarray:
         raise UnreadableImage(f"{path}: no such file")
     if data.size >= 2 and data[0] == 0xFF and data[1] == 0xD8 and not _ends_like_jpeg(data):
         raise UnreadableImage(f"{path}: truncated JPEG (no end-of-image marker)")  # decoders fill the rest grey
-    check_pixel_count(path, data)
+    check_pixel_count(path)
     # IMREAD_COLOR gives 3 channels and honours EXIF orientation; ANYDEPTH keeps 16-bit data
     img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if img is None:
@@ -68,7 +66,7 @@ def read_mask(path: str) -> np.ndarray:
     """HxW uint8 label mask, read without any colour conversion; a palette PNG gives its indices (VOC)."""
     data = np.fromfile(path, dtype=np.uint8) if os.path.isfile(path) else None
     if data is not None and data.size:
-        check_pixel_count(path, data)
+        check_pixel_count(path)
     if data is not None and data.size > 26 and data[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and data[25] == 3:
         return _palette_indices(path)  # IHDR colour type 3: OpenCV would expand the palette to colours
     mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None

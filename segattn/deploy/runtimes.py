@@ -5,6 +5,7 @@ logits ``(K, H, W)`` float32, what the exported graph computes (see
 :mod:`.export`). OpenVINO is asked for float32 inference: on CPUs with
 native bf16 it would otherwise compute in bf16 and drift from PyTorch.
 """
+import functools
 import os
 
 import numpy as np
@@ -31,7 +32,7 @@ class Runtime:
         """ConfigError unless the graph predicts ``num_classes``: from its output shape, the class count export
         records in the file (a dynamic graph's shape leaves it open), or else one small trial run."""
         if not isinstance(self.num_classes, int):
-            recorded = onnx_metadata(self.path).get("segattn.num_classes", "")
+            recorded = self.metadata.get("segattn.num_classes", "")
             self.num_classes = int(recorded) if recorded.isdigit() else None
         if self.num_classes is None:
             h, w = self.input_size or (64, 64)
@@ -57,12 +58,18 @@ class Runtime:
             return logits.reshape(logits.shape[0], h, k, w, k).mean(axis=(2, 4))
         return self._run(np.ascontiguousarray(image[None]))[0]
 
+    @functools.cached_property
+    def metadata(self) -> dict:
+        """What tools/export.py recorded in the file (``segattn.*``), read once."""
+        return onnx_metadata(self.path)
+
     def _repeat(self, side: int) -> int:
         """The pixel repeat a side needs so that floor(side x the export's eval scale) is at least 1."""
-        if not hasattr(self, "_scale"):
-            recorded = onnx_metadata(self.path).get("segattn.scale", "1.0")
-            self._scale = float(recorded) if recorded.replace(".", "", 1).isdigit() else 1.0
-        return max(1, int(np.ceil(1.0 / (side * self._scale)))) if side * self._scale < 1 else 1
+        try:
+            scale = float(self.metadata.get("segattn.scale", 1.0))
+        except ValueError:
+            scale = 1.0
+        return max(1, int(np.ceil(1.0 / (side * scale)))) if side * scale < 1 else 1
 
 
 def unreadable(path: str, err: Exception) -> CheckpointError:

@@ -25,6 +25,7 @@ from .checkpoint import (
     load_checkpoint,
     load_model_weights,
     newest_valid_checkpoint,
+    non_finite,
     remove_stale_temporaries,
     save_atomic,
 )
@@ -124,9 +125,9 @@ def poly_lambda(max_iters: int, power: float, base_lr: float = 1.0, min_lr: floa
 
 
 # config keys that say where and how often to log, save or evaluate: a resume may change them and stay exact
-HARMLESS_CHANGES = ("train.out_dir", "train.log_dir", "train.overwrite", "train.experiment", "train.val_interval", "train.log_interval",
-                    "train.checkpoint_interval", "train.num_vis", "train.threads", "train.device", "data.root",
-                    "data.workers", "data.max_bad_samples", "eval.")
+HARMLESS_CHANGES = ("train.out_dir", "train.log_dir", "train.overwrite", "train.experiment", "train.val_interval",
+                    "train.log_interval", "train.checkpoint_interval", "train.num_vis", "train.threads", "train.device",
+                    "data.root", "data.workers", "data.max_bad_samples", "eval.")
 
 
 def with_defaults(saved: dict) -> dict:
@@ -183,7 +184,8 @@ def build_optimizer(model, cfg):
 def build_scheduler(optimizer, cfg):
     """Poly decay per iteration from ``train.lr`` to ``train.min_lr`` (:func:`poly_lambda`)."""
     t = cfg.train
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(t.max_iters, t.poly_power, t.lr, t.min_lr, t.poly_to_last))
+    factor = poly_lambda(t.max_iters, t.poly_power, t.lr, t.min_lr, t.poly_to_last)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 class Trainer:
@@ -272,7 +274,7 @@ class Trainer:
         rngs = gather_objects(rng_state())  # every rank's generators, so a DDP resume is exact with dropout too
         if self.main:  # one writer; the others wait so nobody reads a half-made run folder
             state = self.state(rngs)
-            broken = [k for k, v in state["model"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+            broken = non_finite(state["model"])
             path = os.path.join(self.dir, name)
             if broken:
                 log.error("%s not written at iteration %d: %d tensors are not finite (e.g. %s)", name,
@@ -305,7 +307,8 @@ class Trainer:
         schedule), not just recorded.
         """
         ckpt = load_checkpoint(path)
-        changed = config_changes(with_defaults(ckpt.get("config") or {}), OmegaConf.to_container(self.cfg, resolve=True))
+        saved = with_defaults(ckpt.get("config") or {})
+        changed = config_changes(saved, OmegaConf.to_container(self.cfg, resolve=True))
         breaking = {k: v for k, v in changed.items() if not k.startswith(HARMLESS_CHANGES)}
         if breaking and not allow_changes:
             raise ConfigError(f"--resume {path}: the config differs from the checkpoint's in what it trains ("
@@ -328,7 +331,8 @@ class Trainer:
         ranks = ckpt.get("rng_ranks") or [ckpt["rng"]]
         if len(ranks) != self.world and self.main:
             log.warning("%s was written by %d process(es), this run has %d: each rank's random stream (dropout) "
-                        "restarts from rank 0's, so the run is not the uninterrupted one", path, len(ranks), self.world)
+                        "restarts from rank 0's, so the run is not the uninterrupted one", path, len(ranks),
+                        self.world)
         set_rng_state(ranks[self.rank] if len(ranks) == self.world else ranks[0])
         self.saved_iteration = self.iteration
         self.resumed = True
@@ -450,7 +454,7 @@ class Trainer:
             os.makedirs(self.dir, exist_ok=True)
         bar = tqdm(total=t.max_iters, initial=self.iteration, desc=f"train {t.experiment}", disable=not self.progress,
                    dynamic_ncols=True)
-        batches = self.batches()
+        batches, preempted = self.batches(), False
         while self.iteration < stop:
             micro = []
             while len(micro) < t.accumulate:
@@ -479,25 +483,26 @@ class Trainer:
                 self.writer.add_scalar("lr", lr, self.iteration)
             if self.iteration % t.val_interval == 0 or self.iteration == t.max_iters:
                 self.validate()
-            if self.iteration % t.checkpoint_interval == 0 or self.iteration in (t.max_iters, stop):
+            saved_now = self.iteration % t.checkpoint_interval == 0 or self.iteration in (t.max_iters, stop)
+            if saved_now:
                 self.save("last.pth", final=self.iteration == stop)
             if self.main and not self.progress and self.iteration % t.log_interval == 0:
                 log.info("iter %d/%d loss %.4f lr %.2e", self.iteration, t.max_iters, terms["total"], lr)
             if self.iteration < stop and not all_ranks(not signalled):  # one rank's signal stops every rank
-                if self.saved_iteration != self.iteration:
+                if not saved_now:  # decided alike on every rank: save() is collective
                     self.save("last.pth", final=True)
-                bar.close()
-                self.writer.close()
-                self._writer = None
-                raise Preempted(f"{signalled.name or 'SIGTERM'} at iteration {self.iteration}: "
-                                f"{os.path.join(self.dir, 'last.pth')} holds iteration {self.iteration}; "
-                                "run the same command with --resume to continue it exactly")
+                preempted = True
+                break
         bar.close()
         if self.bad.count:
             log.warning("%d unreadable samples skipped; %d iterations trained on a short batch", self.bad.count,
                         self.short_batches)
         self.writer.close()
         self._writer = None
+        if preempted:
+            raise Preempted(f"{signalled.name or 'SIGTERM'} at iteration {self.iteration}: "
+                            f"{os.path.join(self.dir, 'last.pth')} holds iteration {self.saved_iteration}; "
+                            "run the same command with --resume to continue it exactly")
         return self.metrics
 
     @property

@@ -16,9 +16,6 @@ from torch import nn
 
 from .layers import ConvNormReLU
 
-INITS = ("pytorch", "mmseg")
-
-
 def he_fan_out(conv: nn.Conv2d):
     """mmcv's ``kaiming_init`` as ``ConvModule`` calls it: normal, fan-out, ReLU gain, bias 0."""
     nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
