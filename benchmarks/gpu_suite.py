@@ -40,6 +40,7 @@ from _common import write_results  # noqa: E402
 from segattn.analysis.benchmark import (  # noqa: E402
     allow_tf32,
     attention_cases,
+    lean_over_dense,
     markdown_table,
     measure,
     op_cases,
@@ -205,10 +206,11 @@ def run_suite(output: str, dry_run: bool = False, budget_s: float = 480.0) -> di
         op_rows(("reference", "lean", "triton"), 10)
     if budget.allows("RCCA vs Non-local", 0 if dry_run else 30):
         c, h, w = p["block"]
-        blocks = [measure(case, device, p["repeats"], p["warmup"]) for case in attention_cases(c, h, w, 1)
-                  if case.group == "block"]
+        blocks = [measure(case, device, p["repeats"], p["warmup"]) for case in attention_cases(c, h, w, 2)
+                  if case.group in ("block", "all-pairs")]
         result["parts"]["blocks"] = blocks
         result["parts"]["block_ratios"] = paper_ratios(blocks)
+        result["parts"]["all_pairs_lean_over_dense"] = lean_over_dense(blocks)
         _write(output, result, started, budget)
     if budget.allows("training steps", 0 if dry_run else 60):
         amp = (None, torch.bfloat16) if dry_run else (None, torch.float16, torch.bfloat16)

@@ -2,10 +2,12 @@
 """Heads, RCCA against Non-local, and the criss-cross op: parameters, FLOPs, time, saved and peak memory.
 
     python benchmarks/heads.py --batch 1                  # 2048 x 97 x 97 heads, 512 x 97 x 97 blocks and ops, CPU
+    python benchmarks/heads.py --batch 2 --groups all-pairs   # DANet PAM and Non-local, lean against dense
     python benchmarks/heads.py --device cuda --size 129 257
 
 The CCNet paper's comparison (RCCA with R=2 against the Non-local block:
-memory and FLOPs) is printed under the table. Rows are taken in one run, so
+memory and FLOPs) is printed under the table, against the paper's dense
+Non-local block and the lean one, and the all-pairs blocks' lean / dense ratios. Rows are taken in one run, so
 read the time columns as ratios.
 """
 import argparse
@@ -14,9 +16,10 @@ import sys
 import torch
 
 from _common import add_common_args, write_results
-from segattn.analysis.benchmark import attention_cases, head_cases, markdown_table, measure, paper_ratios
+from segattn.analysis.benchmark import (attention_cases, head_cases, lean_over_dense, markdown_table, measure,
+                                       paper_ratios)
 
-GROUPS = ("head", "block", "op")
+GROUPS = ("head", "block", "op", "all-pairs")
 
 
 def main(argv=None):
@@ -42,13 +45,21 @@ def main(argv=None):
         rows.append(measure(case, args.device, args.repeats, args.warmup))
     table = markdown_table(rows)
     ratios = paper_ratios(rows)
-    if ratios:
-        table += (f"\n\nRCCA (R=2) against the Non-local block: {ratios['nonlocal_over_rcca_inference_memory']:.1f}x "
-                  f"less inference peak memory (paper: 11x), {ratios['nonlocal_over_rcca_act_memory']:.1f}x less "
-                  f"memory saved for backward, {100 * ratios['rcca_flops_reduction']:.1f}% fewer FLOPs (paper: 85%).")
+    for key, which in (("", "the paper's dense Non-local block"), ("lean_", "the lean Non-local block")):
+        if f"{key}rcca_flops_reduction" in ratios:
+            table += (f"\n\nRCCA (R=2) against {which}: "
+                      f"{ratios[f'{key}nonlocal_over_rcca_inference_memory']:.1f}x less inference peak memory "
+                      f"(paper: 11x), {ratios[f'{key}nonlocal_over_rcca_act_memory']:.1f}x less memory saved for "
+                      f"backward, {100 * ratios[f'{key}rcca_flops_reduction']:.1f}% fewer FLOPs (paper: 85%).")
+    lean = lean_over_dense(rows)
+    if lean:
+        table += "\n\nAll-pairs blocks, lean / dense (below 1: the lean one needs less):\n\n" + markdown_table(
+            lean, [("name", "block"), ("gflops", "GFLOPs"), ("fwd_ms", "fwd time"), ("fwd_bwd_ms", "fwd+bwd time"),
+                   ("act_mb", "saved for backward"), ("infer_mb", "inference peak"), ("peak_mb", "train peak (CUDA)")])
     print(f"\n### batch {args.batch}, heads on {args.channels} x {h} x {w}, blocks and ops on "
           f"{args.block_channels} x {h} x {w}\n\n{table}")
-    write_results("heads", args.device, rows, table, {"ratios": ratios, "size": [h, w], "batch": args.batch},
+    write_results("heads", args.device, rows, table, {"ratios": ratios, "lean_over_dense": lean, "size": [h, w],
+                                                      "batch": args.batch},
                   args.output)
 
 

@@ -40,6 +40,7 @@ class Case:
     module: nn.Module
     inputs: Callable[[], tuple]
     tf32: bool = False  # float32 matmuls as TF32 while measured (forward and backward)
+    bf16: bool = False  # measured under bfloat16 autocast (forward; backward runs in the dtypes it saved)
 
 
 @contextmanager
@@ -62,6 +63,22 @@ def _total(out) -> torch.Tensor:
 def _sync(device):
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def _count_cpu_flash_attention():
+    """torch's FLOP counter knows the CUDA fused attention kernels, not the CPU flash one: the same formula."""
+    from torch.utils.flop_counter import flop_registry, register_flop_formula, sdpa_flop_count
+
+    op = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    if op in flop_registry or op.default in flop_registry:
+        return
+
+    @register_flop_formula(op)
+    def cpu_flash_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
+        return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+_count_cpu_flash_attention()
 
 
 def count_flops(module: nn.Module, inputs: tuple) -> int:
@@ -195,7 +212,8 @@ def measure(case: Case, device="cpu", repeats: int = 3, warmup: int = 1, backwar
     """One row of the table; ``memory_only`` skips the timings, FLOPs and inference peak."""
     if case.module is None:  # cannot run here (e.g. a CUDA kernel on CPU): "not measured"
         return {"group": case.group, "name": case.name, "note": "not measured"}
-    with allow_tf32(case.tf32 or torch.backends.cuda.matmul.allow_tf32):
+    autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=case.bf16)
+    with allow_tf32(case.tf32 or torch.backends.cuda.matmul.allow_tf32), autocast:
         return _measure(case, device, repeats, warmup, backward, memory_only)
 
 
@@ -298,8 +316,10 @@ def head_cases(in_channels=2048, height=97, width=97, batch=1, channels=512, num
 
 
 def attention_cases(channels=512, height=97, width=97, batch=1, recurrence=2):
-    """RCCA block vs Non-local block (the CCNet paper's comparison), and the bare ops."""
+    """RCCA block vs Non-local block (the CCNet paper's comparison), the bare ops, and the all-pairs blocks
+    (DANet's PAM, Non-local) lean against dense, in float32 and under bfloat16 autocast."""
     from ..models.attention.non_local import NonLocalBlock
+    from ..models.heads.danet import PositionAttention
     from ..ops import CrissCrossAttention, criss_cross_attention
 
     qk = channels // 8
@@ -312,29 +332,55 @@ def attention_cases(channels=512, height=97, width=97, batch=1, recurrence=2):
         return (torch.randn(batch, qk, height, width), torch.randn(batch, qk, height, width),
                 torch.randn(batch, channels, height, width))
 
+    all_pairs = [Case("all-pairs", f"{name} ({impl}, {'bf16' if bf16 else 'fp32'})", block(channels, impl=impl),
+                      block_inputs, bf16=bf16)
+                 for name, block in (("DANet PAM", PositionAttention), ("Non-local", NonLocalBlock))
+                 for bf16 in (False, True) for impl in ("dense", "lean")]
     return [
         Case("block", f"RCCA (R={recurrence})", _Repeat(CrissCrossAttention(channels), recurrence), block_inputs),
         Case("block", f"reference-op RCCA (R={recurrence})",
              _Repeat(CrissCrossAttention(channels, impl="reference"), recurrence), block_inputs),
-        Case("block", "Non-local", NonLocalBlock(channels), block_inputs),
+        Case("block", "Non-local (dense, the paper's)", NonLocalBlock(channels, impl="dense"), block_inputs),
+        Case("block", "Non-local (lean)", NonLocalBlock(channels), block_inputs),
         Case("op", "criss-cross (lean)", _Op(lean), op_inputs),
         Case("op", "criss-cross (reference)", _Op(reference), op_inputs),
         Case("op", "dense (non-local)", _Op(dense_attention), op_inputs),
+        *all_pairs,
     ]
 
 
 def paper_ratios(rows: List[dict]) -> dict:
-    """The two numbers CCNet quotes for RCCA vs Non-local: memory ratio and FLOPs reduction."""
-    blocks = {r["name"].split(" ")[0]: r for r in rows if r["group"] == "block"}
-    rcca, nl = blocks.get("RCCA"), blocks.get("Non-local")
-    if not (rcca and nl):
-        return {}
-    ratios = {"nonlocal_over_rcca_act_memory": nl["act_mb"] / rcca["act_mb"],
-              "nonlocal_over_rcca_inference_memory": nl["infer_mb"] / rcca["infer_mb"],
-              "rcca_flops_reduction": 1.0 - rcca["gflops"] / nl["gflops"]}
-    if rcca.get("peak_mb") and nl.get("peak_mb"):
-        ratios["nonlocal_over_rcca_peak_memory"] = nl["peak_mb"] / rcca["peak_mb"]
+    """The two numbers CCNet quotes for RCCA vs Non-local, memory ratio and FLOPs reduction, against the
+    paper's dense Non-local block and against the lean one this library trains."""
+    blocks = {r["name"]: r for r in rows if r["group"] == "block"}
+    rcca = next((r for name, r in blocks.items() if name.startswith("RCCA")), None)
+    ratios = {}
+    for key, name in (("", "Non-local (dense, the paper's)"), ("lean_", "Non-local (lean)")):
+        nl = blocks.get(name)
+        if not (rcca and nl):
+            continue
+        ratios.update({f"{key}nonlocal_over_rcca_act_memory": nl["act_mb"] / rcca["act_mb"],
+                       f"{key}nonlocal_over_rcca_inference_memory": nl["infer_mb"] / rcca["infer_mb"],
+                       f"{key}rcca_flops_reduction": 1.0 - rcca["gflops"] / nl["gflops"]})
+        if rcca.get("peak_mb") and nl.get("peak_mb"):
+            ratios[f"{key}nonlocal_over_rcca_peak_memory"] = nl["peak_mb"] / rcca["peak_mb"]
     return ratios
+
+
+def lean_over_dense(rows: List[dict]) -> List[dict]:
+    """For each all-pairs block and precision, lean / dense of every measured column (below 1: lean is less)."""
+    by_name = {r["name"]: r for r in rows if r["group"] == "all-pairs"}
+    out = []
+    for name, lean in by_name.items():
+        dense = by_name.get(name.replace("(lean,", "(dense,"))
+        if "(lean," not in name or dense is None:
+            continue
+        ratio = {"name": name.replace("lean, ", "")}
+        for key in ("gflops", "fwd_ms", "fwd_bwd_ms", "act_mb", "infer_mb", "peak_mb"):
+            if lean.get(key) and dense.get(key):
+                ratio[key] = lean[key] / dense[key]
+        out.append(ratio)
+    return out
 
 
 OP_IMPLS = ("reference", "lean", "compiled", "triton")

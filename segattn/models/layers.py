@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..ops.full_attention import full_attention
 from .registry import NORMS
 
 
@@ -70,20 +71,23 @@ def is_channels_last(x: torch.Tensor) -> bool:
     return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
-def attend_positions(values: torch.Tensor, weights: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``out[b, c, n] = sum_m values[b, c, m] weights[b, n, m]`` as ``(B, C, H, W)`` in ``like``'s layout.
+def as_sequence(t: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` -> ``(B, HW, C)``, one row per pixel (a view; contiguous for a channels-last ``t``)."""
+    return t.flatten(2).transpose(1, 2)
 
-    ``values (B, C, N)`` are flattened maps, ``weights (B, N, N)`` one row per query
-    position (Non-local, DANet's PAM). For a channels-last ``like`` the product is
-    taken as ``weights @ values^T``, whose ``(B, N, C)`` result is already that
-    layout, so the next convolution gets what it expects with no relaid copy (in
-    the other order the result is NCHW, and a channels-last network converts it
-    back and forth, forward and backward).
+
+def attend_all(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, like: torch.Tensor, scale: float = 1.0,
+               impl: str = "lean") -> torch.Tensor:
+    """Every pixel attends to every pixel (Non-local, DANet's PAM): ``(B, Cv, H, W)`` in ``like``'s layout.
+
+    ``q, k (B, Cq, H, W)``, ``v (B, Cv, H, W)``; :func:`segattn.ops.full_attention.full_attention` does the
+    work (``impl="lean"``: no ``(HW x HW)`` matrix is kept). Its ``(B, HW, Cv)`` result is already the
+    channels-last layout; an NCHW ``like`` gets one relaid copy, so the next convolution gets what it expects.
     """
     b, _, h, w = like.shape
-    if is_channels_last(like):
-        return torch.bmm(weights, values.transpose(1, 2)).transpose(1, 2).view(b, -1, h, w)
-    return torch.bmm(values, weights.transpose(1, 2)).view(b, -1, h, w)
+    out = full_attention(as_sequence(q), as_sequence(k), as_sequence(v), scale, impl)
+    out = out.transpose(1, 2).view(b, -1, h, w)  # (a view that an ONNX trace keeps free of shape arithmetic)
+    return out if is_channels_last(like) else out.contiguous()
 
 
 def attend_channels(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -4,9 +4,8 @@ import pytest
 from torch import nn
 
 from segattn.analysis.benchmark import (Case, _Op, attention_cases, count_flops, dense_attention, head_cases,
-                                      markdown_table,
-                                      measure, op_cases, op_extra_bytes, paper_ratios, peak_cpu_bytes,
-                                      relative_to_reference, saved_activation_bytes)
+                                      lean_over_dense, markdown_table, measure, op_cases, op_extra_bytes,
+                                      paper_ratios, peak_cpu_bytes, relative_to_reference, saved_activation_bytes)
 from segattn.ops import criss_cross_attention
 
 
@@ -42,7 +41,7 @@ def test_saved_activation_bytes_counts_attention_matrix():
 def test_measure_row_and_table():
     cases = attention_cases(channels=16, height=9, width=11)
     rows = [measure(c, "cpu", repeats=1, warmup=0) for c in cases]
-    assert [r["group"] for r in rows] == ["block", "block", "block", "op", "op", "op"]
+    assert [r["group"] for r in rows] == ["block"] * 4 + ["op"] * 3 + ["all-pairs"] * 8
     by = {r["name"]: r for r in rows}
     for r in rows:
         assert r["fwd_ms"] > 0 and r["fwd_bwd_ms"] > 0 and r["gflops"] > 0 and r["infer_mb"] > 0
@@ -52,7 +51,13 @@ def test_measure_row_and_table():
     assert by["criss-cross (lean)"]["act_mb"] * 2**20 == 9 * 11 * 4
     assert by["criss-cross (reference)"]["act_mb"] > by["criss-cross (lean)"]["act_mb"]
     ratios = paper_ratios(rows)
-    assert 0 < ratios["rcca_flops_reduction"] < 1 and ratios["nonlocal_over_rcca_inference_memory"] > 0
+    for key in ("", "lean_"):  # against the paper's dense Non-local block and the lean one
+        assert 0 < ratios[f"{key}rcca_flops_reduction"] < 1 and ratios[f"{key}nonlocal_over_rcca_inference_memory"] > 0
+    assert ratios["rcca_flops_reduction"] == ratios["lean_rcca_flops_reduction"]  # lean: same FLOPs
+    lean = {r["name"]: r for r in lean_over_dense(rows)}
+    assert sorted(lean) == ["DANet PAM (bf16)", "DANet PAM (fp32)", "Non-local (bf16)", "Non-local (fp32)"]
+    for r in lean.values():  # 9 x 11 pixels: the N x N weights are small, yet already the largest saved tensor
+        assert r["gflops"] == 1.0 and r["act_mb"] < 1.0
     table = markdown_table(rows)
     assert table.count("\n") == len(rows) + 1 and "RCCA (R=2)" in table
 

@@ -18,10 +18,12 @@ def test_a_script_writes_its_table_with_how_it_was_measured(tmp_path):
     assert result["command"] == "python benchmarks/heads.py " + " ".join(args)
     assert result["machine"]["cores"] == os.cpu_count() and result["machine"]["torch"]
     assert result["date"][:4].isdigit() and result["commit"] in json_file.name
-    assert {r["group"] for r in result["rows"]} == {"head", "block", "op"}
+    assert {r["group"] for r in result["rows"]} == {"head", "block", "op", "all-pairs"}
+    assert len(result["lean_over_dense"]) == 4
     table = json_file.with_suffix(".md").read_text()
     assert table.startswith(f"`{result['command']}`") and f"commit {result['commit']}" in table
-    assert "| block | RCCA (R=2) |" in table
+    assert "| block | RCCA (R=2) |" in table and "against the lean Non-local block" in table
+    assert "| DANet PAM (bf16) |" in table  # the lean / dense table
 
 
 def test_a_bad_choice_is_one_line(tmp_path):

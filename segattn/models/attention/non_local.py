@@ -7,17 +7,20 @@ inner channels first when ``use_scale``, as mmsegmentation does);
 a norm whose weight starts at 0 (paper Sec. 4.1) or, without norm, a conv
 whose weights start at 0, so the block starts as the identity. ``norm`` is
 None, a norm name (``bn``, ``gn``) or a ``channels -> module`` callable.
+``impl="lean"`` never keeps ``f`` (O(HW) memory for backward, see
+:mod:`segattn.ops.full_attention`); ``"dense"`` is the paper's form, which does.
 """
 import torch
 from torch import nn
 
-from ..layers import attend_positions, norm_layer
+from ...ops.full_attention import AttentionRows, check_impl
+from ..layers import as_sequence, attend_all, norm_layer
 from ..registry import ATTENTION
 
 
 @ATTENTION.register("nonlocal")
 class NonLocalBlock(nn.Module):
-    def __init__(self, channels: int, reduction: int = 2, use_scale: bool = True, norm=None):
+    def __init__(self, channels: int, reduction: int = 2, use_scale: bool = True, norm=None, impl: str = "lean"):
         super().__init__()
         if reduction < 1:
             raise ValueError(f"reduction must be >= 1, got {reduction}")
@@ -26,6 +29,7 @@ class NonLocalBlock(nn.Module):
         inter = max(1, channels // reduction)
         self.inter_channels = inter
         self.use_scale = use_scale
+        self.impl = check_impl(impl)
         self.theta = nn.Conv2d(channels, inter, 1)
         self.phi = nn.Conv2d(channels, inter, 1)
         self.g = nn.Conv2d(channels, inter, 1)
@@ -38,15 +42,13 @@ class NonLocalBlock(nn.Module):
             nn.init.zeros_(bn.weight)
             self.conv_out = nn.Sequential(nn.Conv2d(inter, channels, 1, bias=False), bn)
 
-    def attention(self, x: torch.Tensor) -> torch.Tensor:
-        """Pairwise weights ``(B, HW, HW)``, row i = query position i."""
-        theta = self.theta(x).flatten(2)
-        phi = self.phi(x).flatten(2)
-        energy = torch.bmm(theta.transpose(1, 2), phi)
-        if self.use_scale:
-            energy = energy / self.inter_channels ** 0.5
-        return torch.softmax(energy, dim=-1)
+    @property
+    def scale(self) -> float:
+        return self.inter_channels ** -0.5 if self.use_scale else 1.0
+
+    def attention(self, x: torch.Tensor) -> AttentionRows:
+        """Pairwise weights ``(B, HW, HW)``, row i = query position i, each row formed when indexed."""
+        return AttentionRows(as_sequence(self.theta(x)), as_sequence(self.phi(x)), self.scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        g = self.g(x).flatten(2)  # B, C', N
-        return x + self.conv_out(attend_positions(g, self.attention(x), x))
+        return x + self.conv_out(attend_all(self.theta(x), self.phi(x), self.g(x), x, self.scale, self.impl))

@@ -10,7 +10,8 @@ losses (1 and 1 in the authors' code).
 import torch
 from torch import nn
 
-from ..layers import Classifier, ConvNormReLU, attend_channels, attend_positions
+from ...ops.full_attention import AttentionRows, check_impl
+from ..layers import Classifier, ConvNormReLU, as_sequence, attend_all, attend_channels
 from ..registry import HEADS
 from .base import DecodeHead
 
@@ -21,25 +22,26 @@ class PositionAttention(nn.Module):
     ``S = softmax(Q^T K)`` over the key positions with Q, K 1x1 convs to
     ``key_channels`` (C/8 by default, as the paper; mmsegmentation's DAHead
     ``pam_channels``) and V a 1x1 conv to C; ``out = gamma * V S^T + x``, gamma initialised to 0.
+    ``impl="lean"`` never keeps S (O(HW) memory for backward, see :mod:`segattn.ops.full_attention`);
+    ``"dense"`` is the paper's code, which does.
     """
 
-    def __init__(self, in_channels: int, key_channels: int = None):
+    def __init__(self, in_channels: int, key_channels: int = None, impl: str = "lean"):
         super().__init__()
         key_channels = key_channels or max(1, in_channels // 8)
         self.query_conv = nn.Conv2d(in_channels, key_channels, 1)
         self.key_conv = nn.Conv2d(in_channels, key_channels, 1)
         self.value_conv = nn.Conv2d(in_channels, in_channels, 1)
         self.gamma = nn.Parameter(torch.zeros(1))
+        self.impl = check_impl(impl)
 
-    def attention(self, x: torch.Tensor) -> torch.Tensor:
-        """Attention weights ``(B, HW, HW)``, row i = query position i."""
-        q = self.query_conv(x).flatten(2)  # B, Cq, N
-        k = self.key_conv(x).flatten(2)
-        return torch.softmax(torch.bmm(q.transpose(1, 2), k), dim=-1)
+    def attention(self, x: torch.Tensor) -> AttentionRows:
+        """Attention weights ``(B, HW, HW)``, row i = query position i, each row formed when indexed."""
+        return AttentionRows(as_sequence(self.query_conv(x)), as_sequence(self.key_conv(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        v = self.value_conv(x).flatten(2)  # B, C, N
-        return self.gamma * attend_positions(v, self.attention(x), x) + x
+        out = attend_all(self.query_conv(x), self.key_conv(x), self.value_conv(x), x, impl=self.impl)
+        return self.gamma * out + x
 
 
 class ChannelAttention(nn.Module):
