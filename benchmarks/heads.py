@@ -7,7 +7,8 @@
 
 The CCNet paper's comparison (RCCA with R=2 against the Non-local block:
 memory and FLOPs) is printed under the table, against the paper's dense
-Non-local block and the lean one, and the all-pairs blocks' lean / dense ratios. Rows are taken in one run, so
+Non-local block and the lean one, and the all-pairs blocks' lean / dense ratios.
+The results file is ``heads-...`` for every group, ``heads_<group>_<group>-...`` for a choice. Rows are taken in one run, so
 read the time columns as ratios.
 """
 import argparse
@@ -47,10 +48,11 @@ def main(argv=None):
     ratios = paper_ratios(rows)
     for key, which in (("", "the paper's dense Non-local block"), ("lean_", "the lean Non-local block")):
         if f"{key}rcca_flops_reduction" in ratios:
-            table += (f"\n\nRCCA (R=2) against {which}: "
-                      f"{ratios[f'{key}nonlocal_over_rcca_inference_memory']:.1f}x less inference peak memory "
-                      f"(paper: 11x), {ratios[f'{key}nonlocal_over_rcca_act_memory']:.1f}x less memory saved for "
-                      f"backward, {100 * ratios[f'{key}rcca_flops_reduction']:.1f}% fewer FLOPs (paper: 85%).")
+            table += (f"\n\nRCCA (R=2) against {which}: Non-local needs "
+                      f"{ratios[f'{key}nonlocal_over_rcca_inference_memory']:.1f}x RCCA's inference peak memory "
+                      f"(paper: 11x) and {ratios[f'{key}nonlocal_over_rcca_act_memory']:.1f}x its memory saved for "
+                      f"backward; RCCA needs {100 * ratios[f'{key}rcca_flops_reduction']:.1f}% fewer FLOPs "
+                      "(paper: 85%).")
     lean = lean_over_dense(rows)
     if lean:
         table += "\n\nAll-pairs blocks, lean / dense (below 1: the lean one needs less):\n\n" + markdown_table(
@@ -58,7 +60,8 @@ def main(argv=None):
                    ("act_mb", "saved for backward"), ("infer_mb", "inference peak"), ("peak_mb", "train peak (CUDA)")])
     print(f"\n### batch {args.batch}, heads on {args.channels} x {h} x {w}, blocks and ops on "
           f"{args.block_channels} x {h} x {w}\n\n{table}")
-    write_results("heads", args.device, rows, table, {"ratios": ratios, "lean_over_dense": lean, "size": [h, w],
+    question = "heads" if set(groups) == set(GROUPS) else "heads_" + "_".join(g.replace("-", "") for g in groups)
+    write_results(question, args.device, rows, table, {"ratios": ratios, "lean_over_dense": lean, "size": [h, w],
                                                       "batch": args.batch},
                   args.output)
 

@@ -113,11 +113,14 @@ def ddp_probe_worker(rank, world, port, root, out_dir, norm="bn"):
 
 
 def ddp_resume_worker(rank, world, port, root, out_dir):
-    """One rank of a 2-process run with dropout: straight to iteration 3 in ``a``; in ``b`` to iteration 1, then a new
-    trainer resumes last.pth and trains on to 3."""
+    """One rank of a 2-process run with dropout: straight to iteration 3 in ``a``; in ``b`` a SIGTERM reaches rank 1
+    alone during the second step, every rank stops after it with last.pth at iteration 2 (no rank left waiting in
+    a collective), then a new trainer resumes last.pth and trains on to 3."""
+    import signal
+
     import torch.distributed as dist
 
-    from segattn.engine.trainer import Trainer
+    from segattn.engine.trainer import Preempted, Trainer
 
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
@@ -131,7 +134,21 @@ def ddp_resume_worker(rank, world, port, root, out_dir):
         return Trainer(cfg, progress=False)
     try:
         trainer("a").fit()
-        trainer("b").fit(until=1)
+        preempted = trainer("b")
+        if rank == 1:
+            step = preempted.train_step
+
+            def step_then_signal(micro):
+                out = step(micro)
+                if preempted.iteration == 1:  # the second step is under way on this rank only
+                    os.kill(os.getpid(), signal.SIGTERM)
+                return out
+            preempted.train_step = step_then_signal
+        try:
+            preempted.fit()
+            raise AssertionError(f"rank {rank} was not stopped by rank 1's SIGTERM")
+        except Preempted as err:
+            assert "at iteration 2: " in str(err) and "holds iteration 2" in str(err), str(err)
         resumed = trainer("b")
         resumed.resume(os.path.join(str(out_dir), "b", "t", "last.pth"))
         resumed.fit()

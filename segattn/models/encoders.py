@@ -22,7 +22,6 @@ from torch import nn
 
 from ..errors import ConfigError, MissingFileError
 from ..weights import describe_fit, fit_report, read_weights
-from . import small_v1c  # noqa: F401  (registers tu-resnet18c / tu-resnet34c with timm)
 from .attention import create_attention, is_none
 from .registry import OUTPUT_STRIDES
 
@@ -115,6 +114,8 @@ class Encoder(nn.Module):
             raise ConfigError(f"model.encoder.output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
         import segmentation_models_pytorch as smp
 
+        from . import small_v1c  # noqa: F401  (registers tu-resnet18c / tu-resnet34c with timm; imported here,
+        # not at the top, so that the tools start without loading timm)
         hub_weights = weights if weights and not _looks_like_path(str(weights)) else None
         try:
             self.body = smp.encoders.get_encoder(name, in_channels=in_channels, depth=5, weights=hub_weights,

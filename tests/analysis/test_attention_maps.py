@@ -68,3 +68,23 @@ def test_every_registered_head_is_visualised_or_says_why_not(head, tmp_path):
                 torch.testing.assert_close(m.sum(), torch.tensor(1.0), rtol=1e-4, atol=1e-4)
     save_panel(str(tmp_path / "panel.png"), np.zeros((64, 64, 3), np.uint8), result, [(0, 0, 0)] * 19, 8)
     assert (tmp_path / "panel.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("head,kind", [("danet", "position"), ("nonlocal", "non_local")])
+def test_all_pairs_maps_form_only_the_queried_row(head, kind):
+    """A 64 x 64 feature grid: the whole matrix would be 64 MB; one query's row is formed, equal to the matrix's."""
+    from segattn.analysis.attention_maps import query_maps
+    from segattn.analysis.benchmark import peak_cpu_bytes
+    from segattn.ops.full_attention import AttentionRows
+
+    model = _model(head)
+    with torch.no_grad():
+        maps = dict(model.head.attention_maps(torch.randn(1, model.head.in_channels, 64, 64)))
+    assert isinstance(maps[kind], AttentionRows) and maps[kind].shape == (1, 4096, 4096)
+    maps["grid"] = (64, 64)
+    name = {"position": "pam", "non_local": "nonlocal"}[kind]
+    got = {}
+    peak = peak_cpu_bytes(lambda: got.update(query_maps(maps, 10, 33)))
+    assert peak < 4096 * 4096 * 4 / 16
+    row = torch.softmax(maps[kind].q[0, 10 * 64 + 33] @ maps[kind].k[0].t() * maps[kind].scale, -1)
+    torch.testing.assert_close(got[name], row.view(64, 64))

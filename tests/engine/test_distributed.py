@@ -89,9 +89,10 @@ def test_syncbn_under_gloo_is_refused_with_the_cpu_form(demo_root, tmp_path):
         mp.spawn(ddp_probe_worker, args=(2, _free_port(), demo_root, tmp_path, "syncbn"), nprocs=2, join=True)
 
 
-def test_ddp_resume_is_exact_with_dropout(demo_root, tmp_path):
-    """Each rank's generators are saved and each rank gets its own back: a resumed 2-process run with dropout ends
-    bitwise where the uninterrupted one ends (with rank 0's states restored on every rank, it does not)."""
+def test_ddp_sigterm_on_one_rank_stops_all_and_resume_is_exact_with_dropout(demo_root, tmp_path):
+    """A SIGTERM to one rank stops every rank after the step under way, with one checkpoint; each rank's generators
+    are saved and each rank gets its own back: the resumed 2-process run with dropout ends bitwise where the
+    uninterrupted one ends (with rank 0's states restored on every rank, it does not)."""
     from helpers import ddp_resume_worker
 
     mp.spawn(ddp_resume_worker, args=(2, _free_port(), demo_root, tmp_path), nprocs=2, join=True)

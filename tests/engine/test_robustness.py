@@ -89,6 +89,21 @@ def test_checkpoint_with_code_is_refused(tmp_path):
     assert "weights_only=False" not in message and "\n" not in message
 
 
+@pytest.mark.parametrize("content", ["zero bytes", "text", "cut zip", "a folder"])
+def test_an_unreadable_checkpoint_given_by_path_is_one_line(content, tmp_path):
+    path = tmp_path / "given.pth"
+    if content == "a folder":
+        path.mkdir()
+    elif content == "cut zip":
+        save_atomic({"model": {"w": torch.zeros(1000)}, "iteration": 3}, str(path))
+        path.write_bytes(path.read_bytes()[:300])
+    else:
+        path.write_bytes(b"" if content == "zero bytes" else b"not a checkpoint")
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(str(path))
+    assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
+
+
 def test_mismatched_model_lists_keys():
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1))
     with pytest.raises(CheckpointError, match=r"shape mismatches .*0.weight \(5, 3, 1, 1\) vs \(4, 3, 1, 1\)"):

@@ -99,7 +99,7 @@ def test_eval_counts_an_unreadable_val_image_and_says_it_is_not_in_the_numbers(t
 def test_eval_bad_checkpoint_is_one_line(trained, tmp_path):
     cfg, _ = trained
     bad = tmp_path / "bad.pth"
-    bad.write_bytes(b"not a checkpoint")
+    bad.write_bytes(b"")  # zero bytes (text, a cut zip and a folder: tests/engine/test_robustness.py)
     proc = tool("eval.py", cfg, "--checkpoint", bad, check=False)
     assert proc.returncode == 2 and proc.stderr.startswith(f"error: {bad}: not a readable checkpoint")
     proc = tool("eval.py", cfg, "--checkpoint", tmp_path / "absent.pth", check=False)
