@@ -10,15 +10,15 @@ energies), and recomputes the weights in backward, as FlashAttention does:
 * equal head sizes (the Non-local block, ``Cq = Cv``) go to PyTorch's
   ``scaled_dot_product_attention`` restricted to its fused backends: flash,
   memory-efficient or cuDNN on CUDA; on a CPU its flash kernel for float32 and
-  float64 (twice the dense form's speed there; in bfloat16 it is slower than the
-  dense form and the function below is not, measured by ``benchmarks/heads.py``);
+  float64 (about twice the dense form's speed there; in bfloat16 on 2 CPU cores it
+  timed slower than the function below, which takes those);
 * unequal ones (DANet's PAM: ``Cq = C/8``, ``Cv = C``), which those kernels
   refuse, 16-bit ones on a CPU, and any case the fused kernels refuse, go to
   :class:`LeanAttentionFunction`: the queries a block at a time, each block's
   weights formed in float32 (float64 for float64 inputs), used and dropped.
 
 While exporting (ONNX tracing) the dense form is used: the exported graph holds
-MatMul, Softmax, MatMul, which every runtime runs.
+MatMul, Softmax, MatMul, which ONNX Runtime and OpenVINO run.
 
 Forward takes the queries a block at a time (whole rows: an exact softmax);
 backward the keys, with ``P_j`` a block of columns recomputed from the saved
