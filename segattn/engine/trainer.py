@@ -270,7 +270,7 @@ class Trainer:
         if self.nonfinite:  # the same on every rank
             log.warning("%s not written at iteration %d: the last steps were skipped", name, self.iteration)
             return
-        failure = None
+        failure, written = None, not self.main
         rngs = gather_objects(rng_state())  # every rank's generators, so a DDP resume is exact with dropout too
         if self.main:  # one writer; the others wait so nobody reads a half-made run folder
             state = self.state(rngs)
@@ -292,9 +292,9 @@ class Trainer:
                     if not final:
                         log.error("%s; training goes on and writes it again at the next checkpoint", failure)
                 else:
-                    if name == "last.pth":
-                        self.saved_iteration = self.iteration
-        barrier()
+                    written = True
+        if all_ranks(written) and name == "last.pth":  # every rank learns whether rank 0's write succeeded
+            self.saved_iteration = self.iteration
         if failure and final:
             raise OutputError(failure)
 

@@ -109,6 +109,13 @@ def test_one_training_step_equals_mmseg(head, family, tmp_path):
     theirs.data_preprocessor.size = SIZE
     trainer = our_trainer(name, family, tmp_path)
     ours = trainer.model
+    for module in ours.modules():
+        # mmsegmentation forms the attention matrix (DAHead's PAM, NLHead's block): the step is compared in that
+        # same form; the lean form a segattn run uses equals it to float64 precision (tests/ops/
+        # test_full_attention.py) but rounds otherwise, and at 1 torch thread nonlocal-voc's stem then ends its
+        # step 2.7e-4 (relative) away, beyond this test's 1e-5
+        if getattr(module, "impl", None) == "lean":
+            module.impl = "dense"
     ours.load_state_dict(convert_state_dict(theirs.state_dict(), ours, "mmseg"))
     wrapper, scheduler, mm_cfg = mmseg_optimizer_and_schedule(name, theirs)
     images, labels = batch(theirs.decode_head.num_classes)
