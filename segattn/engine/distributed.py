@@ -69,11 +69,7 @@ def mean_over_ranks(values: dict) -> dict:
 
 def gather_lists(items: list) -> list:
     """Every rank's ``items`` concatenated in rank order, on every rank (small Python objects)."""
-    if not is_distributed():
-        return list(items)
-    out = [None] * get_world_size()
-    dist.all_gather_object(out, list(items))
-    return [item for part in out for item in part]
+    return [item for part in gather_objects(list(items)) for item in part]
 
 
 def gather_objects(item) -> list:

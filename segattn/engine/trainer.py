@@ -30,7 +30,7 @@ from .checkpoint import (
     save_atomic,
 )
 from .device import autocast_dtype, memory_format, resolve_device
-from .distributed import all_ranks, barrier, gather_objects, init_distributed_mode, mean_over_ranks
+from .distributed import all_ranks, gather_objects, init_distributed_mode, mean_over_ranks
 from .evaluator import evaluate
 from .loader import BadSampleCounter, EpochSampler, SkipBadSamples, make_loader
 from .losses import build_loss
@@ -434,12 +434,17 @@ class Trainer:
                 return self._fit(until, signalled)
             except KeyboardInterrupt:
                 if self.main:
-                    kept = (f"{os.path.join(self.dir, 'last.pth')} holds iteration {self.saved_iteration}"
-                            if self.saved_iteration is not None else "no checkpoint was written")
-                    tqdm.write(f"interrupted at iteration {self.iteration}: {kept}; --resume continues from there")
+                    tqdm.write(f"interrupted at iteration {self.iteration}: {self.kept()}; --resume continues from "
+                               "there")
                 raise
             finally:
                 self.close()
+
+    def kept(self) -> str:
+        """Which iteration ``last.pth`` holds, as the messages of a stopped run say it."""
+        if self.saved_iteration is None:
+            return "no checkpoint was written"
+        return f"{os.path.join(self.dir, 'last.pth')} holds iteration {self.saved_iteration}"
 
     def close(self):
         """Let go of the experiment folder's lock (the run ended); a later run may take it."""
@@ -500,8 +505,7 @@ class Trainer:
         self.writer.close()
         self._writer = None
         if preempted:
-            raise Preempted(f"{signalled.name or 'SIGTERM'} at iteration {self.iteration}: "
-                            f"{os.path.join(self.dir, 'last.pth')} holds iteration {self.saved_iteration}; "
+            raise Preempted(f"{signalled.name or 'SIGTERM'} at iteration {self.iteration}: {self.kept()}; "
                             "run the same command with --resume to continue it exactly")
         return self.metrics
 

@@ -191,9 +191,11 @@ def full_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: flo
     q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
     if impl == "dense" or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
         return dense_attention(q, k, v, scale)
+    # rows of (B, N, C) as stored: the fused kernels want them, and a 16-bit matmul of the function below would
+    # copy an operand given transposed once a block
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     if q.shape[-1] == v.shape[-1] and (q.is_cuda or dtype in (torch.float32, torch.float64)):
-        out = _fused(q.contiguous(), k.contiguous(), v.contiguous(), float(scale))
+        out = _fused(q, k, v, float(scale))
         if out is not None:
             return out
-    # rows of (B, N, C) as stored: a 16-bit matmul copies an operand given transposed, once a block otherwise
-    return LeanAttentionFunction.apply(q.contiguous(), k.contiguous(), v.contiguous(), float(scale))
+    return LeanAttentionFunction.apply(q, k, v, float(scale))

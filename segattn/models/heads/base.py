@@ -38,8 +38,8 @@ class DecodeHead(nn.Module):
         Keys name the attention form, so the analysis code needs no head names:
         ``criss_cross`` ``(R, B, H, W, H+W)``, one map per loop (column then row,
         the self entry 0 in the column); ``position`` and ``non_local``
-        ``(B, HW, HW)``, a tensor or an :class:`segattn.ops.full_attention.AttentionRows` that forms a row
-        when indexed ``[b, i]`` (no ``HW x HW`` matrix for a large image); ``channel`` ``(B, C, C)`` with the features it weighs as
-        ``channel_input`` ``(B, C, H, W)``.
+        ``(B, HW, HW)``, a tensor or an :class:`segattn.ops.full_attention.AttentionRows` that
+        forms a row when indexed ``[b, i]`` (no ``HW x HW`` matrix for a large image);
+        ``channel`` ``(B, C, C)`` with the features it weighs as ``channel_input`` ``(B, C, H, W)``.
         """
         return {}
