@@ -32,10 +32,9 @@ def cca_effective_map(loop_maps, h: int, w: int, qy: int, qx: int) -> torch.Tens
     """Composition of R loops: where information at (qy, qx) comes from after all loops."""
     current = cca_dense_map(loop_maps[-1], h, w, qy, qx)
     for attn in reversed(loop_maps[:-1]):
-        nxt = torch.zeros(h, w, dtype=current.dtype)
-        for y, x in zip(*torch.nonzero(current, as_tuple=True)):
-            nxt += current[y, x] * cca_dense_map(attn, h, w, int(y), int(x))
-        current = nxt
+        # every pixel (y, x) passes its weight on to its own column (attn[y, x, :h]) and row (attn[y, x, h:])
+        current = (torch.einsum("yx,yxj->jx", current, attn[..., :h].to(current.dtype))
+                   + torch.einsum("yx,yxj->yj", current, attn[..., h:].to(current.dtype)))
     return current
 
 
@@ -71,10 +70,11 @@ def query_maps(maps: dict, qy: int, qx: int) -> dict:
 
 
 @torch.no_grad()
-def attention_maps(model, image: torch.Tensor, queries):
-    """``image (1, 3, H, W)`` normalised; ``queries`` list of (y, x) feature coordinates.
+def head_maps(model, image: torch.Tensor) -> dict:
+    """The head's maps for ``image (1, 3, H, W)`` (normalised), with ``grid``: the feature grid's (h, w).
 
-    A head without attention maps is a :class:`ConfigError`.
+    One forward pass of the encoder; :func:`query_maps` then reads any query
+    from the result. A head without attention maps is a :class:`ConfigError`.
     """
     model.eval()
     features = model.features(image)[1]
@@ -82,7 +82,17 @@ def attention_maps(model, image: torch.Tensor, queries):
     if not maps:
         raise ConfigError(f"model.head: {type(model.head).__name__} has no attention maps to show; "
                           "use a head with attention (ccnet, danet, nonlocal)")
-    maps["grid"] = features.shape[-2:]
+    maps["grid"] = tuple(features.shape[-2:])
+    return maps
+
+
+@torch.no_grad()
+def attention_maps(model, image: torch.Tensor, queries):
+    """``image (1, 3, H, W)`` normalised; ``queries`` list of (y, x) feature coordinates.
+
+    A head without attention maps is a :class:`ConfigError`.
+    """
+    maps = head_maps(model, image)
     logits = model(image)["main"]
     return {"prediction": logits.argmax(1)[0].cpu(), "maps": [((qy, qx), query_maps(maps, qy, qx))
                                                               for qy, qx in queries]}

@@ -124,19 +124,31 @@ def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=F
     return done, failed
 
 
+@torch.no_grad()
+def predict_labels(model, cfg, image: np.ndarray, device, out_size=None) -> np.ndarray:
+    """``(H, W)`` uint8 train ids for one HxWx3 uint8 RGB image, at its size, as the config evaluates.
+
+    ``model`` is a segmentor (``data.test_resize``, then ``eval``'s scales, flip and
+    windows, with sliding windows for images far larger than a window) or an
+    exported model in a runtime (its own whole-image pass). ``out_size`` (h, w):
+    the probabilities are resized there instead of to the image (a picture of a
+    huge image, without its full-size probabilities).
+    """
+    if hasattr(model, "predict_image"):  # an exported model in ONNX Runtime / OpenVINO (segattn.deploy)
+        return model.predict_image(image).argmax(0).astype(np.uint8)
+    resized = resize_keep_ratio(image, cfg.data.test_resize) if cfg.data.test_resize else image
+    probs = predict_from_config(model, normalize_image(resized)[None].to(device), eval_settings(cfg.eval, resized),
+                                tuple(out_size or image.shape[:2]))
+    return probs.argmax(1)[0].cpu().numpy().astype(np.uint8)
+
+
 def infer_one(model, cfg, path, input_dir, output_dir, palette, device, base=None):
     """``<base>_pred.png`` (train ids), ``<base>_color.png`` and ``<base>_overlay.jpg`` for one image (``base``:
     :func:`plan_outputs`' name, else ``<stem>`` under ``output_dir``)."""
     image = read_image(path)
     base = base or safe_output_path(output_dir, os.path.splitext(os.path.relpath(path, input_dir))[0])
     os.makedirs(os.path.dirname(base), exist_ok=True)
-    if hasattr(model, "predict_image"):  # an exported model in ONNX Runtime / OpenVINO (segattn.deploy)
-        pred = model.predict_image(image).argmax(0).astype(np.uint8)
-    else:
-        resized = resize_keep_ratio(image, cfg.data.test_resize) if cfg.data.test_resize else image
-        probs = predict_from_config(model, normalize_image(resized)[None].to(device), eval_settings(cfg.eval, resized),
-                                    image.shape[:2])
-        pred = probs.argmax(1)[0].cpu().numpy().astype(np.uint8)
+    pred = predict_labels(model, cfg, image, device)
     color = colorize(pred, palette)
     write_png(base + "_pred.png", pred)
     write_png(base + "_color.png", color)
@@ -144,4 +156,4 @@ def infer_one(model, cfg, path, input_dir, output_dir, palette, device, base=Non
         raise OutputError(f"{base}_overlay.jpg: could not write image")
 
 
-__all__ = ["infer_folder", "load_model", "resolve_device", "safe_output_path"]
+__all__ = ["infer_folder", "load_model", "predict_labels", "resolve_device", "safe_output_path"]

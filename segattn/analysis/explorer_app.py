@@ -1,0 +1,152 @@
+"""The attention explorer's web page (Gradio): pick or upload an image, click a pixel, see where each head looks.
+
+:class:`ExplorerPage` holds the handlers (plain methods, tested without a
+browser); :func:`build_app` lays them out on a ``gr.Blocks`` page. The model
+work is :class:`segattn.analysis.explorer.Explorer`'s: maps once per image,
+each click answered from them.
+
+Gradio is an optional dependency (``pip install -e ".[demo]"``); importing this
+module without it is a :class:`segattn.errors.MissingPackageError` saying so.
+"""
+import html
+import os
+import time
+
+from ..data.io import UnreadableImage, read_image
+from ..errors import MissingPackageError, SegattnError
+from .explorer import TITLES, Explorer, OpenImage
+
+try:
+    import gradio as gr
+except ImportError:  # pragma: no cover - the [demo] extra is missing
+    raise MissingPackageError("the attention explorer needs Gradio: pip install -e \".[demo]\"") from None
+
+MAP_KEYS = tuple(TITLES)
+HOW = ("Click a pixel of the prediction to see where the head looks from there. **clip**: weights above this "
+       "share of a map's maximum are drawn at full colour (lower it to see the weak ones).")
+
+
+def percent(share: float) -> str:
+    return "<1%" if 0 < share < 0.005 else f"{share:.0%}"
+
+
+def legend_html(entries) -> str:
+    """Class names in their palette colours, each with its share of the image."""
+    items = "".join(
+        f'<span style="display:inline-flex;align-items:center;margin:0 12px 4px 0">'
+        f'<span style="width:14px;height:14px;margin-right:5px;border:1px solid #555;'
+        f'background:rgb({r},{g},{b})"></span>{html.escape(name)} ({percent(share)})</span>'
+        for name, (r, g, b), share in entries)
+    return f'<div class="segattn-legend">{items}</div>'
+
+
+def channels_markdown(rows) -> str:
+    if not rows:
+        return ""
+    lines = [f"**DANet channel attention**: channel {rows[0][0]} (the most active at the query) takes most from",
+             "", "| channel | weight |", "|---:|---:|"]
+    lines += [f"| {i} | {w:.4f} |" for _, i, w in rows]
+    return "\n".join(lines)
+
+
+class ExplorerPage:
+    """The page's handlers. Each returns the values of its outputs, in the order :func:`build_app` wires them."""
+
+    def __init__(self, explorer: Explorer, images=(), describe: str = ""):
+        self.explorer, self.images, self.describe = explorer, list(images), describe
+
+    def open_file(self, path):
+        """Open an image file: (prediction, legend, status, opened, query, *maps, channels, query text).
+
+        A file that cannot be read, or a model error on it, leaves the page as
+        it was and says why in the status line.
+        """
+        if not path:
+            return self.unchanged("Choose or upload an image.")
+        name = os.path.basename(path)
+        try:
+            image = read_image(path)
+            start = time.perf_counter()
+            opened = self.explorer.open(image)
+        except (UnreadableImage, SegattnError) as err:
+            return self.unchanged(f"⚠️ {err}")
+        except Exception as err:  # noqa: BLE001 - one image must not take the page down
+            first = (str(err).strip().splitlines() or [""])[0][:200]
+            return self.unchanged(f"⚠️ {name}: {type(err).__name__}: {first}")
+        took = time.perf_counter() - start
+        h, w = image.shape[:2]
+        if opened.maps:
+            gh, gw = opened.maps["grid"]
+            status = (f"**{html.escape(name)}** ({w} x {h}): prediction and maps ({gw} x {gh} feature grid) in "
+                      f"{took:.2f} s. {HOW}")
+        else:
+            status = f"**{html.escape(name)}** ({w} x {h}): prediction in {took:.2f} s. No attention maps: {opened.no_maps}"
+        shown = self.shown(opened)
+        maps = [gr.update(value=None, visible=key in shown, label=TITLES[key]) for key in MAP_KEYS]
+        return [self.explorer.prediction(opened), legend_html(self.explorer.legend(opened)), status, opened, None,
+                *maps, gr.update(value="", visible="channel" in opened.maps), ""]
+
+    @staticmethod
+    def unchanged(status: str):
+        """open_file's outputs that change only the status line."""
+        return [gr.update(), gr.update(), status] + [gr.update()] * (4 + len(MAP_KEYS))
+
+    def shown(self, opened: OpenImage):
+        """The map pictures this head has."""
+        m = opened.maps
+        return {k for k, present in (("cca_loop1", "criss_cross" in m), ("cca_effective", "criss_cross" in m),
+                                     ("pam", "position" in m), ("nonlocal", "non_local" in m)) if present}
+
+    def click(self, opened, opacity, clip, evt: "gr.SelectData"):
+        """A click on the prediction: evt.index is (x, y) in the shown image's pixels."""
+        x, y = evt.index[:2]
+        return self.draw(opened, (int(y), int(x)), opacity, clip)
+
+    def draw(self, opened, query, opacity, clip):
+        """(query, *maps, channels, query text) for ``query`` (y, x) of the shown image."""
+        if opened is None or query is None:
+            return [query] + [gr.update()] * (len(MAP_KEYS) + 2)
+        start = time.perf_counter()
+        pictures, channels, where = self.explorer.click(opened, query[0], query[1], opacity, clip)
+        took = (time.perf_counter() - start) * 1000
+        maps = [gr.update(value=pictures[k]) if k in pictures else gr.update() for k in MAP_KEYS]
+        text = f"Query: {where}. Answered in {took:.0f} ms." if opened.maps else f"Query: {where}."
+        return [query, *maps, channels_markdown(channels), text]
+
+
+def build_app(page: ExplorerPage):
+    """The ``gr.Blocks`` page; ``launch()`` it (or mount it) to serve."""
+    first = page.images[0] if page.images else None
+    with gr.Blocks(title="segattn attention explorer", analytics_enabled=False) as app:
+        gr.Markdown(f"## segattn attention explorer\n{page.describe}")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=260):
+                choice = gr.Dropdown([(os.path.basename(p), p) for p in page.images], value=first,
+                                     label="image", elem_id="image-choice", allow_custom_value=False)
+                upload = gr.File(label="or upload an image", type="filepath", elem_id="upload")
+                opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="opacity of the maps", elem_id="opacity")
+                clip = gr.Slider(0.05, 1, value=1.0, step=0.05, label="clip", elem_id="clip")
+                status = gr.Markdown("Choose or upload an image.", elem_id="status")
+            with gr.Column(scale=3):
+                prediction = gr.Image(label="prediction (click a pixel)", type="numpy", interactive=False,
+                                      elem_id="prediction", format="png")
+                legend = gr.HTML(elem_id="legend")
+        query_text = gr.Markdown(elem_id="query")
+        with gr.Row():
+            maps = [gr.Image(label=TITLES[k], type="numpy", interactive=False, visible=False, elem_id=f"map-{k}",
+                             format="png") for k in MAP_KEYS]
+        channels = gr.Markdown(elem_id="channels", visible=False)
+        opened, query = gr.State(None), gr.State(None)
+
+        opened_outputs = [prediction, legend, status, opened, query, *maps, channels, query_text]
+        drawn_outputs = [query, *maps, channels, query_text]
+        choice.change(page.open_file, choice, opened_outputs)
+        upload.upload(page.open_file, upload, opened_outputs).then(lambda: None, None, upload)  # ready for the next
+        app.load(page.open_file, choice, opened_outputs)
+        prediction.select(page.click, [opened, opacity, clip], drawn_outputs)
+        for slider in (opacity, clip):
+            slider.release(lambda o, q, a, c: page.draw(o, q, a, c), [opened, query, opacity, clip], drawn_outputs)
+    return app
+
+
+__all__ = ["ExplorerPage", "build_app", "legend_html"]
