@@ -143,7 +143,8 @@ def build_app(page: ExplorerPage):
         choice.change(page.open_file, choice, opened_outputs)
         upload.upload(page.open_file, upload, opened_outputs).then(lambda: None, None, upload)  # ready for the next
         app.load(page.open_file, choice, opened_outputs)
-        prediction.select(page.click, [opened, opacity, clip], drawn_outputs)
+        prediction.select(page.click, [opened, opacity, clip], drawn_outputs, queue=False, show_progress="hidden",
+                          trigger_mode="always_last")
         for slider in (opacity, clip):
             slider.release(lambda o, q, a, c: page.draw(o, q, a, c), [opened, query, opacity, clip], drawn_outputs)
     return app
