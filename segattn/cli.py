@@ -10,15 +10,50 @@ def setup_logging():
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
 
-def load_tool_config(path: str, overrides=None):
-    """``load_config`` plus the names and options of ``model`` and ``data`` checked against the registries."""
+def load_tool_config(path: str, overrides=None, print_config: bool = False):
+    """``load_config`` plus the names and options of ``model`` and ``data`` checked against the registries.
+
+    ``print_config`` (a tool's ``--print-config``): print the resolved config as YAML and exit 0.
+    """
+    cfg = check_tool_config(load_config(path, overrides), path)
+    if print_config:
+        from omegaconf import OmegaConf
+
+        print(OmegaConf.to_yaml(cfg, resolve=True), end="")
+        raise SystemExit(0)
+    return cfg
+
+
+def add_print_config(parser):
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config (defaults filled, overrides applied) as YAML and exit")
+    return parser
+
+
+def parse_tool_args(parser, argv):
+    """``parse_intermixed_args``; with ``--print-config`` the tool's required options may be left out."""
+    if "--print-config" in argv:
+        for action in parser._actions:  # argparse keeps no public list; the config needs none of them
+            if action.option_strings:
+                action.required = False
+    return parser.parse_intermixed_args(argv)
+
+
+def require_checkpoint(args):
+    """The ``--checkpoint`` a tool needs (``--print-config`` runs without one)."""
+    if not args.checkpoint:
+        raise ConfigError("--checkpoint is required: a .pth written by tools/train.py or tools/convert_checkpoint.py")
+    return args.checkpoint
+
+
+def check_tool_config(cfg, source: str):
+    """``imports`` imported, ``model`` and ``data`` checked against the registries, the image size limit set."""
     from .data import check_data_config
     from .data.io import set_max_pixels
     from .models import check_model_config
 
-    cfg = load_config(path, overrides)
     import_modules(cfg.imports)
-    check_model_config(cfg.model, path)
+    check_model_config(cfg.model, source)
     check_data_config(cfg)
     set_max_pixels(cfg.data.max_pixels)  # every image a tool reads (infer.py's folder too)
     return cfg
@@ -63,8 +98,8 @@ def add_model_args(parser, device_help="cpu / cuda (default: train.device)", che
     """Arguments every tool that loads a trained model takes: config, overrides, checkpoint, device."""
     parser.add_argument("config", help="YAML config, e.g. configs/demo/ccnet.yaml")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
-    parser.add_argument("--checkpoint", required=checkpoint_required,
-                        help="a .pth written by tools/train.py or tools/convert_checkpoint.py")
+    parser.add_argument("--checkpoint", help="a .pth written by tools/train.py or tools/convert_checkpoint.py"
+                        + (" (required)" if checkpoint_required else ""))
     parser.add_argument("--device", default=None, help=device_help)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return parser
+    return add_print_config(parser)

@@ -302,6 +302,27 @@ def load_config(path: str, overrides: Optional[List[str]] = None, schema=Config)
     return cfg
 
 
+def config_from_dict(saved: dict, source: str = "checkpoint") -> DictConfig:
+    """A config as a checkpoint or a pretrained folder holds it (a resolved tree), checked as a YAML file is."""
+    user = OmegaConf.create(saved)
+    if "model" in user:
+        user.model = _upgrade_model(user.model, source)
+    cfg = _merge(Config, user, source)
+    validate(cfg, source)
+    return cfg
+
+
+def apply_overrides(cfg: DictConfig, overrides, source: str = "overrides") -> DictConfig:
+    """``cfg`` with ``key=value`` overrides on top, checked and validated as :func:`load_config` does."""
+    if not overrides:
+        return cfg
+    dotlist = parse_overrides(list(overrides), source)
+    _check_keys(dotlist, OmegaConf.structured(Config), "", source)
+    cfg = _merge(Config, merge_layers(cfg, dotlist), source)
+    validate(cfg, source)
+    return cfg
+
+
 def validate(cfg: DictConfig, source: str = "config"):
     """Section-wise range checks for a merged config."""
     validate_model(cfg.model, source)

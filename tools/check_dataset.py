@@ -7,7 +7,7 @@ Exit status 1 when anything is wrong.
 """
 import argparse
 
-from segattn.cli import load_tool_config, run
+from segattn.cli import add_print_config, load_tool_config, run
 
 
 def main(argv):
@@ -16,8 +16,9 @@ def main(argv):
     p.add_argument("overrides", nargs="*")
     p.add_argument("--split", action="append", help="split(s) to check (default: train and val splits)")
     p.add_argument("--no-progress", action="store_true")
+    add_print_config(p)
     args = p.parse_intermixed_args(argv)
-    cfg = load_tool_config(args.config, args.overrides)
+    cfg = load_tool_config(args.config, args.overrides, print_config=args.print_config)
     from segattn.data.check import check_split
 
     if cfg.data.demo:

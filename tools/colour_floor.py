@@ -7,7 +7,7 @@ The floor a context model must clear on the demo data.
 """
 import argparse
 
-from segattn.cli import load_tool_config, run
+from segattn.cli import add_print_config, load_tool_config, run
 
 
 def main(argv):
@@ -16,8 +16,9 @@ def main(argv):
     p.add_argument("overrides", nargs="*")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--no-progress", action="store_true")
+    add_print_config(p)
     args = p.parse_intermixed_args(argv)
-    cfg = load_tool_config(args.config, args.overrides)
+    cfg = load_tool_config(args.config, args.overrides, print_config=args.print_config)
     from segattn.data import build_dataset
     from segattn.analysis.baselines import colour_only_floor
     from segattn.engine.metrics import format_table

@@ -15,9 +15,16 @@ def main(argv):
     p.add_argument("items", nargs="+", help="config files, then key=value overrides for all of them")
     p.add_argument("--readme", help="write the table between the compare markers of this file")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--print-config", action="store_true", help="print each resolved config as YAML and exit")
     args = p.parse_intermixed_args(argv)
     configs = [a for a in args.items if "=" not in a]
     overrides = [a for a in args.items if "=" in a]
+    if args.print_config:
+        from omegaconf import OmegaConf
+
+        for path in configs:
+            print(f"# {path}\n{OmegaConf.to_yaml(load_tool_config(path, overrides), resolve=True)}", end="")
+        return 0
     from segattn.analysis.compare import compare_row, markdown, write_into
 
     rows = []

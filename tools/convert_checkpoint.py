@@ -15,7 +15,7 @@ the same config, and ``model.init_from=OUTPUT`` fine-tunes from it.
 import argparse
 import os
 
-from segattn.cli import load_tool_config, run
+from segattn.cli import add_print_config, load_tool_config, parse_tool_args, run
 from segattn.errors import ConfigError, OutputError
 
 
@@ -26,19 +26,24 @@ def get_args_parser():
     p.add_argument("--config", required=True, help="the segattn config of the same model, e.g. configs/mmseg/...")
     p.add_argument("--output", required=True, help="where to write the segattn checkpoint (.pth)")
     p.add_argument("--no-progress", action="store_true", help="no download progress bar")
+    add_print_config(p)
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
     return p
 
 
 def main(argv):
-    args = get_args_parser().parse_intermixed_args(argv)
+    args = parse_tool_args(get_args_parser(), argv)
     from segattn.interop.convert import FORMATS, convert_checkpoint
 
-    if os.path.isdir(args.output):  # before the config is read: nothing to download or build
+    if not args.config:
+        raise ConfigError("--config is required: the YAML of the model the checkpoint is converted into")
+    if not args.output and not args.print_config:
+        raise ConfigError("--output is required: the converted checkpoint's file name")
+    if args.output and os.path.isdir(args.output):  # before the config is read: nothing to download or build
         raise OutputError(f"--output {args.output!r} is a folder; give the checkpoint's file name")
     if args.format not in FORMATS:
         raise ConfigError(f"unknown source format {args.format!r}; known: {', '.join(FORMATS)}")
-    cfg = load_tool_config(args.config, args.overrides)
+    cfg = load_tool_config(args.config, args.overrides, print_config=args.print_config)
     convert_checkpoint(args.format, args.source, cfg, args.output, args.config, not args.no_progress)
     print(f"wrote {args.output}: {args.format} checkpoint {args.source} for {args.config}")
     return 0

@@ -8,13 +8,16 @@
 ``--save-pred`` writes one label-id PNG per image and nothing else, the folder
 Cityscapes' own evaluator (csEvalPixelLevelSemanticLabeling) and test server
 take as it is; colour PNGs go to ``--save-color``. The metrics are also
-written as JSON next to the checkpoint (eval_<split>.json).
+written as JSON next to the checkpoint (eval_<split>.json), with the confusion
+matrix: its pixel counts (confusion_<split>.json, rows the ground truth) and a
+picture of it, each row divided by its pixels (confusion_<split>.png);
+``--save-plots`` adds the per-class IoU as bars (iou_<split>.png).
 Under ``torchrun --nproc_per_node=N`` the images are sharded across processes.
 """
 import argparse
 import os
 
-from segattn.cli import add_model_args, load_tool_config, run
+from segattn.cli import add_model_args, load_tool_config, require_checkpoint, run
 
 
 def get_args_parser():
@@ -27,6 +30,7 @@ def get_args_parser():
                    help="write one prediction PNG per image here (Cityscapes label ids: the official evaluator's "
                    "input)")
     p.add_argument("--save-color", metavar="DIR", help="write colour PNGs of the predictions here")
+    p.add_argument("--save-plots", action="store_true", help="also draw the per-class IoU as bars (iou_<split>.png)")
     return p
 
 
@@ -41,12 +45,14 @@ def main(argv):
         overrides.append("eval.flip=true")
     if args.device:
         overrides.append(f"train.device={args.device}")
-    cfg = load_tool_config(args.config, overrides)
+    cfg = load_tool_config(args.config, overrides, print_config=args.print_config)
+    require_checkpoint(args)
 
     from segattn.data import build_dataset
     from segattn.engine.evaluator import evaluate
     from segattn.engine.distributed import init_distributed_mode
-    from segattn.engine.metrics import format_table, save_json
+    from segattn.analysis.plots import confusion_figure, iou_figure
+    from segattn.engine.metrics import format_table, save_confusion_json, save_json
     from segattn.engine.predictor import load_model, resolve_device
 
     rank, _, ddp_device = init_distributed_mode(cfg.train.device)  # under torchrun: sharded evaluation
@@ -59,9 +65,17 @@ def main(argv):
     if rank != 0:
         return 0
     print(format_table(metrics, dataset.class_names))
-    out = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), f"eval_{split}.json")
+    folder = os.path.dirname(os.path.abspath(args.checkpoint))
+    out = os.path.join(folder, f"eval_{split}.json")
     save_json(metrics, dataset.class_names, out)
-    print(f"wrote {out}" + (f"; predictions in {args.save_pred}" if args.save_pred else "")
+    written = [out, os.path.join(folder, f"confusion_{split}.json"), os.path.join(folder, f"confusion_{split}.png")]
+    save_confusion_json(metrics["confusion"], dataset.class_names, written[1])
+    name = os.path.basename(args.checkpoint)
+    confusion_figure(metrics["confusion"], dataset.class_names, written[2], f"{name} on {split}")
+    if args.save_plots:
+        written.append(os.path.join(folder, f"iou_{split}.png"))
+        iou_figure(metrics, dataset.class_names, written[-1], f"{name} on {split}: per-class IoU")
+    print(f"wrote {', '.join(written)}" + (f"; predictions in {args.save_pred}" if args.save_pred else "")
           + (f"; colour images in {args.save_color}" if args.save_color else ""))
     return 1 if metrics["skipped"] else 0
 

@@ -15,7 +15,7 @@ import argparse
 import logging
 import os
 
-from segattn.cli import add_model_args, load_tool_config, run
+from segattn.cli import add_model_args, load_tool_config, require_checkpoint, run
 
 
 def get_args_parser():
@@ -43,7 +43,8 @@ def default_images(cfg):
 def main(argv):
     args = get_args_parser().parse_intermixed_args(argv)
     overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
-    cfg = load_tool_config(args.config, overrides)
+    cfg = load_tool_config(args.config, overrides, print_config=args.print_config)
+    require_checkpoint(args)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a local tool
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request the page makes
 

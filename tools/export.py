@@ -16,7 +16,7 @@ the demo). ``onnx.checker`` runs on the result. Run it with
 """
 import argparse
 
-from segattn.cli import add_model_args, load_tool_config, run
+from segattn.cli import add_model_args, load_tool_config, parse_tool_args, require_checkpoint, run
 
 
 def get_args_parser():
@@ -29,8 +29,10 @@ def get_args_parser():
 
 
 def main(argv):
-    args = get_args_parser().parse_intermixed_args(argv)
-    cfg = load_tool_config(args.config, list(args.overrides) + ["train.device=cpu"])
+    args = parse_tool_args(get_args_parser(), argv)
+    cfg = load_tool_config(args.config, list(args.overrides) + ["train.device=cpu"],
+                           print_config=args.print_config)
+    require_checkpoint(args)
     from segattn.errors import MissingFileError
 
     try:

@@ -17,7 +17,7 @@ the exit status is 1 at the end, with the list of failures.
 """
 import argparse
 
-from segattn.cli import add_model_args, load_tool_config, run
+from segattn.cli import add_model_args, load_tool_config, parse_tool_args, run
 
 
 def get_args_parser():
@@ -33,20 +33,20 @@ def get_args_parser():
 
 
 def main(argv):
-    args = get_args_parser().parse_intermixed_args(argv)
+    args = parse_tool_args(get_args_parser(), argv)
     overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
-    cfg = load_tool_config(args.config, overrides)
+    cfg = load_tool_config(args.config, overrides, print_config=args.print_config)
 
-    from segattn.data import dataset_palette
     from segattn.errors import ConfigError
-    from segattn.engine.predictor import infer_folder, load_model, resolve_device
+    from segattn.engine.predictor import resolve_device
+    from segattn.engine.segmenter import Segmenter
 
     device = resolve_device(cfg.train.device)
     if args.backend == "torch":
         if not args.checkpoint:
             raise ConfigError("--checkpoint is required with --backend torch (or give --backend onnxruntime|openvino "
                               "--model MODEL.onnx)")
-        model, _ = load_model(cfg, args.checkpoint, device)
+        segmenter = Segmenter.from_checkpoint(args.checkpoint, cfg, device)
     else:
         if not args.model:
             raise ConfigError(f"--backend {args.backend} needs --model MODEL.onnx (written by tools/export.py)")
@@ -54,9 +54,8 @@ def main(argv):
 
         model = open_runtime(args.backend, args.model)
         model.check_classes(cfg.model.num_classes, args.config)
-    palette = dataset_palette(cfg.data)
-    done, failed = infer_folder(model, cfg, args.input, args.output, palette, device, args.recursive,
-                                not args.no_progress)
+        segmenter = Segmenter(model, cfg, device)
+    done, failed = segmenter.predict_folder(args.input, args.output, args.recursive, not args.no_progress)
     print(f"{done} images segmented into {args.output}, {len(failed)} failed")
     for path, reason in failed:
         print(f"  failed: {reason}")

@@ -7,7 +7,7 @@
 """
 import argparse
 
-from segattn.cli import load_tool_config, run
+from segattn.cli import add_print_config, load_tool_config, run
 
 
 def get_args_parser():
@@ -20,12 +20,13 @@ def get_args_parser():
                    help="with --resume: go on with a config that trains differently from the checkpoint's "
                         "(new lr, schedule, ...); without it such a resume is refused")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_print_config(p)
     return p
 
 
 def main(argv):
     args = get_args_parser().parse_intermixed_args(argv)
-    cfg = load_tool_config(args.config, args.overrides)
+    cfg = load_tool_config(args.config, args.overrides, print_config=args.print_config)
     from segattn.engine.trainer import train
 
     metrics = train(cfg, resume=args.resume, progress=not args.no_progress, allow_changes=args.allow_changes)

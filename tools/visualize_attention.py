@@ -9,7 +9,7 @@ Queries are (y, x) in image pixels; ``--grid N`` picks an N x N grid instead.
 """
 import argparse
 
-from segattn.cli import add_model_args, load_tool_config, run
+from segattn.cli import add_model_args, load_tool_config, parse_tool_args, require_checkpoint, run
 
 
 def main(argv):
@@ -19,8 +19,9 @@ def main(argv):
     p.add_argument("--grid", type=int, default=0, help="use an N x N grid of queries instead")
     p.add_argument("--scale", type=float, default=None, help="resize the image first (default: eval.scales[0])")
     p.add_argument("--output", default="attention.png")
-    args = p.parse_intermixed_args(argv)
-    cfg = load_tool_config(args.config, args.overrides + ([f"train.device={args.device}"] if args.device else []))
+    args = parse_tool_args(p, argv)
+    cfg = load_tool_config(args.config, args.overrides + ([f"train.device={args.device}"] if args.device else []), print_config=args.print_config)
+    require_checkpoint(args)
 
     import cv2
 

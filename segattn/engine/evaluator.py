@@ -63,6 +63,7 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
             vis_callback(i, images[0], masks[0], pred[0])
     cm.reduce_from_all_processes()
     metrics = cm.compute()
+    metrics["confusion"] = cm.mat.tolist()  # [ground truth][prediction] pixel counts, ignore excluded
     metrics["skipped"] = gather_lists(bad.messages)  # every rank's: files not in these numbers
     metrics["images"] = n - len(metrics["skipped"])
     return metrics

@@ -77,8 +77,16 @@ def _json_safe(value):
 
 
 def save_json(metrics: dict, class_names, path: str):
-    """The metrics and a per-class table as strict JSON (``null`` where a class's IoU or accuracy is undefined)."""
-    data = dict(metrics)
+    """The metrics and a per-class table as strict JSON (``null`` where a class's IoU or accuracy is undefined);
+    the confusion matrix goes to :func:`save_confusion_json`'s file, not here."""
+    data = {k: v for k, v in metrics.items() if k != "confusion"}
     data["per_class"] = {n: {"IoU": i, "Acc": a} for n, i, a in zip(class_names, metrics["IoU"], metrics["Acc"])}
     with open(path, "w") as f:
         json.dump(_json_safe(data), f, indent=2, allow_nan=False)
+
+
+def save_confusion_json(counts, class_names, path: str):
+    """``counts[ground truth][prediction]`` pixel counts with the class names, as JSON."""
+    with open(path, "w") as f:
+        json.dump({"classes": list(class_names), "rows": "ground truth", "columns": "prediction",
+                   "pixels": int(sum(map(sum, counts))), "counts": counts}, f)

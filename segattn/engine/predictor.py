@@ -18,14 +18,14 @@ from .device import memory_format, resolve_device
 from .inference import predict_from_config
 
 
-def load_model(cfg, checkpoint: str, device):
+def load_model(cfg, checkpoint: str, device, ckpt: dict = None):
     """Build the config's model (no pretrained download), load the checkpoint's weights, and put it in
     ``eval.channels_last``'s memory format (the tools feed NCHW images; the first convolution's output
-    follows the weights)."""
+    follows the weights). ``ckpt``: the file's contents where already read (``checkpoint`` names it)."""
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model_cfg["encoder"]["weights"] = None  # the checkpoint holds every weight
     model = build_model(model_cfg)
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = ckpt if ckpt is not None else load_checkpoint(checkpoint)
     load_model_weights(model, ckpt["model"], checkpoint)
     model.to(device, memory_format=memory_format(cfg.eval.channels_last))
     return model.eval(), ckpt
@@ -136,10 +136,19 @@ def predict_labels(model, cfg, image: np.ndarray, device, out_size=None) -> np.n
     """
     if hasattr(model, "predict_image"):  # an exported model in ONNX Runtime / OpenVINO (segattn.deploy)
         return model.predict_image(image).argmax(0).astype(np.uint8)
+    return class_probabilities(model, cfg, image, device, out_size).argmax(0).numpy().astype(np.uint8)
+
+
+@torch.no_grad()
+def class_probabilities(model, cfg, image: np.ndarray, device, out_size=None) -> torch.Tensor:
+    """``(K, H, W)`` float32 on the CPU: the class probabilities :func:`predict_labels` takes the argmax of
+    (a segmentor's softmax averaged over ``eval``'s passes; a runtime's softmax of its logits)."""
+    if hasattr(model, "predict_image"):
+        return torch.from_numpy(np.ascontiguousarray(model.predict_image(image), np.float32)).softmax(0)
     resized = resize_keep_ratio(image, cfg.data.test_resize) if cfg.data.test_resize else image
     probs = predict_from_config(model, normalize_image(resized)[None].to(device), eval_settings(cfg.eval, resized),
                                 tuple(out_size or image.shape[:2]))
-    return probs.argmax(1)[0].cpu().numpy().astype(np.uint8)
+    return probs[0].float().cpu()
 
 
 def infer_one(model, cfg, path, input_dir, output_dir, palette, device, base=None):

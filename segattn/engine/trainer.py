@@ -457,6 +457,8 @@ class Trainer:
         stop = t.max_iters if until is None else min(until, t.max_iters)
         if self.main:
             os.makedirs(self.dir, exist_ok=True)
+            # the resolved config beside the checkpoints: what this run trains, readable without loading a .pth
+            OmegaConf.save(self.cfg, os.path.join(self.dir, "config.yaml"), resolve=True)
         bar = tqdm(total=t.max_iters, initial=self.iteration, desc=f"train {t.experiment}", disable=not self.progress,
                    dynamic_ncols=True)
         batches, preempted = self.batches(), False

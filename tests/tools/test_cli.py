@@ -59,6 +59,52 @@ def test_eval_prints_table_writes_json_and_predictions(trained, demo_root, tmp_p
     assert set(np.unique(ids)) <= {7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33}
 
 
+def test_eval_writes_the_confusion_matrix_and_plots(trained, demo_root):
+    """The counts sum to the evaluated (non-ignored) pixels and give back eval_val.json's per-class IoU."""
+    from segattn.cli import load_tool_config
+    from segattn.data import build_dataset
+
+    cfg, ckpt = trained
+    proc = tool("eval.py", cfg, "--checkpoint", ckpt, "--save-plots")
+    folder = ckpt.parent
+    for name in ("confusion_val.json", "confusion_val.png", "iou_val.png"):
+        assert str(folder / name) in proc.stdout
+    confusion = json.loads((folder / "confusion_val.json").read_text())
+    counts = np.array(confusion["counts"], np.int64)
+    assert confusion["rows"] == "ground truth" and len(confusion["classes"]) == counts.shape[0] == counts.shape[1]
+    dataset = build_dataset(load_tool_config(str(cfg)).data, "val")
+    labelled = sum(int((dataset[i][1] != 255).sum()) for i in range(len(dataset)))
+    assert counts.sum() == confusion["pixels"] == labelled
+    tp, union = np.diag(counts), counts.sum(0) + counts.sum(1) - np.diag(counts)
+    metrics = json.loads((folder / "eval_val.json").read_text())
+    for k, name in enumerate(confusion["classes"]):
+        expected = metrics["per_class"][name]["IoU"]
+        assert (expected is None) == (union[k] == 0)
+        if expected is not None:
+            assert abs(tp[k] / union[k] - expected) < 1e-12, name
+    import cv2
+
+    for name in ("confusion_val.png", "iou_val.png"):
+        picture = cv2.imread(str(folder / name))
+        assert picture is not None and min(picture.shape[:2]) > 300
+
+
+def test_training_writes_its_resolved_config(trained):
+    cfg, ckpt = trained
+    written = OmegaConf.load(ckpt.parent / "config.yaml")
+    from segattn.cli import load_tool_config
+
+    assert OmegaConf.to_container(written) == OmegaConf.to_container(load_tool_config(str(cfg)), resolve=True)
+
+
+@pytest.mark.parametrize("name", ["train.py", "eval.py", "infer.py"])  # its own parser; --checkpoint; --input
+def test_print_config_resolves_overrides_and_exits(trained, name):
+    cfg, _ = trained
+    proc = tool(name, cfg, "model.head.recurrence=1", "train.max_iters=7", "--print-config")
+    printed = OmegaConf.create(proc.stdout)
+    assert printed.model.head.recurrence == 1 and printed.train.max_iters == 7 and printed.eval.mode == "whole"
+
+
 def test_official_cityscapes_evaluator_on_the_folder_eval_wrote(trained, demo_root, tmp_path):
     """cityscapesscripts' own csEvalPixelLevelSemanticLabeling, on --save-pred exactly as written: same mIoU."""
     pytest.importorskip("cityscapesscripts", reason="the official evaluator comes with the test extra")

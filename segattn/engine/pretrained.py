@@ -1,0 +1,106 @@
+"""Pretrained folders in the Hugging Face Hub layout: ``config.yaml``, the weights as safetensors, a model card.
+
+:func:`write_folder` writes one (weights only: no optimizer, scheduler or RNG
+state); :func:`read_folder` reads a local folder, or a Hub repo id through
+``huggingface_hub``'s cache (online: downloaded; offline: only what the cache
+holds). Weights named ``model-<sha256 prefix>.safetensors`` (what
+``tools/publish.py`` writes, mmsegmentation's ``publish_model.py`` naming) are
+checked against that prefix on reading.
+"""
+import glob
+import hashlib
+import os
+import re
+
+from omegaconf import OmegaConf
+
+from ..errors import CheckpointError, MissingFileError, MissingPackageError
+from .checkpoint import non_finite
+
+WEIGHTS = "model.safetensors"
+HASHED = re.compile(r"^model-([0-9a-f]{8,64})\.safetensors$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_folder(folder: str, state: dict, config: dict, card: str, hashed: bool = False) -> str:
+    """Write ``config.yaml``, the weights and ``README.md`` into ``folder``; returns the weights' path.
+
+    ``hashed``: name the weights ``model-<first 8 hex of their sha256>.safetensors``.
+    """
+    from safetensors.torch import save_file
+
+    os.makedirs(folder, exist_ok=True)
+    for old in glob.glob(os.path.join(folder, "model*.safetensors")):  # one weights file per folder
+        os.remove(old)
+    path = os.path.join(folder, WEIGHTS)
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, path, metadata={"format": "pt"})
+    if hashed:
+        named = os.path.join(folder, f"model-{sha256_of(path)[:8]}.safetensors")
+        os.replace(path, named)
+        path = named
+    OmegaConf.save(OmegaConf.create(config), os.path.join(folder, "config.yaml"))
+    with open(os.path.join(folder, "README.md"), "w") as f:
+        f.write(card)
+    return path
+
+
+def resolve_folder(name: str) -> str:
+    """A local folder as it is; a Hub repo id (``user/name``) as the folder of its cached snapshot."""
+    if os.path.isdir(name):
+        return name
+    if not HUB_ID.match(name) or os.path.exists(name):
+        raise MissingFileError(f"{name}: not a folder (a pretrained folder holds config.yaml and "
+                               f"{WEIGHTS}), nor a Hugging Face Hub repo id like user/name")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise MissingPackageError(f"{name}: loading from the Hub needs huggingface_hub: pip install huggingface_hub") \
+            from None
+    try:
+        return snapshot_download(name, allow_patterns=["config.yaml", "*.safetensors", "README.md"])
+    except Exception as err:  # noqa: BLE001 - offline, no such repo, no access: one line either way
+        first = (str(err).strip().splitlines() or [""])[0][:160]
+        raise MissingFileError(f"{name}: not a local folder, and the Hugging Face Hub did not give it "
+                               f"({type(err).__name__}: {first}); offline, only a repo already in the local cache "
+                               "loads") from None
+
+
+def read_folder(name: str):
+    """``(state dict, config dict, weights path)`` of a pretrained folder or Hub repo id."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = resolve_folder(name)
+    config_path = os.path.join(folder, "config.yaml")
+    if not os.path.isfile(config_path):
+        raise MissingFileError(f"{config_path}: not found; a pretrained folder holds config.yaml beside its weights")
+    weights = sorted(p for p in glob.glob(os.path.join(folder, "*.safetensors"))
+                     if os.path.basename(p) == WEIGHTS or HASHED.match(os.path.basename(p)))
+    if len(weights) != 1:
+        found = ", ".join(os.path.basename(p) for p in weights) or "none"
+        raise MissingFileError(f"{folder}: expected one {WEIGHTS} (or model-<sha256>.safetensors), found {found}")
+    path = weights[0]
+    hashed = HASHED.match(os.path.basename(path))
+    if hashed and not sha256_of(path).startswith(hashed.group(1)):
+        raise CheckpointError(f"{path}: the file's sha256 does not start with {hashed.group(1)} as its name says: "
+                              "the file is damaged or was replaced; download it again")
+    try:
+        state = load_file(path)
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({str(err).splitlines()[0][:120]})") from None
+    broken = non_finite(state)
+    if broken:
+        raise CheckpointError(f"{path}: {len(broken)} weight tensors hold NaN or infinity (e.g. {broken[0]}); "
+                              "predictions from them would be meaningless")
+    return state, OmegaConf.to_container(OmegaConf.load(config_path), resolve=True), path
+
+
+__all__ = ["WEIGHTS", "read_folder", "resolve_folder", "sha256_of", "write_folder"]

@@ -1,0 +1,148 @@
+"""``segattn.Segmenter``: one image from Python as tools/eval.py predicts it, pretrained folders, tools/publish.py."""
+import glob
+import os
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+from helpers import run_tool, tiny_config
+from segattn import Segmenter, build_model
+from segattn.data.cityscapes import CityscapesDataset
+from segattn.data.io import read_mask
+from segattn.errors import CheckpointError, ConfigError, DataError, MissingFileError
+
+
+@pytest.fixture(scope="module")
+def checkpoint(demo_root, tmp_path_factory):
+    """A CCNet checkpoint as tools/train.py writes one (weights, config, iteration, metrics, optimizer)."""
+    tmp = tmp_path_factory.mktemp("segmenter")
+    cfg = tiny_config(demo_root, tmp, head="ccnet")
+    cfg.eval.scales = [0.3, 0.4]  # two scales and a flip: the averaging eval.py does
+    cfg.eval.flip = True
+    torch.manual_seed(0)
+    model = build_model(OmegaConf.to_container(cfg.model, resolve=True))
+    for p in model.parameters():
+        if p.numel() == 1:
+            p.data.fill_(1.0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    path = tmp / "best.pth"
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": 40,
+                "metrics": {"mIoU": 0.4321, "mAcc": 0.5, "aAcc": 0.8, "iteration": 40},
+                "config": OmegaConf.to_container(cfg, resolve=True), "rng": torch.get_rng_state()}, path)
+    OmegaConf.save(cfg, tmp / "cfg.yaml")
+    return path, tmp / "cfg.yaml"
+
+
+def val_images(demo_root):
+    return sorted(glob.glob(os.path.join(demo_root, "leftImg8bit", "val", "*", "*.png")))
+
+
+def test_predict_equals_eval_py_pixel_for_pixel(checkpoint, demo_root, tmp_path):
+    """tools/eval.py --save-pred writes label ids; the Segmenter's train ids mapped the same way equal them."""
+    ckpt, cfg = checkpoint
+    run_tool("eval.py", cfg, "--checkpoint", ckpt, "--save-pred", tmp_path / "pred", "--no-progress")
+    segmenter = Segmenter.from_checkpoint(ckpt, device="cpu")  # the config saved in the checkpoint
+    images = val_images(demo_root)
+    predictions = segmenter.predict(images)
+    assert len(predictions) == len(images) == 3
+    for path, labels in zip(images, predictions):
+        written = read_mask(str(tmp_path / "pred" / os.path.basename(path)))
+        assert labels.shape == written.shape and labels.dtype == np.uint8
+        np.testing.assert_array_equal(CityscapesDataset.to_label_ids(labels), written)
+
+
+def test_inputs_logits_and_pictures(checkpoint, demo_root):
+    ckpt, cfg = checkpoint
+    segmenter = Segmenter.from_checkpoint(ckpt, config=str(cfg), device="cpu")
+    path = val_images(demo_root)[0]
+    expected = segmenter.predict(path)
+    array = np.asarray(Image.open(path).convert("RGB"))
+    for given in (array, Image.open(path), np.dstack([array, np.full(array.shape[:2], 255, np.uint8)])):
+        np.testing.assert_array_equal(segmenter.predict(given), expected)
+    (labels, logits), = segmenter.predict([path], return_logits=True)
+    np.testing.assert_array_equal(labels, expected)
+    assert logits.shape == (19, *expected.shape) and logits.dtype == np.float32
+    np.testing.assert_array_equal(logits.argmax(0), expected)
+    np.testing.assert_allclose(np.exp(logits).sum(0), 1, rtol=1e-4)  # log class probabilities
+    color = segmenter.colorize(expected)
+    assert color.shape == array.shape and tuple(color[expected == 0][0]) == (128, 64, 128)  # road, Cityscapes' colour
+    blended = segmenter.overlay(array, expected, alpha=1.0)
+    np.testing.assert_array_equal(blended, color)
+    tiny = segmenter.predict(np.zeros((1, 1, 3), np.uint8))
+    assert tiny.shape == (1, 1)
+    with pytest.raises(DataError, match="must be uint8"):
+        segmenter.predict(array.astype(np.float32))
+    with pytest.raises(DataError, match="expected a path, a PIL image"):
+        segmenter.predict(42)
+
+
+def test_config_and_overrides(checkpoint, tmp_path):
+    ckpt, _ = checkpoint
+    segmenter = Segmenter.from_checkpoint(ckpt, device="cpu", overrides=["eval.flip=false"])
+    assert segmenter.cfg.eval.flip is False and list(segmenter.cfg.eval.scales) == [0.3, 0.4]
+    with pytest.raises(ConfigError, match="eval.flipp"):
+        Segmenter.from_checkpoint(ckpt, device="cpu", overrides=["eval.flipp=false"])
+    bare = tmp_path / "bare.pth"
+    torch.save({"model": torch.load(ckpt, weights_only=False)["model"]}, bare)
+    with pytest.raises(ConfigError, match="holds no config; give its YAML"):
+        Segmenter.from_checkpoint(bare, device="cpu")
+
+
+def test_save_pretrained_round_trip_and_card(checkpoint, demo_root, tmp_path):
+    ckpt, _ = checkpoint
+    segmenter = Segmenter.from_checkpoint(ckpt, device="cpu")
+    weights = segmenter.save_pretrained(tmp_path / "folder")
+    assert sorted(os.listdir(tmp_path / "folder")) == ["README.md", "config.yaml", "model.safetensors"]
+    from safetensors.torch import load_file
+
+    assert set(load_file(weights)) == set(segmenter.model.state_dict())  # weights only
+    card = (tmp_path / "folder" / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: segattn\npipeline_tag: image-segmentation\n")
+    assert "`ccnet` head on `resnet18`, output stride 8; auxiliary FCN head on layer3" in card
+    assert "mIoU 43.21" in card and "| 13 | car | (0, 0, 142) |" in card and "license: other" in card
+    loaded = Segmenter.from_pretrained(str(tmp_path / "folder"), device="cpu")
+    image = val_images(demo_root)[1]
+    np.testing.assert_array_equal(loaded.predict(image), segmenter.predict(image))
+
+
+def test_from_pretrained_errors(checkpoint, tmp_path, monkeypatch):
+    ckpt, _ = checkpoint
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(MissingFileError, match="only a repo already in the local cache loads"):
+        Segmenter.from_pretrained("nobody-here/no-such-model")
+    with pytest.raises(MissingFileError, match="not a folder"):
+        Segmenter.from_pretrained(str(tmp_path / "missing" / "folder"))
+    folder = tmp_path / "f"
+    Segmenter.from_checkpoint(ckpt, device="cpu").save_pretrained(folder, hashed=True)
+    (weights,) = glob.glob(str(folder / "model-*.safetensors"))
+    with open(weights, "r+b") as f:  # one byte changed: the name's sha256 prefix no longer holds
+        f.seek(-1, os.SEEK_END)
+        last = f.read(1)
+        f.seek(-1, os.SEEK_END)
+        f.write(bytes([last[0] ^ 1]))
+    with pytest.raises(CheckpointError, match="sha256 does not start with"):
+        Segmenter.from_pretrained(str(folder))
+    os.remove(weights)
+    with pytest.raises(MissingFileError, match="expected one model.safetensors"):
+        Segmenter.from_pretrained(str(folder))
+
+
+def test_publish_tool(checkpoint, demo_root, tmp_path, monkeypatch):
+    """tools/publish.py as a user runs it: a hashed weights file, no optimizer, loads and predicts the same."""
+    ckpt, _ = checkpoint
+    proc = run_tool("publish.py", ckpt, "--output", tmp_path / "pub")
+    (weights,) = glob.glob(str(tmp_path / "pub" / "model-*.safetensors"))
+    from segattn.engine.pretrained import sha256_of
+
+    assert os.path.basename(weights) == f"model-{sha256_of(weights)[:8]}.safetensors"
+    assert os.path.basename(weights) in proc.stdout and "weights only" in proc.stdout
+    assert os.path.getsize(weights) < os.path.getsize(ckpt)  # the optimizer's momentum is gone
+    image = val_images(demo_root)[2]
+    published = Segmenter.from_pretrained(str(tmp_path / "pub"), device="cpu")
+    np.testing.assert_array_equal(published.predict(image), Segmenter.from_checkpoint(ckpt, device="cpu").predict(image))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no network here: the upload fails at once, in one line
+    proc = run_tool("publish.py", ckpt, "--output", tmp_path / "pub2", "--push", "someone/model", check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "the folder" in proc.stderr
