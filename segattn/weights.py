@@ -96,3 +96,14 @@ def describe_fit(missing, unexpected, shapes, words=FILE_VS_MODEL, examples: int
     parts = [f"{len(items)} {word}, e.g. {', '.join(map(str, items[:examples]))}"
              for items, word in zip((shapes, missing, unexpected), words) if items]
     return "; ".join(parts)
+
+
+def sha256_of(path: str) -> str:
+    """The hex sha256 of a file's bytes (mmsegmentation names released weights by its first 8 digits)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

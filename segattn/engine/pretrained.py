@@ -8,26 +8,18 @@ holds). Weights named ``model-<sha256 prefix>.safetensors`` (what
 checked against that prefix on reading.
 """
 import glob
-import hashlib
 import os
 import re
 
 from omegaconf import OmegaConf
 
 from ..errors import CheckpointError, MissingFileError, MissingPackageError
+from ..weights import sha256_of
 from .checkpoint import non_finite
 
 WEIGHTS = "model.safetensors"
 HASHED = re.compile(r"^model-([0-9a-f]{8,64})\.safetensors$")
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_folder(folder: str, state: dict, config: dict, card: str, hashed: bool = False) -> str:

@@ -9,13 +9,14 @@ reads every weights file of the package), so the weights come out while
 nothing in the file executes.
 """
 import os
+import re
 import socket
 import urllib.parse
 
 import torch
 
-from ..errors import MissingFileError
-from ..weights import read_weights
+from ..errors import CheckpointError, MissingFileError
+from ..weights import read_weights, sha256_of
 
 
 def is_url(source: str) -> bool:
@@ -25,8 +26,21 @@ def is_url(source: str) -> bool:
 DOWNLOAD_TIMEOUT = 60  # seconds without an answer before a download is given up
 
 
+HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.pth$")  # mmsegmentation's ..._20200616_142517-4123f401.pth
+
+
+def hash_prefix(name: str):
+    """The sha256 prefix a released checkpoint's file name ends with, or None."""
+    match = HASH_IN_NAME.search(name)
+    return match.group(1) if match else None
+
+
 def fetch(source: str, progress: bool = True, timeout: float = DOWNLOAD_TIMEOUT) -> str:
     """A local path for ``source``: the file itself, or an address downloaded once into torch.hub's cache.
+
+    A file named as mmsegmentation names its releases (``...-<sha256 prefix>.pth``)
+    is checked against that prefix, downloaded or found in the cache; a mismatch
+    is one line and leaves nothing in the cache.
 
     The download goes to a temporary file that is renamed into place when
     complete (``torch.hub.download_url_to_file``), so an interrupted one
@@ -39,13 +53,23 @@ def fetch(source: str, progress: bool = True, timeout: float = DOWNLOAD_TIMEOUT)
         return source
     name = os.path.basename(urllib.parse.urlparse(source).path) or "checkpoint.pth"
     path = os.path.join(torch.hub.get_dir(), "checkpoints", name)
+    prefix = hash_prefix(name)
     if os.path.isfile(path):
+        if prefix and not sha256_of(path).startswith(prefix):
+            os.remove(path)
+            raise CheckpointError(f"{source}: the cached download {path} does not match the sha256 prefix {prefix} "
+                                  "its name gives (damaged or replaced); it was removed: run again to download it")
         return path
     os.makedirs(os.path.dirname(path), exist_ok=True)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)  # torch.hub opens the address with the default timeout
     try:
-        torch.hub.download_url_to_file(source, path, progress=progress)
+        torch.hub.download_url_to_file(source, path, hash_prefix=prefix, progress=progress)
+    except RuntimeError as err:
+        if "invalid hash value" not in str(err):
+            raise
+        raise CheckpointError(f"{source}: the download's sha256 does not start with {prefix} as its name says (a "
+                              "damaged or replaced file); nothing was written") from None
     except Exception as err:  # URLError, HTTPError, timeouts, refused connections
         reason = getattr(err, "reason", None) or err
         raise MissingFileError(f"{source}: could not download ({type(err).__name__}: {reason}); download it by "
