@@ -133,6 +133,19 @@ class ListedDataset(PairDataset):
         return image, mask, image_path, notes
 
 
+def unknown_pixels(dataset, index: int):
+    """Where sample ``index``'s label file holds values that are not ids of ``dataset`` (None: no label file).
+
+    :meth:`ListedDataset.load` turns them into ignore, as training does; the
+    dataset browser marks them instead, so that a wrong label encoding shows.
+    """
+    _, label_path, kind = dataset.pairs[index]
+    if label_path is None:
+        return None
+    _, allowed = dataset.labels[kind]
+    return ~allowed[read_mask(label_path)]
+
+
 def folder_pairs(root, split, image_dir, label_dir, image_suffix, label_kinds, layout):
     """Images in ``root/image_dir/split``, labels beside them in ``root/label_dir/split`` (first kind found wins)."""
     img_dir = os.path.join(root, image_dir, split)
