@@ -15,7 +15,17 @@ def load_tool_config(path: str, overrides=None, print_config: bool = False):
 
     ``print_config`` (a tool's ``--print-config``): print the resolved config as YAML and exit 0.
     """
-    cfg = check_tool_config(load_config(path, overrides), path)
+    cfg = load_config(path, overrides)
+    try:
+        check_tool_config(cfg, path)
+    except ConfigError as err:
+        if overrides and str(err).startswith(f"{path}: "):
+            try:  # the file alone passes: the mistake is in a key=value override
+                check_tool_config(load_config(path), path)
+            except ConfigError:
+                raise err from None
+            raise ConfigError(f"command line: {str(err)[len(path) + 2:]}") from None
+        raise
     if print_config:
         from omegaconf import OmegaConf
 

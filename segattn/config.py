@@ -157,7 +157,11 @@ def _check_keys(node: Any, schema: Any, prefix: str, source: str):
     for key in node.keys():
         dotted = f"{prefix}{key}"
         if str(key) not in valid:
-            raise ConfigError(f"{source}: unknown key {dotted!r}{suggest(str(key), valid, prefix, 'valid keys')}")
+            inside = [f"{prefix}{section}.{key}" for section in valid
+                      if isinstance(schema._get_node(section), DictConfig) and str(key) in schema[section]]
+            hint = (f"; did you mean {' or '.join(map(repr, inside))}?" if inside
+                    else suggest(str(key), valid, prefix, "valid keys"))
+            raise ConfigError(f"{source}: unknown key {dotted!r}{hint}")
         child_schema = schema._get_node(key)
         if isinstance(child_schema, DictConfig) and child_schema._metadata.object_type not in (None, dict):
             _check_keys(node[key], child_schema, dotted + ".", source)
@@ -261,6 +265,11 @@ def load_yaml(path: str, _seen: tuple = ()) -> DictConfig:
         cfg = OmegaConf.load(path)
     except Exception as err:  # yaml.YAMLError and friends: report, do not trace
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        mark = getattr(err, "problem_mark", None)
+        if mark is not None:  # where the parser gave up, and why
+            first = f"line {mark.line + 1}, column {mark.column + 1}: {err.problem}"
+            if getattr(err, "context", None):
+                first += f" ({err.context})"
         raise ConfigError(f"{path}: not valid YAML: {first}") from None
     if isinstance(cfg, ListConfig):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, not a list")

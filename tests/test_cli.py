@@ -38,3 +38,23 @@ def test_tool_config_checks_head_options_against_the_registry(tmp_path):
     with pytest.raises(SegattnError, match=r"c.yaml: model.head: head 'ccnet' has no option 'recurence'; "
                                            r"did you mean 'recurrence'\?"):
         load_tool_config(str(path))
+
+
+def test_a_wrong_override_is_the_command_line_s_mistake_not_the_file_s(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  head: {type: ccnet}\n")
+    with pytest.raises(SegattnError, match=r"^command line: model.head: head 'ccnet' has no option 'recurence'"):
+        load_tool_config(str(path), ["model.head.recurence=1"])
+    path.write_text("model:\n  head: {type: ccnet, recurence: 1}\n")  # the file's own mistake stays the file's
+    with pytest.raises(SegattnError, match=r"c.yaml: model.head: head 'ccnet' has no option 'recurence'"):
+        load_tool_config(str(path), ["train.max_iters=3"])
+
+
+def test_a_bare_key_names_its_section_and_yaml_errors_their_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  head: {type: ccnet}\n")
+    with pytest.raises(SegattnError, match=r"unknown key 'max_iters'; did you mean 'train.max_iters'\?"):
+        load_tool_config(str(path), ["max_iters=10"])
+    path.write_text("model:\n  head: {type: ccnet\ntrain:\n  max_iters: 5\n")
+    with pytest.raises(SegattnError, match=r"c.yaml: not valid YAML: line 3, column 6: did not find expected"):
+        load_tool_config(str(path))

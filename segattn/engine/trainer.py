@@ -452,6 +452,23 @@ class Trainer:
             self._lock.release()
             self._lock = None
 
+    def summary(self) -> str:
+        """Where the run's files went, what precision it trained in, and what to run next."""
+        t = self.cfg.train
+        precision = {None: "float32"}.get(self.amp_dtype, f"{str(self.amp_dtype).split('.')[-1]} autocast")
+        best = (f" (best val mIoU {100 * self.best_miou:.2f})" if self.best_miou >= 0 else "")
+        checkpoint = os.path.join(self.dir, "best.pth" if os.path.isfile(os.path.join(self.dir, "best.pth"))
+                                  else "last.pth")
+        logs = os.path.join(t.log_dir, t.experiment)
+        return "\n".join([
+            f"run: {self.iteration} iterations on {self.device.type} in {precision} (train.amp={t.amp})",
+            f"checkpoints: {self.dir}/ (last.pth, best.pth{best}, config.yaml)",
+            f"logs: {logs} (tensorboard --logdir {t.log_dir})",
+            "next:",
+            f"  python tools/eval.py {self.dir}/config.yaml --checkpoint {checkpoint}",
+            f"  python tools/infer.py {self.dir}/config.yaml --checkpoint {checkpoint} --input IMAGES/ --output OUT/",
+            f"  python tools/explore.py {self.dir}/config.yaml --checkpoint {checkpoint}"])
+
     def _fit(self, until, signalled) -> dict:
         t = self.cfg.train
         stop = t.max_iters if until is None else min(until, t.max_iters)
@@ -545,4 +562,5 @@ def train(cfg, resume=None, progress=True, allow_changes=False) -> dict:
     metrics = trainer.fit()
     if metrics and trainer.main:
         tqdm.write(format_table(metrics, trainer.val_set.class_names))
+        tqdm.write(trainer.summary())
     return metrics

@@ -131,11 +131,14 @@ def test_from_pretrained_errors(checkpoint, tmp_path, monkeypatch):
 
 
 def test_publish_tool(checkpoint, demo_root, tmp_path, monkeypatch):
-    """tools/publish.py as a user runs it: a hashed weights file, no optimizer, loads and predicts the same."""
+    """tools/publish.py as a user runs it: a hashed weights file, no optimizer, loads and predicts the same; an
+    upload that cannot happen (offline here) is one line after the folder is written."""
     ckpt, _ = checkpoint
-    proc = run_tool("publish.py", ckpt, "--output", tmp_path / "pub")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    proc = run_tool("publish.py", ckpt, "--output", tmp_path / "pub", "--push", "someone/model", check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "upload failed" in proc.stderr
     (weights,) = glob.glob(str(tmp_path / "pub" / "model-*.safetensors"))
-    from segattn.engine.pretrained import sha256_of
+    from segattn.weights import sha256_of
 
     assert os.path.basename(weights) == f"model-{sha256_of(weights)[:8]}.safetensors"
     assert os.path.basename(weights) in proc.stdout and "weights only" in proc.stdout
@@ -143,6 +146,3 @@ def test_publish_tool(checkpoint, demo_root, tmp_path, monkeypatch):
     image = val_images(demo_root)[2]
     published = Segmenter.from_pretrained(str(tmp_path / "pub"), device="cpu")
     np.testing.assert_array_equal(published.predict(image), Segmenter.from_checkpoint(ckpt, device="cpu").predict(image))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no network here: the upload fails at once, in one line
-    proc = run_tool("publish.py", ckpt, "--output", tmp_path / "pub2", "--push", "someone/model", check=False)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "the folder" in proc.stderr

@@ -26,6 +26,10 @@ def trained(demo_root, tmp_path_factory):
     OmegaConf.save(cfg, path)
     proc = tool("train.py", path)
     assert "mIoU" in proc.stdout
+    # the closing summary: where the files went, the precision, what to run next with the run's own config
+    run_dir = tmp / "t"
+    assert f"checkpoints: {run_dir}/ (last.pth, best.pth" in proc.stdout and "in float32 (train.amp=" in proc.stdout
+    assert f"python tools/eval.py {run_dir}/config.yaml --checkpoint {run_dir}/best.pth" in proc.stdout
     return path, tmp / "t" / "best.pth"
 
 
@@ -95,6 +99,7 @@ def test_training_writes_its_resolved_config(trained):
     from segattn.cli import load_tool_config
 
     assert OmegaConf.to_container(written) == OmegaConf.to_container(load_tool_config(str(cfg)), resolve=True)
+    assert load_tool_config(str(ckpt.parent / "config.yaml")) == load_tool_config(str(cfg))  # a config the tools take
 
 
 @pytest.mark.parametrize("name", ["train.py", "eval.py", "infer.py"])  # its own parser; --checkpoint; --input
