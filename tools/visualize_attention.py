@@ -27,7 +27,7 @@ def main(argv):
 
     from segattn.errors import ConfigError
 
-    from segattn.data import dataset_palette
+    from segattn.data import dataset_class_names, dataset_palette
     from segattn.data.io import read_image
     from segattn.data.transforms import normalize_image
     from segattn.analysis.attention_maps import attention_maps, save_panel
@@ -35,26 +35,35 @@ def main(argv):
 
     device = resolve_device(cfg.train.device)
     model, _ = load_model(cfg, args.checkpoint, device)
-    image = read_image(args.image)
+    image = original = read_image(args.image)
     scale = args.scale or cfg.eval.scales[0]
     if scale != 1.0:
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
     stride = cfg.model.encoder.output_stride
     fh, fw = (image.shape[0] - 1) // stride + 1, (image.shape[1] - 1) // stride + 1
-    queries = []
+    height, width = original.shape[:2]
+    queries, pixels = [], []
     for q in args.query:
         try:
             y, x = (float(v) for v in q.split(","))
         except ValueError:
             raise ConfigError(f"--query {q!r}: expected y,x in image pixels") from None
+        if not (0 <= y < height and 0 <= x < width):
+            raise ConfigError(f"--query {q!r}: outside the image ({args.image} is {height} x {width} pixels, y,x from "
+                              f"0,0 to {height - 1},{width - 1})")
         queries.append((min(fh - 1, int(y * scale) // stride), min(fw - 1, int(x * scale) // stride)))
+        pixels.append((int(y), int(x)))
     if args.grid:
-        queries += [(int((i + 0.5) * fh / args.grid), int((j + 0.5) * fw / args.grid))
-                    for i in range(args.grid) for j in range(args.grid)]
+        cells = [(int((i + 0.5) * fh / args.grid), int((j + 0.5) * fw / args.grid))
+                 for i in range(args.grid) for j in range(args.grid)]
+        queries += cells
+        pixels += [(min(height - 1, int((qy + 0.5) * stride / scale)), min(width - 1, int((qx + 0.5) * stride / scale)))
+                   for qy, qx in cells]
     if not queries:
-        queries = [(fh // 2, fw // 2)]
+        queries, pixels = [(fh // 2, fw // 2)], [(height // 2, width // 2)]
     results = attention_maps(model, normalize_image(image)[None].to(device), queries)
-    save_panel(args.output, image, results, dataset_palette(cfg.data), stride)
+    save_panel(args.output, image, results, dataset_palette(cfg.data), stride,
+               pixels=pixels, class_names=dataset_class_names(cfg.data))
     print(f"wrote {args.output} ({len(queries)} queries)")
     return 0
 

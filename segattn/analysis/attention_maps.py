@@ -98,34 +98,50 @@ def attention_maps(model, image: torch.Tensor, queries):
                                                               for qy, qx in queries]}
 
 
-def save_panel(path: str, image_rgb: np.ndarray, results: dict, palette, stride: int):
-    """One row per query: image with the query marked, each map (colour bar), prediction in ``palette``."""
+def save_panel(path: str, image_rgb: np.ndarray, results: dict, palette, stride: int, pixels=None,
+               class_names=None):
+    """One row per query: the image with the query marked, each map over the image (colour bar), the prediction.
+
+    ``pixels``: each query's pixel in the input image, for the titles (else its feature cell is named);
+    ``class_names``: a legend of the predicted classes under the prediction.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     rows = results["maps"]
     names = [k for k in rows[0][1]] if rows else []
     cols = 2 + len(names)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(3.2 * cols, 2.6 * len(rows)), squeeze=False)
-    pred = colorize(results["prediction"].numpy().astype(np.uint8), palette)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(3.2 * cols, 2.6 * len(rows) + (0.6 if class_names else 0)),
+                             squeeze=False)
+    labels = results["prediction"].numpy().astype(np.uint8)
+    pred = colorize(labels, palette)
+    h, w = image_rgb.shape[:2]
     for r, ((qy, qx), maps) in enumerate(rows):
+        cy, cx = qy * stride + stride / 2, qx * stride + stride / 2
         ax = axes[r, 0]
         ax.imshow(image_rgb)
-        ax.plot([qx * stride + stride / 2], [qy * stride + stride / 2], "o", ms=8, mec="white", mfc="red")
-        ax.set_title(f"query ({qy}, {qx}) of the feature grid", fontsize=9)
+        ax.plot([cx], [cy], "o", ms=8, mec="white", mfc="red")
+        where = f"pixel ({pixels[r][0]}, {pixels[r][1]})" if pixels else f"cell ({qy}, {qx})"
+        ax.set_title(f"query: {where}", fontsize=9)
         for c, name in enumerate(names, start=1):
             ax = axes[r, c]
             value = maps[name]
             if name == "cam_top":
-                channel, idx, w = value
-                ax.barh(range(len(idx))[::-1], w, color="tab:blue")
+                channel, idx, wts = value
+                ax.barh(range(len(idx))[::-1], wts, color="tab:blue")
                 ax.set_yticks(range(len(idx))[::-1], [str(i) for i in idx], fontsize=7)
                 ax.set_title(f"CAM: top weights of channel {channel}", fontsize=9)
                 continue
-            im = ax.imshow(value.numpy(), cmap="viridis")
-            ax.plot([qx], [qy], "x", color="red")
+            grid = value.numpy()
+            ax.imshow(image_rgb)  # the map over the image, one block per feature cell
+            im = ax.imshow(grid, cmap="inferno", alpha=0.65, interpolation="nearest",
+                           extent=(-0.5, grid.shape[1] * stride - 0.5, grid.shape[0] * stride - 0.5, -0.5))
+            ax.set_xlim(-0.5, w - 0.5)
+            ax.set_ylim(h - 0.5, -0.5)
+            ax.plot([cx], [cy], "x", color="cyan", ms=7, mew=2)
             ax.set_title({"cca_loop1": "CCNet: one loop", "cca_effective": "CCNet: all loops composed",
                           "pam": "DANet: position attention", "nonlocal": "Non-local"}[name], fontsize=9)
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
@@ -135,6 +151,13 @@ def save_panel(path: str, image_rgb: np.ndarray, results: dict, palette, stride:
         if not ax.get_title().startswith("CAM"):
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.tight_layout()
+    if class_names:
+        present = [int(c) for c in np.unique(labels) if c < len(class_names)]
+        handles = [Patch(facecolor=np.array(palette[c]) / 255, edgecolor="black", label=class_names[c])
+                   for c in present]
+        fig.legend(handles=handles, loc="lower center", ncol=min(8, max(1, len(handles))), fontsize=7, frameon=False)
+        fig.tight_layout(rect=(0, 0.04 + 0.03 * ((len(handles) + 7) // 8) / max(1, len(rows)), 1, 1))
+    else:
+        fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

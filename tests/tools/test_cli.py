@@ -244,6 +244,10 @@ def test_visualize_attention_writes_a_panel(trained, demo_root, tmp_path):
 
     panel = cv2.imread(str(out))
     assert panel is not None and panel.shape[0] > 300 and panel.shape[1] > 600
+    proc = tool("visualize_attention.py", cfg, "--checkpoint", ckpt, "--image", image, "--query", "256,10",
+                "--output", tmp_path / "off.png", check=False)  # y = 256 on a 256-row image: not clamped, refused
+    assert proc.returncode == 2 and "outside the image" in proc.stderr and "256 x 512 pixels" in proc.stderr
+    assert not (tmp_path / "off.png").exists()
 
 
 KILLER = """
