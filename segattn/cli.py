@@ -40,6 +40,37 @@ def add_print_config(parser):
     return parser
 
 
+def model_tool_config(args, overrides=(), print_config: bool = False):
+    """The config of a tool that loads a checkpoint: ``args.config``, or the one saved in ``args.checkpoint``.
+
+    A first positional that is a ``key=value`` (no config given) is an override.
+    """
+    import os
+
+    config, overrides = args.config, list(overrides)
+    if config and "=" in config and not os.path.isfile(config):
+        config, overrides = None, [config] + overrides
+        args.config = None
+    if config:
+        return load_tool_config(config, overrides, print_config)
+    if not getattr(args, "checkpoint", None):
+        raise ConfigError("give a CONFIG, or --checkpoint CKPT to use the config saved in it")
+    from .config import apply_overrides, config_from_dict
+    from .engine.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(args.checkpoint).get("config")
+    if not saved:
+        raise ConfigError(f"{args.checkpoint}: the checkpoint holds no config; give its YAML as CONFIG")
+    source = f"{args.checkpoint} (its saved config)"
+    cfg = check_tool_config(apply_overrides(config_from_dict(saved, source), overrides, "command line"), source)
+    if print_config:
+        from omegaconf import OmegaConf
+
+        print(OmegaConf.to_yaml(cfg, resolve=True), end="")
+        raise SystemExit(0)
+    return cfg
+
+
 def parse_tool_args(parser, argv):
     """``parse_intermixed_args``; with ``--print-config`` the tool's required options may be left out."""
     if "--print-config" in argv:
@@ -106,7 +137,8 @@ def run(main, argv=None):
 
 def add_model_args(parser, device_help="cpu / cuda (default: train.device)", checkpoint_required=True):
     """Arguments every tool that loads a trained model takes: config, overrides, checkpoint, device."""
-    parser.add_argument("config", help="YAML config, e.g. configs/demo/ccnet.yaml")
+    parser.add_argument("config", nargs="?", help="YAML config, e.g. configs/demo/ccnet.yaml (default: the config "
+                        "saved in --checkpoint)")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     parser.add_argument("--checkpoint", help="a .pth written by tools/train.py or tools/convert_checkpoint.py"
                         + (" (required)" if checkpoint_required else ""))

@@ -17,7 +17,7 @@ Under ``torchrun --nproc_per_node=N`` the images are sharded across processes.
 import argparse
 import os
 
-from segattn.cli import add_model_args, load_tool_config, require_checkpoint, run
+from segattn.cli import add_model_args, model_tool_config, require_checkpoint, run
 
 
 def get_args_parser():
@@ -45,7 +45,7 @@ def main(argv):
         overrides.append("eval.flip=true")
     if args.device:
         overrides.append(f"train.device={args.device}")
-    cfg = load_tool_config(args.config, overrides, print_config=args.print_config)
+    cfg = model_tool_config(args, overrides, print_config=args.print_config)
     require_checkpoint(args)
 
     from segattn.data import build_dataset

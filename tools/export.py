@@ -16,7 +16,7 @@ the demo). ``onnx.checker`` runs on the result. Run it with
 """
 import argparse
 
-from segattn.cli import add_model_args, load_tool_config, parse_tool_args, require_checkpoint, run
+from segattn.cli import add_model_args, model_tool_config, parse_tool_args, require_checkpoint, run
 
 
 def get_args_parser():
@@ -30,7 +30,7 @@ def get_args_parser():
 
 def main(argv):
     args = parse_tool_args(get_args_parser(), argv)
-    cfg = load_tool_config(args.config, list(args.overrides) + ["train.device=cpu"],
+    cfg = model_tool_config(args, list(args.overrides) + ["train.device=cpu"],
                            print_config=args.print_config)
     require_checkpoint(args)
     from segattn.errors import MissingFileError

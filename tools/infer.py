@@ -17,7 +17,7 @@ the exit status is 1 at the end, with the list of failures.
 """
 import argparse
 
-from segattn.cli import add_model_args, load_tool_config, parse_tool_args, run
+from segattn.cli import add_model_args, model_tool_config, parse_tool_args, run
 
 
 def get_args_parser():
@@ -35,7 +35,7 @@ def get_args_parser():
 def main(argv):
     args = parse_tool_args(get_args_parser(), argv)
     overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
-    cfg = load_tool_config(args.config, overrides, print_config=args.print_config)
+    cfg = model_tool_config(args, overrides, print_config=args.print_config)
 
     from segattn.errors import ConfigError
     from segattn.engine.predictor import resolve_device
@@ -53,7 +53,7 @@ def main(argv):
         from segattn.deploy.runtimes import open_runtime
 
         model = open_runtime(args.backend, args.model)
-        model.check_classes(cfg.model.num_classes, args.config)
+        model.check_classes(cfg.model.num_classes, args.config or args.checkpoint)
         segmenter = Segmenter(model, cfg, device)
     done, failed = segmenter.predict_folder(args.input, args.output, args.recursive, not args.no_progress)
     print(f"{done} images segmented into {args.output}, {len(failed)} failed")

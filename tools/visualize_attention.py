@@ -9,7 +9,7 @@ Queries are (y, x) in image pixels; ``--grid N`` picks an N x N grid instead.
 """
 import argparse
 
-from segattn.cli import add_model_args, load_tool_config, parse_tool_args, require_checkpoint, run
+from segattn.cli import add_model_args, model_tool_config, parse_tool_args, require_checkpoint, run
 
 
 def main(argv):
@@ -20,7 +20,8 @@ def main(argv):
     p.add_argument("--scale", type=float, default=None, help="resize the image first (default: eval.scales[0])")
     p.add_argument("--output", default="attention.png")
     args = parse_tool_args(p, argv)
-    cfg = load_tool_config(args.config, args.overrides + ([f"train.device={args.device}"] if args.device else []), print_config=args.print_config)
+    cfg = model_tool_config(args, args.overrides + ([f"train.device={args.device}"] if args.device else []),
+                            print_config=args.print_config)
     require_checkpoint(args)
 
     import cv2

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from ..data.io import IMAGE_EXTENSIONS, UnreadableImage, read_image, write_png
 from ..data.palette import colorize
 from ..data.transforms import normalize_image, resize_keep_ratio
-from ..errors import MissingFileError, OutputError
+from ..errors import CheckpointError, MissingFileError, OutputError
 from ..models import build_model
 from .checkpoint import load_checkpoint, load_model_weights
 from .device import memory_format, resolve_device
@@ -26,7 +26,20 @@ def load_model(cfg, checkpoint: str, device, ckpt: dict = None):
     model_cfg["encoder"]["weights"] = None  # the checkpoint holds every weight
     model = build_model(model_cfg)
     ckpt = ckpt if ckpt is not None else load_checkpoint(checkpoint)
-    load_model_weights(model, ckpt["model"], checkpoint)
+    try:
+        load_model_weights(model, ckpt["model"], checkpoint)
+    except CheckpointError as err:
+        if not ckpt.get("config"):
+            raise
+        from .trainer import config_changes, describe_changes, with_defaults
+
+        saved = with_defaults(ckpt["config"]).get("model", {})
+        changes = config_changes(saved, OmegaConf.to_container(cfg.model, resolve=True), "model.")
+        changes.pop("model.encoder.weights", None)  # where ImageNet weights came from: not the model's shape
+        if not changes:
+            raise
+        raise CheckpointError(f"{err}; the config differs from the one the checkpoint was trained with in "
+                              f"{describe_changes(changes)} (leave CONFIG out to use the checkpoint's own)") from None
     model.to(device, memory_format=memory_format(cfg.eval.channels_last))
     return model.eval(), ckpt
 

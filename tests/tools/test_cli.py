@@ -406,3 +406,20 @@ def test_predictions_never_replace_or_reread_the_inputs(trained, tmp_path):
     for _ in range(2):  # the second run finds the same four images, not the first run's outputs
         assert infer_folder(model, cfg, str(src), str(inner), palette, "cpu", recursive=True, progress=False) == (4, [])
     assert len(list(inner.glob("*"))) == 4 * 3
+
+
+def test_tools_take_the_config_saved_in_the_checkpoint(trained, tmp_path):
+    """``eval.py --checkpoint CKPT [key=value]``: no CONFIG retyped; a CONFIG that builds another model names the
+    settings that differ from the checkpoint's."""
+    cfg, ckpt = trained
+    proc = tool("eval.py", "--checkpoint", ckpt, "eval.flip=true", "--print-config")
+    assert OmegaConf.create(proc.stdout).eval.flip is True
+    proc = tool("eval.py", "--checkpoint", ckpt)
+    assert "mIoU" in proc.stdout
+    other = OmegaConf.load(cfg)
+    other.model.head = {"type": "danet"}
+    OmegaConf.save(other, tmp_path / "danet.yaml")
+    proc = tool("eval.py", tmp_path / "danet.yaml", "--checkpoint", ckpt, check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "the config differs from the one the checkpoint was trained with in" in proc.stderr
+    assert "model.head.type 'ccnet' -> 'danet'" in proc.stderr
