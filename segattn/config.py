@@ -117,7 +117,9 @@ class TrainConfig:
     val_interval: int = 4000
     log_interval: int = 20
     checkpoint_interval: int = 1000
-    num_vis: int = 4                 # val images with predictions in TensorBoard
+    num_vis: int = 4                 # val images with predictions in the loggers
+    loggers: List[str] = field(default_factory=lambda: ["tensorboard"])  # tensorboard | mlflow (the [mlflow] extra)
+    mlflow_uri: Optional[str] = None  # MLflow tracking URI; null: sqlite:///<log_dir>/mlflow.db (offline)
     seed: int = 0
     amp: str = "fp16"                # fp16 (GradScaler, CUDA only) | bf16 | auto (fp16 CUDA, bf16 CPU if native) | off
     channels_last: bool = True       # NHWC activations and weights in training: faster convolutions (docs/configs.md)
@@ -355,6 +357,8 @@ def validate(cfg: DictConfig, source: str = "config"):
              "data.test_resize", "must be null or [long edge, short edge] >= 1")
     _require(d.unknown_labels in ("warn", "error"), source, "data.unknown_labels",
              f"must be warn or error, got {d.unknown_labels!r}")
+    unknown = [name for name in t.loggers if name not in ("tensorboard", "mlflow")]
+    _require(not unknown, source, "train.loggers", f"unknown {unknown}; choose from tensorboard, mlflow")
     _require(t.batch_size >= 1, source, "train.batch_size", "must be >= 1")
     _require(t.max_iters >= 1, source, "train.max_iters", "must be >= 1")
     _require(t.lr > 0, source, "train.lr", f"must be > 0, got {t.lr}")

@@ -31,9 +31,3 @@ class NullWriter:
 
     def __getattr__(self, name):
         return lambda *args, **kwargs: None
-
-
-def tensorboard(path):
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(path)

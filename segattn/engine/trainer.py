@@ -36,7 +36,8 @@ from .loader import BadSampleCounter, EpochSampler, SkipBadSamples, make_loader
 from .losses import build_loss
 from .metrics import format_table
 from .rng import rank_seed, rng_state, seed_everything, set_rng_state
-from .tensorboard import NullWriter, Visualiser, tensorboard
+from .loggers import open_loggers
+from .tensorboard import NullWriter, Visualiser
 
 log = logging.getLogger("segattn")
 
@@ -530,10 +531,10 @@ class Trainer:
 
     @property
     def writer(self):
-        """TensorBoard on rank 0 (opened on first use, so validate() works without fit()); a no-op elsewhere."""
+        """``train.loggers`` on rank 0 (opened on first use, so validate() works without fit()); a no-op elsewhere."""
         if self._writer is None:
             t = self.cfg.train
-            self._writer = tensorboard(os.path.join(t.log_dir, t.experiment)) if self.main else NullWriter()
+            self._writer = open_loggers(self.cfg, t.log_dir, t.experiment) if self.main else NullWriter()
         return self._writer
 
     def validate(self):

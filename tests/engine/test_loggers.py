@@ -1,0 +1,48 @@
+"""train.loggers: TensorBoard and MLflow (its real local SQLite store, read back through its client) get the same
+scalars and the validation images."""
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from helpers import tiny_config
+from segattn.config import validate
+from segattn.errors import ConfigError
+
+
+def test_unknown_logger_is_one_line(demo_root, tmp_path):
+    cfg = tiny_config(demo_root, tmp_path)
+    cfg.train.loggers = ["tensorboard", "wandb"]
+    with pytest.raises(ConfigError, match=r"train.loggers unknown \['wandb'\]; choose from tensorboard, mlflow"):
+        validate(cfg)
+
+
+def test_mlflow_and_tensorboard_get_the_same_scalars_and_images(demo_root, tmp_path):
+    pytest.importorskip("mlflow", reason="MLflow comes with the mlflow extra")
+    from mlflow import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from segattn.engine.trainer import train
+
+    cfg = tiny_config(demo_root, tmp_path, max_iters=2, val_interval=2, log_interval=1)
+    cfg.train.loggers = ["tensorboard", "mlflow"]
+    cfg.train.num_vis = 1
+    metrics = train(cfg, progress=False)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("t").experiment_id])
+    assert run.info.run_name == "t" and run.info.status == "FINISHED"
+    assert run.data.params["model.head"] == "ccnet" and run.data.params["train.max_iters"] == "2"  # the config
+    events = EventAccumulator(str(tmp_path / "runs" / "t"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert "val/mIoU" in tags and "lr" in tags and any(t.startswith("loss/") for t in tags)
+    assert set(run.data.metrics) == tags
+    for tag in tags:
+        board = [(e.step, e.value) for e in events.Scalars(tag)]
+        tracked = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, tag))
+        assert [s for s, _ in board] == [s for s, _ in tracked], tag
+        torch.testing.assert_close([v for _, v in tracked], [v for _, v in board], rtol=1e-6, atol=0)  # fp32 there
+    assert abs(run.data.metrics["val/mIoU"] - metrics["mIoU"]) < 1e-6
+    assert events.Tags()["images"] == ["val/0"]
+    artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
+    assert any("val_0" in a for a in artifacts), artifacts
+    assert OmegaConf.load(tmp_path / "t" / "config.yaml").train.loggers == ["tensorboard", "mlflow"]
