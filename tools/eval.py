@@ -7,11 +7,13 @@
 
 ``--save-pred`` writes one label-id PNG per image and nothing else, the folder
 Cityscapes' own evaluator (csEvalPixelLevelSemanticLabeling) and test server
-take as it is; colour PNGs go to ``--save-color``. The metrics are also
-written as JSON next to the checkpoint (eval_<split>.json), with the confusion
-matrix: its pixel counts (confusion_<split>.json, rows the ground truth) and a
-picture of it, each row divided by its pixels (confusion_<split>.png);
-``--save-plots`` adds the per-class IoU as bars (iou_<split>.png).
+take as it is; ``--save-color`` gets one PNG per image: prediction, ground
+truth and errors side by side, with a legend of the classes. The metrics are also
+written as JSON next to the checkpoint (eval_<split>_<checkpoint>.json, e.g.
+eval_val_best.json: best.pth's and last.pth's apart), with the confusion
+matrix: its pixel counts (confusion_<split>_<checkpoint>.json, rows the ground
+truth) and a picture of it, each row divided by its pixels (.png);
+``--save-plots`` adds the per-class IoU as bars (iou_<split>_<checkpoint>.png).
 Under ``torchrun --nproc_per_node=N`` the images are sharded across processes.
 """
 import argparse
@@ -29,8 +31,8 @@ def get_args_parser():
     p.add_argument("--save-pred", metavar="DIR",
                    help="write one prediction PNG per image here (Cityscapes label ids: the official evaluator's "
                    "input)")
-    p.add_argument("--save-color", metavar="DIR", help="write colour PNGs of the predictions here")
-    p.add_argument("--save-plots", action="store_true", help="also draw the per-class IoU as bars (iou_<split>.png)")
+    p.add_argument("--save-color", metavar="DIR", help="write prediction | ground truth | errors PNGs (with a class legend) here")
+    p.add_argument("--save-plots", action="store_true", help="also draw the per-class IoU as bars (iou_<split>_<checkpoint>.png)")
     return p
 
 
@@ -66,14 +68,15 @@ def main(argv):
         return 0
     print(format_table(metrics, dataset.class_names))
     folder = os.path.dirname(os.path.abspath(args.checkpoint))
-    out = os.path.join(folder, f"eval_{split}.json")
+    tag = f"{split}_{os.path.splitext(os.path.basename(args.checkpoint))[0]}"  # best.pth and last.pth apart
+    out = os.path.join(folder, f"eval_{tag}.json")
     save_json(metrics, dataset.class_names, out)
-    written = [out, os.path.join(folder, f"confusion_{split}.json"), os.path.join(folder, f"confusion_{split}.png")]
+    written = [out, os.path.join(folder, f"confusion_{tag}.json"), os.path.join(folder, f"confusion_{tag}.png")]
     save_confusion_json(metrics["confusion"], dataset.class_names, written[1])
     name = os.path.basename(args.checkpoint)
     confusion_figure(metrics["confusion"], dataset.class_names, written[2], f"{name} on {split}")
     if args.save_plots:
-        written.append(os.path.join(folder, f"iou_{split}.png"))
+        written.append(os.path.join(folder, f"iou_{tag}.png"))
         iou_figure(metrics, dataset.class_names, written[-1], f"{name} on {split}: per-class IoU")
     print(f"wrote {', '.join(written)}" + (f"; predictions in {args.save_pred}" if args.save_pred else "")
           + (f"; colour images in {args.save_color}" if args.save_color else ""))

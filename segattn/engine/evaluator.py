@@ -12,12 +12,37 @@ from .loader import BadSampleCounter, ShardSampler, SkipBadSamples, make_loader
 from .metrics import ConfusionMatrix
 
 
-def save_prediction(pred: np.ndarray, image_path: str, out_dir: str, palette, to_label_ids=None, color_dir=None):
+ERROR_COLOURS = (("correct", (40, 40, 40)), ("wrong", (255, 40, 40)), ("ignore", (255, 255, 255)))
+
+
+def color_panel(pred: np.ndarray, mask: np.ndarray, palette, class_names, ignore_index: int = 255) -> np.ndarray:
+    """Prediction | ground truth | errors (wrong red, right dark, ignore white), a legend of the classes below."""
+    import cv2
+
+    from ..data.palette import legend_strip
+
+    (_, right), (_, wrong), (_, unlabelled) = ERROR_COLOURS
+    errors = np.where((pred == mask)[..., None], np.uint8(right), np.uint8(wrong)).astype(np.uint8)
+    errors[mask == ignore_index] = unlabelled
+    gap = np.full((pred.shape[0], 4, 3), 255, np.uint8)
+    row = np.concatenate([colorize(pred, palette), gap, colorize(mask, palette), gap, errors], axis=1)
+    present = sorted({int(c) for c in np.unique(np.concatenate([pred.ravel(), mask.ravel()])) if c != ignore_index})
+    header = np.full((22, row.shape[1], 3), 255, np.uint8)
+    for i, title in enumerate(("prediction", "ground truth", "errors")):
+        cv2.putText(header, title, (8 + i * (pred.shape[1] + 4), 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    return np.concatenate([header, row, legend_strip(present, class_names, palette, row.shape[1], ERROR_COLOURS[:2])])
+
+
+def save_prediction(pred: np.ndarray, image_path: str, out_dir: str, palette, to_label_ids=None, color_dir=None,
+                    mask=None, class_names=None, ignore_index=255):
     """``out_dir/<stem>.png``: label ids for Cityscapes (train ids otherwise), one file per image.
 
     That folder is what Cityscapes' own evaluator and test server take as it is:
     they search it recursively for one PNG per ground-truth image, so colour
-    images go to ``color_dir`` (``<stem>_color.png``), never into ``out_dir``.
+    images go to ``color_dir`` (``<stem>_color.png``), never into ``out_dir``:
+    with ``mask`` and ``class_names``, :func:`color_panel`'s prediction, ground
+    truth and errors side by side with a legend, else the prediction's colours.
     """
     from ..data.io import write_png
 
@@ -27,7 +52,9 @@ def save_prediction(pred: np.ndarray, image_path: str, out_dir: str, palette, to
         write_png(os.path.join(out_dir, stem + ".png"), to_label_ids(pred) if to_label_ids else pred.astype(np.uint8))
     if color_dir:
         os.makedirs(color_dir, exist_ok=True)
-        write_png(os.path.join(color_dir, stem + "_color.png"), colorize(pred, palette))
+        picture = (color_panel(pred, mask, palette, class_names, ignore_index) if mask is not None and class_names
+                   else colorize(pred, palette))
+        write_png(os.path.join(color_dir, stem + "_color.png"), picture)
 
 
 @torch.no_grad()
@@ -58,7 +85,8 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
         pred = probs.argmax(1).cpu()
         cm.update(masks, pred)
         if save_dir or color_dir:
-            save_prediction(pred[0].numpy().astype(np.uint8), paths[0], save_dir, dataset.palette, to_ids, color_dir)
+            save_prediction(pred[0].numpy().astype(np.uint8), paths[0], save_dir, dataset.palette, to_ids, color_dir,
+                            masks[0].numpy().astype(np.uint8), dataset.class_names, cfg.data.ignore_index)
         if vis_callback is not None and get_rank() == 0:
             vis_callback(i, images[0], masks[0], pred[0])
     cm.reduce_from_all_processes()

@@ -53,34 +53,36 @@ def test_eval_prints_table_writes_json_and_predictions(trained, demo_root, tmp_p
     proc = tool("eval.py", cfg, "--checkpoint", ckpt, "--save-pred", tmp_path / "pred", "--save-color",
                 tmp_path / "color", "--mode", "slide", "--flip")
     assert "| road |" in proc.stdout and "mIoU" in proc.stdout
-    metrics = json.loads((ckpt.parent / "eval_val.json").read_text())
+    metrics = json.loads((ckpt.parent / "eval_val_best.json").read_text())
     assert set(metrics["per_class"]) >= {"road", "sky", "bicycle"} and 0 <= metrics["mIoU"] <= 1
     assert metrics["images"] == 3 and metrics["skipped"] == []
     names = sorted(os.listdir(tmp_path / "pred"))  # label ids only: what the official evaluator searches
     assert len(names) == 3 and all(n.endswith("_leftImg8bit.png") for n in names)
     assert sorted(os.listdir(tmp_path / "color")) == [n[:-4] + "_color.png" for n in names]
+    panel = read_mask(str(tmp_path / "color" / (names[0][:-4] + "_color.png")))  # prediction | truth | errors, legend
+    assert panel.shape[1] == 3 * 512 + 8 and panel.shape[0] > 256 + 22 + 20
     ids = read_mask(str(tmp_path / "pred" / names[0]))
     assert set(np.unique(ids)) <= {7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33}
 
 
 def test_eval_writes_the_confusion_matrix_and_plots(trained, demo_root):
-    """The counts sum to the evaluated (non-ignored) pixels and give back eval_val.json's per-class IoU."""
+    """The counts sum to the evaluated (non-ignored) pixels and give back eval_val_best.json's per-class IoU."""
     from segattn.cli import load_tool_config
     from segattn.data import build_dataset
 
     cfg, ckpt = trained
     proc = tool("eval.py", cfg, "--checkpoint", ckpt, "--save-plots")
     folder = ckpt.parent
-    for name in ("confusion_val.json", "confusion_val.png", "iou_val.png"):
+    for name in ("confusion_val_best.json", "confusion_val_best.png", "iou_val_best.png"):
         assert str(folder / name) in proc.stdout
-    confusion = json.loads((folder / "confusion_val.json").read_text())
+    confusion = json.loads((folder / "confusion_val_best.json").read_text())
     counts = np.array(confusion["counts"], np.int64)
     assert confusion["rows"] == "ground truth" and len(confusion["classes"]) == counts.shape[0] == counts.shape[1]
     dataset = build_dataset(load_tool_config(str(cfg)).data, "val")
     labelled = sum(int((dataset[i][1] != 255).sum()) for i in range(len(dataset)))
     assert counts.sum() == confusion["pixels"] == labelled
     tp, union = np.diag(counts), counts.sum(0) + counts.sum(1) - np.diag(counts)
-    metrics = json.loads((folder / "eval_val.json").read_text())
+    metrics = json.loads((folder / "eval_val_best.json").read_text())
     for k, name in enumerate(confusion["classes"]):
         expected = metrics["per_class"][name]["IoU"]
         assert (expected is None) == (union[k] == 0)
@@ -88,7 +90,7 @@ def test_eval_writes_the_confusion_matrix_and_plots(trained, demo_root):
             assert abs(tp[k] / union[k] - expected) < 1e-12, name
     import cv2
 
-    for name in ("confusion_val.png", "iou_val.png"):
+    for name in ("confusion_val_best.png", "iou_val_best.png"):
         picture = cv2.imread(str(folder / name))
         assert picture is not None and min(picture.shape[:2]) > 300
 
@@ -117,7 +119,7 @@ def test_official_cityscapes_evaluator_on_the_folder_eval_wrote(trained, demo_ro
 
     cfg, ckpt = trained
     tool("eval.py", cfg, "--checkpoint", ckpt, "--save-pred", tmp_path / "pred", "--save-color", tmp_path / "color")
-    ours = json.loads((ckpt.parent / "eval_val.json").read_text())["mIoU"]
+    ours = json.loads((ckpt.parent / "eval_val_best.json").read_text())["mIoU"]
     export = tmp_path / "export"
     export.mkdir()
     env = {**os.environ, "CITYSCAPES_DATASET": str(demo_root), "CITYSCAPES_RESULTS": str(tmp_path / "pred"),
@@ -143,7 +145,7 @@ def test_eval_counts_an_unreadable_val_image_and_says_it_is_not_in_the_numbers(t
     assert proc.returncode == 1
     assert "1 of 3 images could not be read and are NOT in these numbers:" in proc.stdout
     assert os.path.basename(bad) in proc.stdout
-    metrics = json.loads((ckpt.parent / "eval_val.json").read_text())
+    metrics = json.loads((ckpt.parent / "eval_val_best.json").read_text())
     assert metrics["images"] == 2 and len(metrics["skipped"]) == 1
 
 
