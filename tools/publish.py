@@ -15,7 +15,7 @@ optimizer, scheduler or RNG state; the prefix named as mmsegmentation's
 import argparse
 import os
 
-from segattn.cli import run
+from segattn.cli import parse_tool_args, run
 
 
 def get_args_parser():
@@ -26,6 +26,7 @@ def get_args_parser():
     p.add_argument("--config", help="YAML config (default: the one saved in the checkpoint)")
     p.add_argument("--title", help="the model card's title (default: head, encoder and dataset)")
     p.add_argument("--push", metavar="REPO", help="also upload the folder to this Hugging Face Hub repo")
+    p.add_argument("--print-config", action="store_true", help="print the config the folder would hold and exit")
     return p
 
 
@@ -47,10 +48,15 @@ def push(folder: str, repo: str):
 
 
 def main(argv):
-    args = get_args_parser().parse_intermixed_args(argv)
+    args = parse_tool_args(get_args_parser(), argv)
     from segattn.engine.segmenter import Segmenter
 
     segmenter = Segmenter.from_checkpoint(args.checkpoint, args.config, "cpu", args.overrides)
+    if args.print_config:
+        from omegaconf import OmegaConf
+
+        print(OmegaConf.to_yaml(segmenter.cfg, resolve=True), end="")
+        return 0
     weights = segmenter.save_pretrained(args.output, hashed=True, title=args.title)
     size = os.path.getsize(weights) / 2 ** 20
     print(f"wrote {args.output}: config.yaml, {os.path.basename(weights)} ({size:.1f} MiB, weights only), README.md")

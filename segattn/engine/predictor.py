@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from ..data.io import IMAGE_EXTENSIONS, UnreadableImage, read_image, write_png
-from ..data.palette import colorize
+from ..data.palette import colorize, legend_strip
 from ..data.transforms import normalize_image, resize_keep_ratio
 from ..errors import CheckpointError, MissingFileError, OutputError
 from ..models import build_model
@@ -107,7 +107,8 @@ def eval_settings(eval_cfg, image: np.ndarray):
 
 
 @torch.no_grad()
-def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=False, progress=True):
+def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=False, progress=True,
+                 class_names=None):
     """Predict every image; returns ``(succeeded, [(path, reason)])``.
 
     ``model`` is a segmentor (the config's eval settings apply) or an exported
@@ -124,7 +125,7 @@ def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=F
     done, failed = 0, []
     for path in tqdm(images, desc="infer", disable=not progress):
         try:
-            infer_one(model, cfg, path, input_dir, output_dir, palette, device, bases[path])
+            infer_one(model, cfg, path, input_dir, output_dir, palette, device, bases[path], class_names)
         except UnreadableImage as err:
             failed.append((path, str(err)))
         except Exception as err:  # noqa: BLE001 - one image's failure must not stop the others
@@ -164,7 +165,7 @@ def class_probabilities(model, cfg, image: np.ndarray, device, out_size=None) ->
     return probs[0].float().cpu()
 
 
-def infer_one(model, cfg, path, input_dir, output_dir, palette, device, base=None):
+def infer_one(model, cfg, path, input_dir, output_dir, palette, device, base=None, class_names=None):
     """``<base>_pred.png`` (train ids), ``<base>_color.png`` and ``<base>_overlay.jpg`` for one image (``base``:
     :func:`plan_outputs`' name, else ``<stem>`` under ``output_dir``)."""
     image = read_image(path)
@@ -173,8 +174,12 @@ def infer_one(model, cfg, path, input_dir, output_dir, palette, device, base=Non
     pred = predict_labels(model, cfg, image, device)
     color = colorize(pred, palette)
     write_png(base + "_pred.png", pred)
-    write_png(base + "_color.png", color)
-    if not cv2.imwrite(base + "_overlay.jpg", cv2.cvtColor(overlay(image, color), cv2.COLOR_RGB2BGR)):
+    write_png(base + "_color.png", color)  # the palette's colours alone: a label picture other tools read
+    picture = overlay(image, color)
+    if class_names:  # for a person: which colour is which class
+        present = [int(c) for c in np.unique(pred)]
+        picture = np.concatenate([picture, legend_strip(present, class_names, palette, picture.shape[1])])
+    if not cv2.imwrite(base + "_overlay.jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
         raise OutputError(f"{base}_overlay.jpg: could not write image")
 
 

@@ -114,9 +114,10 @@ class Segmenter:
         return overlay(as_rgb(image), self.colorize(labels), alpha)
 
     def predict_folder(self, input_dir: str, output_dir: str, recursive: bool = False, progress: bool = True):
-        """What ``tools/infer.py`` does: ``<stem>_pred.png``, ``_color.png``, ``_overlay.jpg`` per image."""
+        """What ``tools/infer.py`` does: ``<stem>_pred.png``, ``_color.png``, ``_overlay.jpg`` (with a class legend)
+        per image."""
         return infer_folder(self.model, self.cfg, input_dir, output_dir, self.palette, self.device, recursive,
-                            progress)
+                            progress, self.class_names)
 
     # -- saving --------------------------------------------------------------------------------
     def save_pretrained(self, folder: str, hashed: bool = False, title: str = None) -> str:
