@@ -176,7 +176,7 @@ def infer_one(model, cfg, path, input_dir, output_dir, palette, device, base=Non
     write_png(base + "_pred.png", pred)
     write_png(base + "_color.png", color)  # the palette's colours alone: a label picture other tools read
     picture = overlay(image, color)
-    if class_names:  # for a person: which colour is which class
+    if class_names and picture.shape[1] >= 64:  # for a person: which colour is which class (if there is room)
         present = [int(c) for c in np.unique(pred)]
         picture = np.concatenate([picture, legend_strip(present, class_names, palette, picture.shape[1])])
     if not cv2.imwrite(base + "_overlay.jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
