@@ -108,9 +108,34 @@ def test_save_pretrained_round_trip_and_card(checkpoint, demo_root, tmp_path):
     np.testing.assert_array_equal(loaded.predict(image), segmenter.predict(image))
 
 
+def test_a_hub_repo_in_the_local_cache_loads_offline(checkpoint, demo_root, tmp_path, monkeypatch):
+    """``from_pretrained("user/name")`` through huggingface_hub's own cache lookup, offline: a snapshot laid out as
+    huggingface_hub stores a download (refs/main naming the snapshot folder)."""
+    ckpt, _ = checkpoint
+    cache = tmp_path / "hf"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / "models--someone--ccnet-demo"
+    segmenter = Segmenter.from_checkpoint(ckpt, device="cpu")
+    segmenter.save_pretrained(repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    loaded = Segmenter.from_pretrained("someone/ccnet-demo", device="cpu")
+    image = val_images(demo_root)[0]
+    np.testing.assert_array_equal(loaded.predict(image), segmenter.predict(image))
+
+
 def test_from_pretrained_errors(checkpoint, tmp_path, monkeypatch):
     ckpt, _ = checkpoint
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)  # read at import: the variable alone would be too late
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(MissingFileError, match="only a repo already in the local cache loads"):
         Segmenter.from_pretrained("nobody-here/no-such-model")
     with pytest.raises(MissingFileError, match="not a folder"):
