@@ -169,7 +169,7 @@ def test_stale_temporaries_are_removed_and_checkpoints_follow_the_umask(demo_roo
         Trainer(tiny_config(demo_root, tmp_path, max_iters=1, val_interval=10), progress=False).fit()
     finally:
         os.umask(old)
-    assert sorted(os.listdir(run)) == [".lock", "best.pth", "last.pth"]  # .lock: the folder's run lock
+    assert sorted(os.listdir(run)) == [".lock", "best.pth", "config.yaml", "last.pth"]  # .lock: the run lock
     assert stat.S_IMODE(os.stat(run / "last.pth").st_mode) == 0o644
 
 

@@ -1,6 +1,8 @@
 """``segattn.Segmenter``: one image from Python as tools/eval.py predicts it, pretrained folders, tools/publish.py."""
 import glob
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -44,9 +46,15 @@ def test_predict_equals_eval_py_pixel_for_pixel(checkpoint, demo_root, tmp_path)
     """tools/eval.py --save-pred writes label ids; the Segmenter's train ids mapped the same way equal them."""
     ckpt, cfg = checkpoint
     run_tool("eval.py", cfg, "--checkpoint", ckpt, "--save-pred", tmp_path / "pred", "--no-progress")
-    segmenter = Segmenter.from_checkpoint(ckpt, device="cpu")  # the config saved in the checkpoint
     images = val_images(demo_root)
-    predictions = segmenter.predict(images)
+    # a user's script in its own process, as eval.py runs (this test process may run at another thread count,
+    # whose float sums could flip a near-tied pixel)
+    script = ("import sys, numpy as np\nfrom segattn import Segmenter\n"
+              "segmenter = Segmenter.from_checkpoint(sys.argv[1])  # the config saved in the checkpoint\n"
+              "np.save(sys.argv[2], np.stack(segmenter.predict(sys.argv[3:])))\n")
+    subprocess.run([sys.executable, "-c", script, str(ckpt), str(tmp_path / "labels.npy"), *images], check=True,
+                   timeout=600)
+    predictions = list(np.load(tmp_path / "labels.npy"))
     assert len(predictions) == len(images) == 3
     for path, labels in zip(images, predictions):
         written = read_mask(str(tmp_path / "pred" / os.path.basename(path)))
@@ -65,7 +73,9 @@ def test_inputs_logits_and_pictures(checkpoint, demo_root):
     (labels, logits), = segmenter.predict([path], return_logits=True)
     np.testing.assert_array_equal(labels, expected)
     assert logits.shape == (19, *expected.shape) and logits.dtype == np.float32
-    np.testing.assert_array_equal(logits.argmax(0), expected)
+    top = np.sort(logits, axis=0)[-2:]
+    tied = top[0] == top[1]  # two probabilities a float32 apart can share a logarithm: argmax takes the first
+    assert ((logits.argmax(0) == expected) | tied).all() and tied.mean() < 1e-3
     np.testing.assert_allclose(np.exp(logits).sum(0), 1, rtol=1e-4)  # log class probabilities
     color = segmenter.colorize(expected)
     assert color.shape == array.shape and tuple(color[expected == 0][0]) == (128, 64, 128)  # road, Cityscapes' colour
