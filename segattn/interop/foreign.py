@@ -65,12 +65,10 @@ def fetch(source: str, progress: bool = True, timeout: float = DOWNLOAD_TIMEOUT)
     socket.setdefaulttimeout(timeout)  # torch.hub opens the address with the default timeout
     try:
         torch.hub.download_url_to_file(source, path, hash_prefix=prefix, progress=progress)
-    except RuntimeError as err:
-        if "invalid hash value" not in str(err):
-            raise
-        raise CheckpointError(f"{source}: the download's sha256 does not start with {prefix} as its name says (a "
-                              "damaged or replaced file); nothing was written") from None
-    except Exception as err:  # URLError, HTTPError, timeouts, refused connections
+    except Exception as err:  # URLError, HTTPError, timeouts, refused connections; torch.hub's hash check
+        if prefix and isinstance(err, RuntimeError) and "invalid hash value" in str(err):
+            raise CheckpointError(f"{source}: the download's sha256 does not start with {prefix} as its name says "
+                                  "(a damaged or replaced file); nothing was written") from None
         reason = getattr(err, "reason", None) or err
         raise MissingFileError(f"{source}: could not download ({type(err).__name__}: {reason}); download it by "
                                "hand and pass the local file") from None
