@@ -27,10 +27,7 @@ def load_tool_config(path: str, overrides=None, print_config: bool = False):
             raise ConfigError(f"command line: {str(err)[len(path) + 2:]}") from None
         raise
     if print_config:
-        from omegaconf import OmegaConf
-
-        print(OmegaConf.to_yaml(cfg, resolve=True), end="")
-        raise SystemExit(0)
+        print_resolved(cfg)
     return cfg
 
 
@@ -41,7 +38,9 @@ def add_print_config(parser):
 
 
 def model_tool_config(args, overrides=(), print_config: bool = False):
-    """The config of a tool that loads a checkpoint: ``args.config``, or the one saved in ``args.checkpoint``.
+    """``(config, checkpoint contents)`` of a tool that loads a checkpoint: ``args.config`` (contents None: not
+    read here), or the config saved in ``args.checkpoint`` (its contents returned, for ``load_model``'s ``ckpt``,
+    so the file is read once).
 
     A first positional that is a ``key=value`` (no config given) is an override.
     """
@@ -52,23 +51,36 @@ def model_tool_config(args, overrides=(), print_config: bool = False):
         config, overrides = None, [config] + overrides
         args.config = None
     if config:
-        return load_tool_config(config, overrides, print_config)
+        return load_tool_config(config, overrides, print_config), None
     if not getattr(args, "checkpoint", None):
         raise ConfigError("give a CONFIG, or --checkpoint CKPT to use the config saved in it")
-    from .config import apply_overrides, config_from_dict
     from .engine.checkpoint import load_checkpoint
 
-    saved = load_checkpoint(args.checkpoint).get("config")
-    if not saved:
-        raise ConfigError(f"{args.checkpoint}: the checkpoint holds no config; give its YAML as CONFIG")
-    source = f"{args.checkpoint} (its saved config)"
-    cfg = check_tool_config(apply_overrides(config_from_dict(saved, source), overrides, "command line"), source)
+    ckpt = load_checkpoint(args.checkpoint)
+    cfg = checkpoint_config(ckpt, args.checkpoint, overrides)
     if print_config:
-        from omegaconf import OmegaConf
+        print_resolved(cfg)
+    return cfg, ckpt
 
-        print(OmegaConf.to_yaml(cfg, resolve=True), end="")
-        raise SystemExit(0)
-    return cfg
+
+def checkpoint_config(ckpt: dict, path: str, overrides=(), overrides_source: str = "command line",
+                      hint: str = "give its YAML as CONFIG"):
+    """The config saved in checkpoint ``ckpt`` (read from ``path``), with overrides, checked as a tool's."""
+    from .config import apply_overrides, config_from_dict
+
+    if not ckpt.get("config"):
+        raise ConfigError(f"{path}: the checkpoint holds no config; {hint}")
+    source = f"{path} (its saved config)"
+    return check_tool_config(apply_overrides(config_from_dict(ckpt["config"], source), overrides, overrides_source),
+                             source)
+
+
+def print_resolved(cfg):
+    """``--print-config``: the resolved config as YAML on stdout, then exit 0."""
+    from omegaconf import OmegaConf
+
+    print(OmegaConf.to_yaml(cfg, resolve=True), end="")
+    raise SystemExit(0)
 
 
 def parse_tool_args(parser, argv):

@@ -31,8 +31,10 @@ def get_args_parser():
     p.add_argument("--save-pred", metavar="DIR",
                    help="write one prediction PNG per image here (Cityscapes label ids: the official evaluator's "
                    "input)")
-    p.add_argument("--save-color", metavar="DIR", help="write prediction | ground truth | errors PNGs (with a class legend) here")
-    p.add_argument("--save-plots", action="store_true", help="also draw the per-class IoU as bars (iou_<split>_<checkpoint>.png)")
+    p.add_argument("--save-color", metavar="DIR",
+                   help="write prediction | ground truth | errors PNGs (with a class legend) here")
+    p.add_argument("--save-plots", action="store_true",
+                   help="also draw the per-class IoU as bars (iou_<split>_<checkpoint>.png)")
     return p
 
 
@@ -47,7 +49,7 @@ def main(argv):
         overrides.append("eval.flip=true")
     if args.device:
         overrides.append(f"train.device={args.device}")
-    cfg = model_tool_config(args, overrides, print_config=args.print_config)
+    cfg, ckpt = model_tool_config(args, overrides, print_config=args.print_config)
     require_checkpoint(args)
 
     from segattn.data import build_dataset
@@ -59,7 +61,7 @@ def main(argv):
 
     rank, _, ddp_device = init_distributed_mode(cfg.train.device)  # under torchrun: sharded evaluation
     device = ddp_device or resolve_device(cfg.train.device)
-    model, _ = load_model(cfg, args.checkpoint, device)
+    model, _ = load_model(cfg, args.checkpoint, device, ckpt=ckpt)
     split = args.split or cfg.data.val_split
     dataset = build_dataset(cfg.data, split)
     metrics = evaluate(model, dataset, cfg, device, not args.no_progress, save_dir=args.save_pred,

@@ -43,7 +43,7 @@ def default_images(cfg):
 def main(argv):
     args = get_args_parser().parse_intermixed_args(argv)
     overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
-    cfg = model_tool_config(args, overrides, print_config=args.print_config)
+    cfg, ckpt = model_tool_config(args, overrides, print_config=args.print_config)
     require_checkpoint(args)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a local tool
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request the page makes
@@ -57,12 +57,12 @@ def main(argv):
     if args.max_side < 16:
         raise ConfigError(f"--max-side {args.max_side}: must be at least 16 pixels")
     device = resolve_device(cfg.train.device)
-    model, _ = load_model(cfg, args.checkpoint, device)
+    model, _ = load_model(cfg, args.checkpoint, device, ckpt=ckpt)
     images = list_images(args.images, recursive=True) if args.images else default_images(cfg)
     explorer = Explorer(model, cfg, device, dataset_class_names(cfg.data), dataset_palette(cfg.data), args.max_side)
     head = cfg.model.head.type if "type" in cfg.model.head else cfg.model.head
-    describe = (f"`{os.path.basename(args.config or args.checkpoint)}` ({head} head), checkpoint `{os.path.basename(args.checkpoint)}`; "
-                f"{len(images)} images to choose from.")
+    describe = (f"`{os.path.basename(args.config or args.checkpoint)}` ({head} head), checkpoint "
+                f"`{os.path.basename(args.checkpoint)}`; {len(images)} images to choose from.")
     app = build_app(ExplorerPage(explorer, images, describe))
     print(f"attention explorer on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     try:

@@ -30,7 +30,7 @@ def get_args_parser():
 
 def main(argv):
     args = parse_tool_args(get_args_parser(), argv)
-    cfg = model_tool_config(args, list(args.overrides) + ["train.device=cpu"],
+    cfg, ckpt = model_tool_config(args, list(args.overrides) + ["train.device=cpu"],
                            print_config=args.print_config)
     require_checkpoint(args)
     from segattn.errors import MissingFileError
@@ -44,7 +44,7 @@ def main(argv):
     scale = cfg.eval.scales[0]
     height = args.height or round(cfg.data.crop_size[0] / scale)
     width = args.width or round(cfg.data.crop_size[1] / scale)
-    model, _ = load_model(cfg, args.checkpoint, "cpu")
+    model, _ = load_model(cfg, args.checkpoint, "cpu", ckpt=ckpt)
     meta = export_onnx(model, cfg, args.output, height, width, args.dynamic)
     ops = ", ".join(sorted(graph_operators(args.output)))
     print(f"wrote {args.output}: {meta['segattn.head']}, {meta['segattn.num_classes']} classes, input "

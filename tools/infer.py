@@ -35,10 +35,10 @@ def get_args_parser():
 def main(argv):
     args = parse_tool_args(get_args_parser(), argv)
     overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
-    cfg = model_tool_config(args, overrides, print_config=args.print_config)
+    cfg, ckpt = model_tool_config(args, overrides, print_config=args.print_config)
 
     from segattn.errors import ConfigError
-    from segattn.engine.predictor import resolve_device
+    from segattn.engine.predictor import load_model, resolve_device
     from segattn.engine.segmenter import Segmenter
 
     device = resolve_device(cfg.train.device)
@@ -46,7 +46,7 @@ def main(argv):
         if not args.checkpoint:
             raise ConfigError("--checkpoint is required with --backend torch (or give --backend onnxruntime|openvino "
                               "--model MODEL.onnx)")
-        segmenter = Segmenter.from_checkpoint(args.checkpoint, cfg, device)
+        segmenter = Segmenter(load_model(cfg, args.checkpoint, device, ckpt=ckpt)[0], cfg, device)
     else:
         if not args.model:
             raise ConfigError(f"--backend {args.backend} needs --model MODEL.onnx (written by tools/export.py)")

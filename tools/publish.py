@@ -15,7 +15,7 @@ optimizer, scheduler or RNG state; the prefix named as mmsegmentation's
 import argparse
 import os
 
-from segattn.cli import parse_tool_args, run
+from segattn.cli import parse_tool_args, print_resolved, run
 
 
 def get_args_parser():
@@ -53,10 +53,7 @@ def main(argv):
 
     segmenter = Segmenter.from_checkpoint(args.checkpoint, args.config, "cpu", args.overrides)
     if args.print_config:
-        from omegaconf import OmegaConf
-
-        print(OmegaConf.to_yaml(segmenter.cfg, resolve=True), end="")
-        return 0
+        print_resolved(segmenter.cfg)
     weights = segmenter.save_pretrained(args.output, hashed=True, title=args.title)
     size = os.path.getsize(weights) / 2 ** 20
     print(f"wrote {args.output}: config.yaml, {os.path.basename(weights)} ({size:.1f} MiB, weights only), README.md")

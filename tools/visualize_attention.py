@@ -20,7 +20,7 @@ def main(argv):
     p.add_argument("--scale", type=float, default=None, help="resize the image first (default: eval.scales[0])")
     p.add_argument("--output", default="attention.png")
     args = parse_tool_args(p, argv)
-    cfg = model_tool_config(args, args.overrides + ([f"train.device={args.device}"] if args.device else []),
+    cfg, ckpt = model_tool_config(args, args.overrides + ([f"train.device={args.device}"] if args.device else []),
                             print_config=args.print_config)
     require_checkpoint(args)
 
@@ -35,7 +35,7 @@ def main(argv):
     from segattn.engine.predictor import load_model, resolve_device
 
     device = resolve_device(cfg.train.device)
-    model, _ = load_model(cfg, args.checkpoint, device)
+    model, _ = load_model(cfg, args.checkpoint, device, ckpt=ckpt)
     image = original = read_image(args.image)
     scale = args.scale or cfg.eval.scales[0]
     if scale != 1.0:

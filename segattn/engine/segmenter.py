@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..cli import check_tool_config, load_tool_config
+from ..cli import check_tool_config, checkpoint_config, load_tool_config
 from ..config import apply_overrides, config_from_dict
 from ..data import dataset_class_names, dataset_palette
 from ..data.io import read_image
 from ..data.palette import colorize
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from .checkpoint import load_checkpoint
 from .predictor import class_probabilities, infer_folder, load_model, overlay, predict_labels
 from .device import resolve_device
@@ -140,11 +140,8 @@ def resolve_config(config, ckpt: dict, path: str, overrides=None) -> DictConfig:
     if config is not None:
         cfg = config if isinstance(config, DictConfig) else config_from_dict(dict(config), "config")
         return check_tool_config(apply_overrides(cfg, overrides, "config"), "config")
-    if not ckpt.get("config"):
-        raise ConfigError(f"{path}: the checkpoint holds no config; give its YAML: "
-                          "Segmenter.from_checkpoint(path, config='configs/....yaml')")
-    source = f"{path} (its saved config)"
-    return check_tool_config(apply_overrides(config_from_dict(ckpt["config"], source), overrides, source), source)
+    return checkpoint_config(ckpt, path, overrides, "overrides",
+                             "give its YAML: Segmenter.from_checkpoint(path, config='configs/....yaml')")
 
 
 __all__ = ["Segmenter", "as_rgb"]
