@@ -83,8 +83,8 @@ STOPWATCH = """
 const box = document.querySelector(arguments[0]);
 window.__segattn = {};
 let seen = null;
-document.querySelector('#prediction').addEventListener('click', () => { window.__segattn = {click: performance.now()}; },
-                                                        true);
+document.querySelector('#prediction').addEventListener('click',
+                                                       () => { window.__segattn = {click: performance.now()}; }, true);
 new MutationObserver(() => {
   const img = box.querySelector('img'), t = window.__segattn;
   if (!img || !t.click || t.shown || img.src === seen) return;

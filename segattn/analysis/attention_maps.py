@@ -109,7 +109,6 @@ def save_panel(path: str, image_rgb: np.ndarray, results: dict, palette, stride:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
 
     rows = results["maps"]
     names = [k for k in rows[0][1]] if rows else []
@@ -152,9 +151,9 @@ def save_panel(path: str, image_rgb: np.ndarray, results: dict, palette, stride:
             ax.set_xticks([])
             ax.set_yticks([])
     if class_names:
-        present = [int(c) for c in np.unique(labels) if c < len(class_names)]
-        handles = [Patch(facecolor=np.array(palette[c]) / 255, edgecolor="black", label=class_names[c])
-                   for c in present]
+        from .plots import class_handles
+
+        handles = class_handles([int(c) for c in np.unique(labels)], class_names, palette)
         fig.legend(handles=handles, loc="lower center", ncol=min(8, max(1, len(handles))), fontsize=7, frameon=False)
         fig.tight_layout(rect=(0, 0.04 + 0.03 * ((len(handles) + 7) // 8) / max(1, len(rows)), 1, 1))
     else:

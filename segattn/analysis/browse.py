@@ -14,6 +14,7 @@ import numpy as np
 from ..data.listed import unknown_pixels
 from ..data.palette import colorize
 from ..data.transforms import MEAN_255, STD_255
+from .plots import class_handles
 
 SENTINEL = 254  # carries unknown pixels through the augmentation (a value no class and not ignore uses)
 
@@ -90,7 +91,7 @@ def grid_figure(samples, class_names, palette, path: str, title: str, ignore_ind
     for ax in axes.flat:
         ax.axis("off")
     present = sorted({int(c) for s in samples for c in np.unique(s.mask) if c < len(class_names)})
-    handles = [Patch(facecolor=np.array(palette[c]) / 255, edgecolor="black", label=class_names[c]) for c in present]
+    handles = class_handles(present, class_names, palette)
     if any(s.unknown.any() for s in samples):
         handles.append(Patch(facecolor="white", edgecolor="black", hatch="xxxx", label="not an id of the dataset"))
     fig.suptitle(title, fontsize=10)

@@ -5,8 +5,8 @@ config evaluates (:func:`segattn.engine.predictor.predict_labels`, sliding
 windows for a huge image) and the head's attention maps
 (:func:`segattn.analysis.attention_maps.head_maps`) on the image at
 ``eval.scales[0]``, shrunk further where its longer side would pass
-``max_side`` (the maps of a 6000 x 4000 photo at full size would not fit in
-memory). :meth:`Explorer.click` then answers a query pixel from those maps
+``max_side`` (CCNet's two loops over a 6000 x 4000 photo at full size hold
+about 4 GB of maps at stride 8). :meth:`Explorer.click` then answers a query pixel from those maps
 alone: each map as a heat map over the image, with an opacity and a clip
 (weights above ``clip`` times the map's maximum drawn at full colour, the
 CCNet authors' advice for readable maps in

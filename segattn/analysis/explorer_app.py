@@ -14,6 +14,7 @@ import time
 
 from ..data.io import UnreadableImage, read_image
 from ..errors import MissingPackageError, SegattnError
+from .attention_maps import query_maps
 from .explorer import TITLES, Explorer, OpenImage
 
 try:
@@ -80,7 +81,8 @@ class ExplorerPage:
             status = (f"**{html.escape(name)}** ({w} x {h}): prediction and maps ({gw} x {gh} feature grid) in "
                       f"{took:.2f} s. {HOW}")
         else:
-            status = f"**{html.escape(name)}** ({w} x {h}): prediction in {took:.2f} s. No attention maps: {opened.no_maps}"
+            status = (f"**{html.escape(name)}** ({w} x {h}): prediction in {took:.2f} s. No attention maps: "
+                      f"{opened.no_maps}")
         shown = self.shown(opened)
         maps = [gr.update(value=None, visible=key in shown, label=TITLES[key]) for key in MAP_KEYS]
         return [self.explorer.prediction(opened), legend_html(self.explorer.legend(opened)), status, opened, None,
@@ -92,10 +94,8 @@ class ExplorerPage:
         return [gr.update(), gr.update(), status] + [gr.update()] * (4 + len(MAP_KEYS))
 
     def shown(self, opened: OpenImage):
-        """The map pictures this head has."""
-        m = opened.maps
-        return {k for k, present in (("cca_loop1", "criss_cross" in m), ("cca_effective", "criss_cross" in m),
-                                     ("pam", "position" in m), ("nonlocal", "non_local" in m)) if present}
+        """The map pictures this head has: those one query gives (:func:`query_maps` names them)."""
+        return set(query_maps(opened.maps, 0, 0)) & set(MAP_KEYS) if opened.maps else set()
 
     def click(self, opened, opacity, clip, evt: "gr.SelectData"):
         """A click on the prediction: evt.index is (x, y) in the shown image's pixels."""

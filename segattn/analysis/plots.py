@@ -15,6 +15,14 @@ def _pyplot():
     return plt
 
 
+def class_handles(class_ids, class_names, palette):
+    """Legend entries (matplotlib patches) of ``class_ids`` in their palette colours."""
+    from matplotlib.patches import Patch
+
+    return [Patch(facecolor=np.array(palette[c]) / 255, edgecolor="black", label=class_names[c])
+            for c in class_ids if c < len(class_names)]
+
+
 def confusion_figure(counts, class_names, path: str, title: str = "confusion matrix"):
     """Each ground-truth row divided by its pixels (a class absent from the ground truth: an empty row)."""
     plt = _pyplot()
@@ -65,4 +73,4 @@ def iou_figure(metrics: dict, class_names, path: str, title: str = "per-class Io
     plt.close(fig)
 
 
-__all__ = ["confusion_figure", "iou_figure"]
+__all__ = ["class_handles", "confusion_figure", "iou_figure"]

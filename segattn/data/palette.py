@@ -22,7 +22,7 @@ def legend_strip(class_ids, class_names, palette, width: int, extra=()) -> np.nd
 
     entries = [(class_names[c], tuple(palette[c])) for c in class_ids if c < len(class_names)] + list(extra)
     font, scale, row = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 22
-    x, y, lines = 8, 0, [[]]
+    x, lines = 8, [[]]
     for name, colour in entries:  # lay out left to right, wrapping at ``width``
         size = 18 + cv2.getTextSize(name, font, scale, 1)[0][0] + 18
         if x + size > width and lines[-1]:

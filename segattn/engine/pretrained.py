@@ -95,4 +95,4 @@ def read_folder(name: str):
     return state, OmegaConf.to_container(OmegaConf.load(config_path), resolve=True), path
 
 
-__all__ = ["WEIGHTS", "read_folder", "resolve_folder", "sha256_of", "write_folder"]
+__all__ = ["WEIGHTS", "read_folder", "resolve_folder", "write_folder"]

@@ -456,7 +456,7 @@ class Trainer:
     def summary(self) -> str:
         """Where the run's files went, what precision it trained in, and what to run next."""
         t = self.cfg.train
-        precision = {None: "float32"}.get(self.amp_dtype, f"{str(self.amp_dtype).split('.')[-1]} autocast")
+        precision = "float32" if self.amp_dtype is None else f"{str(self.amp_dtype).split('.')[-1]} autocast"
         best = (f" (best val mIoU {100 * self.best_miou:.2f})" if self.best_miou >= 0 else "")
         checkpoint = os.path.join(self.dir, "best.pth" if os.path.isfile(os.path.join(self.dir, "best.pth"))
                                   else "last.pth")
