@@ -1,4 +1,5 @@
 """Shared test fixtures' builders: a tiny demo dataset, a tiny training config, a tool runner, a layout probe."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -9,6 +10,29 @@ from segattn.config import Config
 
 _DEMO_CACHE = {}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@contextlib.contextmanager
+def local_site(directory, hub_dir):
+    """A local web server over ``directory`` with torch.hub's cache set to ``hub_dir``; yields the server's address
+    (``http://127.0.0.1:PORT``). The server stops and the cache folder is restored on leaving."""
+    import functools
+    import http.server
+    import threading
+
+    import torch
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    old_hub = torch.hub.get_dir()
+    torch.hub.set_dir(str(hub_dir))
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        torch.hub.set_dir(old_hub)
+        server.shutdown()
 
 
 def run_tool(name, *args, check=True):

@@ -118,6 +118,17 @@ def test_save_pretrained_round_trip_and_card(checkpoint, demo_root, tmp_path):
     np.testing.assert_array_equal(loaded.predict(image), segmenter.predict(image))
 
 
+def test_card_of_converted_weights_names_their_source_and_licence(checkpoint):
+    from segattn.engine.model_card import model_card
+
+    segmenter = Segmenter.from_checkpoint(checkpoint[0], device="cpu")
+    url = "https://download.openmmlab.com/mmsegmentation/v0.5/ccnet/x-73eed8ca.pth"
+    card = model_card(segmenter.cfg, segmenter.class_names, segmenter.palette,
+                      {"source": {"format": "mmseg", "address": url}})
+    assert "license: apache-2.0" in card and f"converted from mmseg weights: {url}" in card
+    assert "not recorded with these weights" in card  # a conversion records no validation metrics
+
+
 def test_a_hub_repo_in_the_local_cache_loads_offline(checkpoint, demo_root, tmp_path, monkeypatch):
     """``from_pretrained("user/name")`` through huggingface_hub's own cache lookup, offline: a snapshot laid out as
     huggingface_hub stores a download (refs/main naming the snapshot folder)."""
@@ -180,4 +191,5 @@ def test_publish_tool(checkpoint, demo_root, tmp_path, monkeypatch):
     assert os.path.getsize(weights) < os.path.getsize(ckpt)  # the optimizer's momentum is gone
     image = val_images(demo_root)[2]
     published = Segmenter.from_pretrained(str(tmp_path / "pub"), device="cpu")
-    np.testing.assert_array_equal(published.predict(image), Segmenter.from_checkpoint(ckpt, device="cpu").predict(image))
+    original = Segmenter.from_checkpoint(ckpt, device="cpu")
+    np.testing.assert_array_equal(published.predict(image), original.predict(image))

@@ -1,13 +1,10 @@
 """Downloads of released checkpoints: named ``...-<sha256 prefix>.pth`` as mmsegmentation names them, checked
 against that prefix when downloaded and when found in the cache."""
-import functools
 import hashlib
-import http.server
-import threading
 
 import pytest
-import torch
 
+from helpers import local_site
 from segattn.errors import CheckpointError
 from segattn.interop.foreign import fetch, hash_prefix
 
@@ -16,17 +13,8 @@ from segattn.interop.foreign import fetch, hash_prefix
 def site(tmp_path):
     """A local web server over tmp_path/site, and torch.hub's cache in tmp_path/hub."""
     (tmp_path / "site").mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "site"))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    try:
-        yield tmp_path / "site", f"http://127.0.0.1:{server.server_address[1]}", tmp_path / "hub" / "checkpoints"
-    finally:
-        torch.hub.set_dir(old)
-        server.shutdown()
+    with local_site(tmp_path / "site", tmp_path / "hub") as url:
+        yield tmp_path / "site", url, tmp_path / "hub" / "checkpoints"
 
 
 def test_hash_prefix_of_release_names():

@@ -4,7 +4,7 @@ import os
 
 import pytest
 import torch
-from helpers import spatial_kernel
+from helpers import local_site, spatial_kernel
 
 from segattn.interop.mmcv_stub import INSTALL, stub_mmcv_ext
 
@@ -186,19 +186,10 @@ def test_truncated_file_and_not_a_checkpoint(fcn_checkpoint, tmp_path):
 
 
 def test_address_download_and_unreachable_address(fcn_checkpoint, tmp_path):
-    import functools
-    import http.server
     import socket
-    import threading
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(fcn_checkpoint.parent))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    old_hub = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/fcn.pth"
+    with local_site(fcn_checkpoint.parent, tmp_path / "hub") as site:
+        url = f"{site}/fcn.pth"
         convert_with_tool_config("mmseg", url, config(FCN), str(tmp_path / "ours.pth"), progress=False)
         assert (tmp_path / "hub" / "checkpoints" / "fcn.pth").read_bytes() == fcn_checkpoint.read_bytes()
         assert torch.load(tmp_path / "ours.pth", weights_only=True)["source"]["address"] == url
@@ -207,9 +198,6 @@ def test_address_download_and_unreachable_address(fcn_checkpoint, tmp_path):
             s.bind(("127.0.0.1", 0))
             closed = s.getsockname()[1]
         refused(f"http://127.0.0.1:{closed}/x.pth", FCN, tmp_path, "could not download")
-    finally:
-        torch.hub.set_dir(old_hub)
-        server.shutdown()
 
 
 def test_tool_prints_one_line_and_exits_2(fcn_checkpoint, tmp_path):
@@ -322,10 +310,7 @@ def test_small_v1c_encoders_equal_mmseg_resnet_v1c(depth, output_stride, tmp_pat
 def test_a_silent_server_times_out_and_a_garbage_download_is_not_kept(fcn_checkpoint, tmp_path, monkeypatch):
     """A server that never answers fails the download after the timeout, leaving no .partial; a download that is
     no checkpoint is removed from the cache, so the next try fetches it again."""
-    import functools
-    import http.server
     import socket
-    import threading
 
     import segattn.interop.foreign as foreign
 
@@ -333,22 +318,14 @@ def test_a_silent_server_times_out_and_a_garbage_download_is_not_kept(fcn_checkp
     monkeypatch.setattr(foreign.fetch, "__defaults__", (True, 1))
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "garbage.pth").write_bytes(b"<html>not found</html>")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "site"))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     silent = socket.socket()  # accepts connections (the backlog) and never answers
     silent.bind(("127.0.0.1", 0))
     silent.listen(4)
-    old_hub = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
     try:
-        refused(f"http://127.0.0.1:{silent.getsockname()[1]}/x.pth", FCN, tmp_path, "could not download")
-        assert not list((tmp_path / "hub").rglob("*.partial"))
-        url = f"http://127.0.0.1:{server.server_address[1]}/garbage.pth"
-        refused(url, FCN, tmp_path, "removed from the cache")
-        assert not (tmp_path / "hub" / "checkpoints" / "garbage.pth").exists()
+        with local_site(tmp_path / "site", tmp_path / "hub") as site:
+            refused(f"http://127.0.0.1:{silent.getsockname()[1]}/x.pth", FCN, tmp_path, "could not download")
+            assert not list((tmp_path / "hub").rglob("*.partial"))
+            refused(f"{site}/garbage.pth", FCN, tmp_path, "removed from the cache")
+            assert not (tmp_path / "hub" / "checkpoints" / "garbage.pth").exists()
     finally:
-        torch.hub.set_dir(old_hub)
-        server.shutdown()
         silent.close()

@@ -113,12 +113,17 @@ def click_pixel(driver, element, y, x):
                                                      y + 0.5 - rect["height"] / 2).click().perform()
 
 
-def test_click_two_pixels_and_see_where_ccnet_looks(server, browser, demo_root):
-    url, tmp = server
+def open_page(browser, url):
+    """Load the page and wait for the prediction the first image gets: ``(wait, its <img>, (src, picture))``."""
     wait = WebDriverWait(browser, 90)
     browser.get(url)
     prediction = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#prediction img"))
-    _, predicted = shown_image(wait, "#prediction img")
+    return wait, prediction, shown_image(wait, "#prediction img")
+
+
+def test_click_two_pixels_and_see_where_ccnet_looks(server, browser, demo_root):
+    url, tmp = server
+    wait, prediction, (_, predicted) = open_page(browser, url)
     first = sorted(os.listdir(tmp / "images"))[0]
     original = np.array(Image.open(tmp / "images" / first).convert("RGB"))
     assert predicted.shape == original.shape and not np.array_equal(predicted, original)  # the overlay is drawn
@@ -127,7 +132,8 @@ def test_click_two_pixels_and_see_where_ccnet_looks(server, browser, demo_root):
     box = browser.find_element(By.CSS_SELECTOR, "#opacity input[type=number]")  # opacity 1: the heat map alone
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys("1", Keys.TAB)
-    wait.until(lambda d: float(d.find_element(By.CSS_SELECTOR, "#opacity input[type=range]").get_property("value")) == 1)
+    slider = (By.CSS_SELECTOR, "#opacity input[type=range]")
+    wait.until(lambda d: float(d.find_element(*slider).get_property("value")) == 1)
 
     seen = []
     for y, x in ((60, 100), (200, 400)):
@@ -153,10 +159,7 @@ def test_click_two_pixels_and_see_where_ccnet_looks(server, browser, demo_root):
 
 def test_a_text_file_gets_a_message_and_the_page_keeps_working(server, browser, tmp_path):
     url, tmp = server
-    wait = WebDriverWait(browser, 90)
-    browser.get(url)
-    prediction = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#prediction img"))
-    before, _ = shown_image(wait, "#prediction img")
+    wait, prediction, (before, _) = open_page(browser, url)
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
     browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(bad))
