@@ -104,6 +104,7 @@ class TrainConfig:
     batch_size: int = 8              # global batch
     max_iters: int = 60000
     lr: float = 0.01
+    optimizer: str = "sgd"           # sgd (the papers', with momentum) | adamw (train.momentum unused; its betas 0.9, 0.999)
     momentum: float = 0.9
     weight_decay: float = 1e-4
     poly_power: float = 0.9
@@ -367,6 +368,8 @@ def validate(cfg: DictConfig, source: str = "config"):
              f"must be fp16, bf16, auto or off, got {t.amp!r}")
     _require(t.accumulate >= 1, source, "train.accumulate", "must be >= 1")
     _require(t.max_nonfinite >= 1, source, "train.max_nonfinite", "must be >= 1")
+    _require(t.optimizer in ("sgd", "adamw"), source, "train.optimizer",
+             f"must be sgd or adamw, got {t.optimizer!r}")
     _require(t.loss in ("ce", "ohem"), source, "train.loss", f"must be ce or ohem, got {t.loss!r}")
     _require(t.loss_average in ("valid", "all"), source, "train.loss_average",
              f"must be valid or all, got {t.loss_average!r}")

@@ -114,7 +114,14 @@ def make_folder(root):
     return root
 
 
+def make_context_probe(root):
+    from segattn.data.context_probe import generate
+
+    return generate(str(root), num_train=4, num_val=2, progress=False)
+
+
 FIXTURES = {
+    "context_probe": (make_context_probe, ("train", "val"), {}),
     "ade20k": (make_ade20k, ("training", "validation"), {}),
     "voc": (make_voc, ("trainaug", "val"), {}),
     "pascal_context": (make_pascal_context, ("train", "val"), {}),

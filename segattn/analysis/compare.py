@@ -2,13 +2,23 @@
 
 Each row: val mIoU, parameters, forward GFLOPs at the training crop, the
 memory the head (with any context block) saves for backward at that crop, and
-the mean wall time of a training step, all measured in the same process.
+the mean wall time of a training step, all measured in the same process. On a
+dataset that says where each image's key lies (the context probe,
+:mod:`segattn.data.context_probe`), a row also holds the accuracy on object
+pixels that share a row or column with the key and on the others
+(:func:`segattn.analysis.probe.reach_accuracy`). Runs of one config under
+several seeds (``train.seed``) share a name; :func:`markdown` gives their mean
+and, in brackets, their range.
 """
 import os
+import time
+
+import numpy as np
 
 import torch
 from torch import nn
 
+from ..data import dataset_class
 from ..engine.trainer import Trainer
 from ..models.attention import is_none
 from ..registry import parse_spec
@@ -34,9 +44,16 @@ def _block_name(model_cfg) -> str:
     return "none"
 
 
+def _head_name(model_cfg) -> str:
+    name, options = parse_spec(model_cfg.head, "model.head")
+    return f"{name} R={options['recurrence']}" if "recurrence" in options else name
+
+
 def compare_row(cfg, name: str, progress: bool = False) -> dict:
+    start = time.perf_counter()
     trainer = Trainer(cfg, progress=progress)
     metrics = trainer.fit()
+    train_s = time.perf_counter() - start
     times = trainer.step_seconds
     model = trainer.model.eval()
     h, w = cfg.data.crop_size
@@ -44,23 +61,52 @@ def compare_row(cfg, name: str, progress: bool = False) -> dict:
     with torch.no_grad():
         feats = model.encoder(x)[1]
     head = _Head(model).train()
-    return {
-        "name": name, "head": parse_spec(cfg.model.head, "model.head")[0],
-        "block": _block_name(cfg.model),
+    row = {
+        "name": name, "head": _head_name(cfg.model), "block": _block_name(cfg.model), "seed": int(cfg.train.seed),
         "mIoU": metrics.get("mIoU", float("nan")),
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "gflops": count_flops(model, (x,)) / 1e9,
         "head_mb": saved_activation_bytes(head, (feats.requires_grad_(),)) / 2**20,
         "step_s": sum(times) / max(1, len(times)),
+        "train_s": train_s,
     }
+    if hasattr(dataset_class(cfg.data), "key_box"):  # the probe: where the key lies decides what a head can see
+        from .probe import reach_accuracy
+
+        device = next(trainer.model.parameters()).device
+        row.update({k: v for k, v in reach_accuracy(trainer.model, cfg, device).items() if k in ("row_column",
+                                                                                                    "elsewhere")})
+    return row
+
+
+def _cell(values, scale: float, digits: int) -> str:
+    """One value as it is, several (seeds) as mean (min-max)."""
+    values = np.asarray(values, float) * scale
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ({values.min():.{digits}f}–{values.max():.{digits}f})"
 
 
 def markdown(rows) -> str:
-    lines = ["| config | head | block | val mIoU | params (M) | GFLOPs | head act. MB | step s |",
-             "|---|---|---|---|---|---|---|---|"]
+    """The comparison table; rows sharing a name (one config, several seeds) make one line."""
+    groups = {}
     for r in rows:
-        lines.append(f"| {r['name']} | {r['head']} | {r['block']} | {100 * r['mIoU']:.2f} | {r['params_m']:.2f} | "
-                     f"{r['gflops']:.2f} | {r['head_mb']:.1f} | {r['step_s']:.2f} |")
+        groups.setdefault(r["name"], []).append(r)
+    reach = all("row_column" in r for r in rows)
+    seeds = max(len(g) for g in groups.values())
+    head = ["config", "head", "block"] + (["row/column acc. %", "elsewhere acc. %"] if reach else []) + [
+        "val mIoU", "params (M)", "GFLOPs", "head act. MB", "step s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, group in groups.items():
+        first = group[0]
+        cells = [name, first["head"], first["block"]]
+        if reach:
+            cells += [_cell([r["row_column"] for r in group], 100, 1), _cell([r["elsewhere"] for r in group], 100, 1)]
+        cells += [_cell([r["mIoU"] for r in group], 100, 2), f"{first['params_m']:.2f}", f"{first['gflops']:.2f}",
+                  f"{first['head_mb']:.1f}", _cell([r["step_s"] for r in group], 1, 2)]
+        lines.append("| " + " | ".join(cells) + " |")
+    if seeds > 1:
+        lines.append(f"\n{seeds} seeds (train.seed) per config: mean (min–max).")
     return "\n".join(lines)
 
 

@@ -170,7 +170,8 @@ def gradients_finite(model) -> bool:
 
 
 def build_optimizer(model, cfg):
-    """SGD with momentum; ``train.weight_decay_all`` false leaves norms and biases (rank < 2) undecayed."""
+    """SGD with momentum (or AdamW, ``train.optimizer``); ``train.weight_decay_all`` false leaves norms and biases
+    (rank < 2) undecayed."""
     t = cfg.train
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -179,6 +180,8 @@ def build_optimizer(model, cfg):
     groups = [{"params": decay, "weight_decay": t.weight_decay}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=t.lr)
     return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum)
 
 
@@ -315,6 +318,10 @@ class Trainer:
             raise ConfigError(f"--resume {path}: the config differs from the checkpoint's in what it trains ("
                               f"{describe_changes(breaking)}); resume with the checkpoint's values, or add "
                               "--allow-changes to go on with the new ones")
+        if "train.optimizer" in breaking:
+            raise ConfigError(f"--resume {path}: train.optimizer cannot change within a run (the checkpoint holds "
+                              f"{saved['train'].get('optimizer', 'sgd')}'s state); start a new run from its weights "
+                              f"with model.init_from={path}")
         iteration = int(ckpt["iteration"])
         if self.cfg.train.max_iters <= iteration:
             raise ConfigError(f"--resume {path}: train.max_iters={self.cfg.train.max_iters} is not beyond the "
@@ -341,7 +348,8 @@ class Trainer:
             t = self.cfg.train
             decays = [g["weight_decay"] for g in build_optimizer(self.model, self.cfg).param_groups]
             for group, decay in zip(self.optimizer.param_groups, decays):
-                group.update(momentum=t.momentum, weight_decay=decay, initial_lr=t.lr)
+                group.update(weight_decay=decay, initial_lr=t.lr, **({"momentum": t.momentum} if "momentum" in group
+                                                                      else {}))
             self.scheduler.base_lrs = [t.lr] * len(self.optimizer.param_groups)
             factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
             for group in self.optimizer.param_groups:

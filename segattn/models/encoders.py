@@ -114,7 +114,7 @@ class Encoder(nn.Module):
             raise ConfigError(f"model.encoder.output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
         import segmentation_models_pytorch as smp
 
-        from . import small_v1c  # noqa: F401  (registers tu-resnet18c / tu-resnet34c with timm; imported here,
+        from . import small_v1c  # noqa: F401  (registers tu-resnet18c / 34c / 10c_narrow with timm; imported here,
         # not at the top, so that the tools start without loading timm)
         hub_weights = weights if weights and not _looks_like_path(str(weights)) else None
         try:

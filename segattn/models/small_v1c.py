@@ -8,12 +8,19 @@ dilation (halved on a stage's first block, its ``contract_dilation``) and the
 second is not dilated, where timm would dilate both. No ImageNet weights
 exist for them: they are for training from scratch (the mmsegmentation
 comparison in benchmarks/) or for an mmsegmentation checkpoint of that depth.
+
+``tu-resnet10c_narrow`` is the same design cut to one block per stage and a
+quarter of the width (stem 8-8-16, stages 16-32-64-128): the context probe's
+encoder (:mod:`segattn.data.context_probe`), whose receptive field (about 40
+pixels either side at output stride 8) the probe keeps its key mark beyond, and
+which trains in about a minute on two CPU cores.
 """
 import timm
 from timm.models import register_model
 from timm.models.resnet import BasicBlock, _create_resnet
 
-LAYERS = {"resnet18c": (2, 2, 2, 2), "resnet34c": (3, 4, 6, 3)}
+LAYERS = {"resnet18c": (2, 2, 2, 2), "resnet34c": (3, 4, 6, 3), "resnet10c_narrow": (1, 1, 1, 1)}
+WIDTHS = {"resnet10c_narrow": dict(stem_width=8, channels=(16, 32, 64, 64))}  # else timm's 64-128-256-512
 
 
 def undilate_second_convs(model):
@@ -27,12 +34,12 @@ def undilate_second_convs(model):
 
 def _make(name):
     def create(pretrained: bool = False, **kwargs):
-        args = dict(block=BasicBlock, layers=LAYERS[name], stem_width=32, stem_type="deep")
+        args = dict(dict(block=BasicBlock, layers=LAYERS[name], stem_width=32, stem_type="deep"), **WIDTHS.get(name, {}))
         if kwargs.get("pretrained_cfg") is None:  # no weights to name; a config keeps timm from warning
             kwargs["pretrained_cfg"] = {"architecture": name, "num_classes": 1000}
         return undilate_second_convs(_create_resnet(name, pretrained, **dict(args, **kwargs)))
     create.__name__ = name
-    create.__doc__ = f"mmsegmentation's ResNetV1c-{name[6:-1]} (deep stem 32-32-64, its dilated basic blocks)."
+    create.__doc__ = f"mmsegmentation's ResNetV1c design, {name} (deep stem, its dilated basic blocks)."
     return create
 
 

@@ -1,0 +1,58 @@
+#!/usr/bin/env python
+"""The reach table: every head on the context probe, three seeds, accuracy split by where the key lies.
+
+    python benchmarks/context_probe.py             # FCN, CCNet R = 1, 2, 3, Non-local, DANet; seeds 0, 1, 2
+
+The same runs as ``python tools/compare.py configs/probe/{fcn,ccnet_r1,ccnet,
+ccnet_r3,nonlocal,danet}.yaml --seeds 0,1,2`` (the functions that tool calls,
+in one process), the probe generated into a temporary folder by the first run
+(its seconds counted in that run's time), checkpoints and logs beside it. Each
+row keeps its own wall time; the results file holds every run and the table
+their mean and range.
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+from _common import ROOT, write_results
+
+CONFIGS = ("fcn", "ccnet_r1", "ccnet", "ccnet_r3", "nonlocal", "danet")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    p.add_argument("--configs", default=",".join(CONFIGS), help="names under configs/probe/")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--output", default=None, help="folder for the results files (default benchmarks/results)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides for every run (a shorter schedule, say)")
+    args = p.parse_args(argv)
+    sys.path.insert(0, ROOT)
+    from segattn.analysis.compare import compare_row, markdown
+    from segattn.cli import load_tool_config
+
+    rows, start = [], time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        common = [f"data.root={tmp}/context_probe", f"train.out_dir={tmp}/checkpoints", f"train.log_dir={tmp}/runs",
+                  *args.overrides]
+        for name in args.configs.split(","):
+            for seed in (int(s) for s in args.seeds.split(",")):
+                path = os.path.join(ROOT, "configs", "probe", f"{name}.yaml")
+                cfg = load_tool_config(path, [*common, f"train.seed={seed}"])
+                cfg.train.experiment = f"{cfg.train.experiment}_seed{seed}"
+                print(f"[cpu] configs/probe/{name}.yaml seed {seed} ...", file=sys.stderr, flush=True)
+                rows.append(compare_row(cfg, name))
+                print(f"  row/column {100 * rows[-1]['row_column']:.1f}%  elsewhere {100 * rows[-1]['elsewhere']:.1f}%"
+                      f"  in {rows[-1]['train_s']:.0f} s", file=sys.stderr, flush=True)
+    total = time.perf_counter() - start
+    slowest = max(rows, key=lambda r: r["train_s"])
+    table = (markdown(rows) + f"\n\nAccuracy over object pixels (the key's own excluded); chance is 25%. {len(rows)} "
+             f"runs in {total / 60:.1f} min, the longest {slowest['train_s']:.0f} s ({slowest['name']}, seed "
+             f"{slowest['seed']}), each a training run and its evaluation.")
+    print(table)
+    write_results("context_probe", "cpu", rows, table, extra={"total_s": total}, output=args.output)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""How far a head sees: accuracy on the context probe split by where the key lies.
+
+``reach_accuracy(model, cfg)`` runs the probe's validation split through a
+trained model (the ``eval`` section's inference) and counts, over object pixels
+only (the key's own pixels excluded: they are told locally), the share whose
+predicted class is the key's, separately where the pixel shares a row or a
+column of cells with the key and elsewhere (:func:`segattn.data.context_probe.
+key_buckets`). Chance is one in four: a head that finds the objects but not
+the key guesses among the four key colours.
+
+``receptive_field(model, size)`` measures how far an output pixel sees: the
+extent of the input pixels on which the gradient of the output pixel's logits
+is not zero, over every position of the pixel within an 8-pixel cell (the
+exact support); ``gradient_mass_beyond(model, radius)`` the share of that
+gradient (absolute values) farther than ``radius`` pixels (the effective
+receptive field's view: most of a deep network's support carries almost none
+of its gradient). ``out_of_reach`` counts the object pixels whose key lies
+beyond a reach.
+"""
+import copy
+
+import numpy as np
+import torch
+
+from ..data import build_dataset
+from ..data.context_probe import CELL, ELSEWHERE, ROW_COLUMN, key_buckets
+from ..engine.inference import predict_from_config
+
+BUCKETS = {"row_column": ROW_COLUMN, "elsewhere": ELSEWHERE}
+CHANCE = 0.25
+
+
+@torch.no_grad()
+def reach_accuracy(model, cfg, device="cpu", max_images=None) -> dict:
+    """``{"row_column": acc, "elsewhere": acc, "pixels": {bucket: count}, "images": n}`` on the val split."""
+    dataset = build_dataset(cfg.data, cfg.data.val_split)
+    model.eval()
+    correct = {name: 0 for name in BUCKETS}
+    total = {name: 0 for name in BUCKETS}
+    n = len(dataset) if max_images is None else min(max_images, len(dataset))
+    for i in range(n):
+        image, mask, _, _ = dataset[i]
+        probs = predict_from_config(model, image[None].to(device), cfg.eval, mask.shape[-2:])
+        pred = probs.argmax(1)[0].cpu().numpy()
+        label = mask.numpy()
+        buckets = key_buckets(label, dataset.key_box(i))
+        for name, value in BUCKETS.items():
+            where = buckets == value
+            correct[name] += int((pred[where] == label[where]).sum())
+            total[name] += int(where.sum())
+    out = {name: correct[name] / total[name] if total[name] else float("nan") for name in BUCKETS}
+    out.update(pixels=total, images=n)
+    return out
+
+
+@torch.no_grad()
+def open_paths(model):
+    """Make every zero-initialised gate non-zero: attention gammas (CCNet, DANet) and all-zero weights (the
+    Non-local block's output conv or norm) hide a path from a gradient measurement of an untrained model."""
+    generator = torch.Generator().manual_seed(0)
+    for name, p in model.named_parameters():
+        if name.endswith("gamma") or (name.endswith("weight") and not p.any()):
+            if p.dim() == 1:
+                p.fill_(1.0)
+            else:
+                p.copy_(torch.randn(p.shape, generator=generator, dtype=p.dtype) * 0.1)
+    return model
+
+
+def _centre_gradients(model, size, channels=3):
+    """The gradient (|.| summed over channels, (H, W)) of each of the 64 output pixels of the centre cell."""
+    model = open_paths(copy.deepcopy(model).eval().double())  # a copy: the caller's model keeps its gates
+    x = torch.randn(1, channels, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x.requires_grad_()
+    out = model(x)
+    out = out["main"] if isinstance(out, dict) else out
+    c = size // 2 - (size // 2) % CELL
+    for dy in range(CELL):
+        for dx in range(CELL):
+            grad, = torch.autograd.grad(out[0, :, c + dy, c + dx].sum(), x, retain_graph=True)
+            yield c + dy, c + dx, grad.abs().sum(1)[0]
+
+
+def gradient_mass_beyond(model, radius: int, size: int = 256) -> float:
+    """The largest share, over the centre cell's pixels, of an output pixel's gradient (absolute values) on input
+    pixels more than ``radius`` pixels away (L-infinity), gates opened as in :func:`receptive_field`."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    worst = 0.0
+    for y, x, grad in _centre_gradients(model, size):
+        far = torch.from_numpy(np.maximum(abs(yy - y), abs(xx - x)) > radius)
+        worst = max(worst, float(grad[far].sum() / grad.sum()))
+    return worst
+
+
+def out_of_reach(label: np.ndarray, key_box, reach: int) -> dict:
+    """Object pixels (the key's own left out) whose key lies more than ``reach`` pixels away (L-infinity), and
+    "elsewhere" pixels more than ``reach`` pixels from the key's rows and from its columns (the band one
+    criss-cross loop sees): ``{"objects": (beyond, all), "elsewhere": (beyond, all)}``."""
+    buckets = key_buckets(label, key_box)
+    t, l, b, r = (int(v) for v in key_box)
+    ys, xs = np.nonzero(buckets > 0)
+    dy = np.maximum(0, np.maximum(t - ys, ys - (b - 1)))
+    dx = np.maximum(0, np.maximum(l - xs, xs - (r - 1)))
+    elsewhere = buckets[ys, xs] == ELSEWHERE
+    return {"objects": (int((np.maximum(dy, dx) > reach).sum()), len(ys)),
+            "elsewhere": (int((np.minimum(dy, dx)[elsewhere] > reach).sum()), int(elsewhere.sum()))}
+
+
+def receptive_field(model, size: int = 256, channels: int = 3) -> tuple:
+    """``(up, down, left, right)``: how many input pixels above, below, left and right of an output pixel its
+    logits depend on (the farthest non-zero gradient), the maximum over the pixel's 64 positions in a cell.
+
+    Measured in float64 in eval mode (batch-norm statistics fixed), about the image centre, so that no border
+    clips it, with every zero-initialised gate opened (:func:`open_paths`).
+    """
+    reach = np.zeros(4, int)
+    for y, x, grad in _centre_gradients(model, size, channels):
+        rows, cols = (grad > 0).nonzero(as_tuple=True)
+        reach = np.maximum(reach, [y - int(rows.min()), int(rows.max()) - y, x - int(cols.min()), int(cols.max()) - x])
+    return tuple(int(v) for v in reach)
