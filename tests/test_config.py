@@ -99,3 +99,10 @@ def test_recipe_options_are_checked(override, key, tmp_path):
 def test_loss_average_all_is_for_cross_entropy(tmp_path):
     with pytest.raises(ConfigError, match="train.loss_average.*ohem"):
         load_config("configs/demo/fcn.yaml", ["train.loss=ohem", "train.loss_average=all"])
+
+
+def test_an_unknown_optimizer_is_one_line_naming_the_choices(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train: {optimizer: adam}\n")
+    with pytest.raises(ConfigError, match=r"train.optimizer.*sgd or adamw, got 'adam'"):
+        load_config(str(path))

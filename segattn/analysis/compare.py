@@ -10,6 +10,7 @@ pixels that share a row or column with the key and on the others
 several seeds (``train.seed``) share a name; :func:`markdown` gives their mean
 and, in brackets, their range.
 """
+import copy
 import os
 import time
 
@@ -60,7 +61,7 @@ def compare_row(cfg, name: str, progress: bool = False) -> dict:
     x = torch.randn(1, 3, h, w)
     with torch.no_grad():
         feats = model.encoder(x)[1]
-    head = _Head(model).train()
+    head = _Head(copy.deepcopy(model)).train()  # a copy: a train-mode forward moves batch-norm statistics
     row = {
         "name": name, "head": _head_name(cfg.model), "block": _block_name(cfg.model), "seed": int(cfg.train.seed),
         "mIoU": metrics.get("mIoU", float("nan")),

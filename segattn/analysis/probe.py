@@ -8,14 +8,13 @@ column of cells with the key and elsewhere (:func:`segattn.data.context_probe.
 key_buckets`). Chance is one in four: a head that finds the objects but not
 the key guesses among the four key colours.
 
-``receptive_field(model, size)`` measures how far an output pixel sees: the
+``receptive_field(model, radius)`` measures how far an output pixel sees: the
 extent of the input pixels on which the gradient of the output pixel's logits
 is not zero, over every position of the pixel within an 8-pixel cell (the
-exact support); ``gradient_mass_beyond(model, radius)`` the share of that
-gradient (absolute values) farther than ``radius`` pixels (the effective
-receptive field's view: most of a deep network's support carries almost none
-of its gradient). ``out_of_reach`` counts the object pixels whose key lies
-beyond a reach.
+exact support), and the share of that gradient farther than ``radius`` (the
+effective receptive field's view: most of a deep network's support carries
+almost none of its gradient). ``out_of_reach`` counts the object pixels whose
+key lies beyond a reach.
 """
 import copy
 
@@ -81,17 +80,6 @@ def _centre_gradients(model, size, channels=3):
             yield c + dy, c + dx, grad.abs().sum(1)[0]
 
 
-def gradient_mass_beyond(model, radius: int, size: int = 256) -> float:
-    """The largest share, over the centre cell's pixels, of an output pixel's gradient (absolute values) on input
-    pixels more than ``radius`` pixels away (L-infinity), gates opened as in :func:`receptive_field`."""
-    yy, xx = np.mgrid[0:size, 0:size]
-    worst = 0.0
-    for y, x, grad in _centre_gradients(model, size):
-        far = torch.from_numpy(np.maximum(abs(yy - y), abs(xx - x)) > radius)
-        worst = max(worst, float(grad[far].sum() / grad.sum()))
-    return worst
-
-
 def out_of_reach(label: np.ndarray, key_box, reach: int) -> dict:
     """Object pixels (the key's own left out) whose key lies more than ``reach`` pixels away (L-infinity), and
     "elsewhere" pixels more than ``reach`` pixels from the key's rows and from its columns (the band one
@@ -106,15 +94,22 @@ def out_of_reach(label: np.ndarray, key_box, reach: int) -> dict:
             "elsewhere": (int((np.minimum(dy, dx)[elsewhere] > reach).sum()), int(elsewhere.sum()))}
 
 
-def receptive_field(model, size: int = 256, channels: int = 3) -> tuple:
-    """``(up, down, left, right)``: how many input pixels above, below, left and right of an output pixel its
-    logits depend on (the farthest non-zero gradient), the maximum over the pixel's 64 positions in a cell.
+def receptive_field(model, radius: int = None, size: int = 256, channels: int = 3) -> dict:
+    """How far an output pixel's logits see: ``{"support": (up, down, left, right), "beyond": share}``.
 
-    Measured in float64 in eval mode (batch-norm statistics fixed), about the image centre, so that no border
-    clips it, with every zero-initialised gate opened (:func:`open_paths`).
+    ``support``: how many input pixels above, below, left and right of the pixel its gradient is not zero (the
+    exact receptive field); ``beyond``: the share of the gradient (absolute values) on input pixels more than
+    ``radius`` pixels away (L-infinity; the effective receptive field's view). Each is the worst over the 64
+    positions of a pixel in its 8-pixel cell, measured in float64 in eval mode (batch-norm statistics fixed)
+    about the image centre, so that no border clips it, with every zero-initialised gate opened
+    (:func:`open_paths`) on a copy of ``model``.
     """
-    reach = np.zeros(4, int)
+    reach, beyond = np.zeros(4, int), 0.0
+    yy, xx = np.mgrid[0:size, 0:size]
     for y, x, grad in _centre_gradients(model, size, channels):
         rows, cols = (grad > 0).nonzero(as_tuple=True)
         reach = np.maximum(reach, [y - int(rows.min()), int(rows.max()) - y, x - int(cols.min()), int(cols.max()) - x])
-    return tuple(int(v) for v in reach)
+        if radius is not None:
+            far = torch.from_numpy(np.maximum(abs(yy - y), abs(xx - x)) > radius)
+            beyond = max(beyond, float(grad[far].sum() / grad.sum()))
+    return {"support": tuple(int(v) for v in reach), "beyond": beyond if radius is not None else None}

@@ -17,3 +17,37 @@ def test_rows_and_readme_section(demo_root, tmp_path):
     write_into(str(readme), markdown(rows), "python tools/compare.py ...")
     text = readme.read_text()
     assert "old" not in text and "| fcn_se | fcn | se |" in text and text.endswith("outro\n")
+
+
+def test_probe_rows_split_by_the_key_and_measuring_leaves_the_model_as_trained(tmp_path, monkeypatch):
+    """On the probe a row holds the split accuracy, taken from the model as the run saved it: the FLOP and memory
+    measurements must not move the trained model's batch-norm statistics first."""
+    import os
+
+    import torch
+    from helpers import ROOT
+
+    from segattn.analysis import probe
+    from segattn.cli import load_tool_config
+    from segattn.data.context_probe import generate
+    from segattn.engine.checkpoint import load_checkpoint
+
+    root = generate(str(tmp_path / "probe"), num_train=4, num_val=3, progress=False)
+    cfg = load_tool_config(os.path.join(ROOT, "configs", "probe", "ccnet_r1.yaml"),
+                           [f"data.root={root}", "data.demo=false", f"train.out_dir={tmp_path}",
+                            f"train.log_dir={tmp_path / 'runs'}", "train.max_iters=3", "train.val_interval=3",
+                            "train.checkpoint_interval=3"])
+    scored = {}
+    real = probe.reach_accuracy
+
+    def spy(model, *args, **kwargs):
+        scored.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(probe, "reach_accuracy", spy)
+    row = compare_row(cfg, "ccnet_r1")
+    assert row["head"] == "ccnet R=1" and 0 <= row["row_column"] <= 1 and 0 <= row["elsewhere"] <= 1
+    saved = load_checkpoint(str(tmp_path / "probe_ccnet_r1" / "last.pth"))["model"]
+    assert scored.keys() == saved.keys() and all(torch.equal(scored[k], saved[k]) for k in saved)
+    table = markdown([row, dict(row, seed=1)])
+    assert "| ccnet_r1 | ccnet R=1 | none |" in table and "row/column acc. %" in table and "2 seeds" in table

@@ -7,7 +7,7 @@ import torch
 from helpers import ROOT
 from torch import nn
 
-from segattn.analysis.probe import gradient_mass_beyond, open_paths, out_of_reach, reach_accuracy, receptive_field
+from segattn.analysis.probe import open_paths, out_of_reach, reach_accuracy, receptive_field
 from segattn.cli import load_tool_config
 from segattn.data.context_probe import CELL, ELSEWHERE, GAP, ROW_COLUMN, generate, key_buckets, render
 from segattn.models import build_model
@@ -26,9 +26,10 @@ def test_the_key_lies_beyond_what_the_fcn_sees_for_most_object_pixels():
     """The FCN's exact support is about 100 px; the probe keeps 80 px (GAP cells) between an object and its key,
     beyond which the FCN's gradient is almost nothing, and most object pixels are beyond the support itself."""
     model, _ = _probe_model("fcn")
-    support = max(receptive_field(model))
+    measured = receptive_field(model, radius=GAP * CELL)
+    support = max(measured["support"])
     assert GAP * CELL < support <= REACH
-    assert gradient_mass_beyond(model, GAP * CELL) < 0.005
+    assert measured["beyond"] < 0.005
     counts = np.zeros((2, 2), int)
     for i in range(60):
         _, label, key_box = render([9, i], 1)
@@ -99,3 +100,33 @@ def test_split_accuracy_counts_object_pixels_by_where_the_key_lies(tmp_path):
     assert result["row_column"] == pytest.approx(expected[ROW_COLUMN][0] / expected[ROW_COLUMN][1])
     assert result["elsewhere"] == pytest.approx(expected[ELSEWHERE][0] / expected[ELSEWHERE][1])
     assert 0 < result["row_column"] < 1 and result["images"] == 8
+
+
+def test_probe_checkpoints_open_in_visualize_attention_and_the_explorer(tmp_path):
+    """A CCNet probe checkpoint, as tools/train.py writes it, in the two map tools (config from the checkpoint)."""
+    from helpers import run_tool
+
+    from segattn.analysis.explorer import Explorer
+    from segattn.cli import load_tool_config
+    from segattn.data import dataset_class_names, dataset_palette
+    from segattn.data.io import read_image
+    from segattn.engine.predictor import load_model
+
+    root = generate(str(tmp_path / "probe"), num_train=4, num_val=2, progress=False)
+    run_tool("train.py", os.path.join(ROOT, "configs", "probe", "ccnet.yaml"), "--no-progress", f"data.root={root}",
+             "data.demo=false", f"train.out_dir={tmp_path}", f"train.log_dir={tmp_path / 'runs'}", "train.max_iters=2",
+             "train.val_interval=2", "train.checkpoint_interval=2")
+    ckpt = tmp_path / "probe_ccnet" / "best.pth"
+    image_path = os.path.join(root, "images", "val", "probe_00000.png")
+    _, label, key_box = render([0, 1, 0], 1)
+    y, x = (int(v[0]) for v in np.nonzero(key_buckets(label, key_box) > 0))
+    out = run_tool("visualize_attention.py", "--checkpoint", ckpt, "--image", image_path, "--query", f"{y},{x}",
+                   "--output", tmp_path / "maps.png").stdout
+    assert "wrote" in out and (tmp_path / "maps.png").stat().st_size > 10_000
+    cfg = load_tool_config(str(tmp_path / "probe_ccnet" / "config.yaml"))
+    model = load_model(cfg, str(ckpt), torch.device("cpu"))
+    explorer = Explorer(model, cfg, torch.device("cpu"), dataset_class_names(cfg.data), dataset_palette(cfg.data), 1024)
+    opened = explorer.open(read_image(image_path))
+    pictures, _, where = explorer.click(opened, y, x, opacity=1.0)
+    assert set(pictures) == {"cca_loop1", "cca_effective"} and f"pixel (y={y}, x={x})" in where
+    assert all(p.shape == (256, 256, 3) for p in pictures.values())

@@ -215,3 +215,23 @@ def test_resume_checks_the_config_against_the_checkpoint(demo_root, tmp_path, ca
     assert load_checkpoint(last)["config"]["train"]["lr"] == 0.05 and changed.iteration == 4
     with pytest.raises(ConfigError, match=r"train.max_iters=4 is not beyond the checkpoint's iteration 4"):
         variant(max_iters=4).resume(last, allow_changes=True)
+
+
+def test_adamw_optimizer_trains_and_cannot_replace_sgd_within_a_run(demo_root, tmp_path):
+    """train.optimizer=adamw builds AdamW with the same decay groups; a resume may not switch optimiser."""
+    import copy
+
+    from segattn.errors import ConfigError
+
+    cfg = tiny_config(demo_root, tmp_path, max_iters=2, val_interval=100, checkpoint_interval=2)
+    adamw = copy.deepcopy(cfg)
+    adamw.train.optimizer, adamw.train.lr, adamw.train.experiment = "adamw", 1e-3, "a"
+    trainer = Trainer(adamw, progress=False)
+    assert isinstance(trainer.optimizer, torch.optim.AdamW)
+    assert [g["weight_decay"] for g in trainer.optimizer.param_groups] == [cfg.train.weight_decay, 0.0]
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.fit()
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    Trainer(cfg, progress=False).fit()  # SGD: the run to resume
+    with pytest.raises(ConfigError, match=r"train.optimizer cannot change.*model.init_from="):
+        Trainer(adamw, progress=False).resume(os.path.join(tmp_path, "t", "last.pth"), allow_changes=True)
