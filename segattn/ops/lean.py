@@ -149,14 +149,17 @@ def criss_cross_block_inference(x, query_conv, key_conv, value_conv, gamma):
     p_col, p_row = p_col.to(x.dtype), p_row.to(x.dtype)
     out = x.new_empty(b, h, w, value_conv.out_channels)
     pixels = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # (B, HW, C): a view of channels-last x, else a copy
-    weight = value_conv.weight.reshape(value_conv.out_channels, -1)
+    # in x's dtype: under autocast x arrives in bf16 while the weights stay float32 (the convolution this
+    # replaces would have cast them itself)
+    weight = value_conv.weight.reshape(value_conv.out_channels, -1).to(x.dtype)
+    bias = None if value_conv.bias is None else value_conv.bias.to(x.dtype)
     images = _images_per_pass(x)
     buf = _ChunkBuffers(4, x, images, h, w)
     for i, c0, n in _chunks(b, value_conv.out_channels, images):
         vr = buf.row(0, n)
         torch.matmul(pixels[i], weight[c0:c0 + n].t(), out=vr.view(-1, h * w, n))
-        if value_conv.bias is not None:
-            vr += value_conv.bias[c0:c0 + n]
+        if bias is not None:
+            vr += bias[c0:c0 + n]
         _both_passes(p_col[i], p_row[i], vr, buf.col(1, n), buf.row(2, n), buf.col(3, n), out[i, ..., c0:c0 + n])
     return out.permute(0, 3, 1, 2).mul_(gamma).add_(x)
 

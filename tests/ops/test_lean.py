@@ -68,6 +68,22 @@ def test_module_inference_path_equals_the_autograd_path():
     torch.testing.assert_close(lean, m(x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("input_dtype", [torch.float32, torch.bfloat16])
+def test_module_inference_path_under_bf16_autocast(input_dtype):
+    """Inference wrapped in torch.autocast (as a user's loop may be): the value projection takes the features'
+    dtype, as the convolution it replaces would, instead of failing on float32 weights against bf16 features."""
+    from segattn.ops import CrissCrossAttention
+
+    m = CrissCrossAttention(64)
+    m.gamma.data.fill_(0.7)
+    x = torch.randn(2, 64, 9, 13).to(input_dtype)
+    with torch.no_grad():
+        expected = m.float()(x.float())
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = m(x)
+    torch.testing.assert_close(out.float(), expected, rtol=0.05, atol=0.05)
+
+
 def test_rcca_needs_eleven_times_less_inference_memory_than_non_local():
     """The CCNet paper's comparison at its scale (512 x 97 x 97, R = 2) against its dense Non-local block, on this CPU."""
     from segattn.analysis.benchmark import _Repeat, peak_cpu_bytes
