@@ -124,7 +124,7 @@ def test_probe_checkpoints_open_in_visualize_attention_and_the_explorer(tmp_path
                    "--output", tmp_path / "maps.png").stdout
     assert "wrote" in out and (tmp_path / "maps.png").stat().st_size > 10_000
     cfg = load_tool_config(str(tmp_path / "probe_ccnet" / "config.yaml"))
-    model = load_model(cfg, str(ckpt), torch.device("cpu"))
+    model, _ = load_model(cfg, str(ckpt), torch.device("cpu"))
     explorer = Explorer(model, cfg, torch.device("cpu"), dataset_class_names(cfg.data), dataset_palette(cfg.data), 1024)
     opened = explorer.open(read_image(image_path))
     pictures, _, where = explorer.click(opened, y, x, opacity=1.0)
