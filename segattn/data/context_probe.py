@@ -22,15 +22,17 @@ image (32 x 32 cells): the key is 4 x 4 cells. Each object is one of
 * **elsewhere**: it is at least ``GAP`` cells away from the key's rows *and*
   from its columns.
 
-With ``GAP = 10`` (80 pixels) the key lies outside the receptive field of every
-object pixel of the FCN baseline on ``tu-resnet10c_narrow`` (71 pixels at most,
-measured as the gradient of an output pixel with respect to the input, every
-zero-initialised gate opened: :func:`segattn.analysis.probe.receptive_field`),
-and outside the row and column bands that one criss-cross loop sees for every
-"elsewhere" pixel: an FCN is at chance by construction, CCNet with R = 1 can
-only be right on the key's rows and columns, and a head that sees the whole
-image can be right everywhere (``tests/analysis/test_probe.py`` checks each of
-these as gradients). :func:`key_buckets` marks each object pixel as row/column
+With ``GAP = 10`` (80 pixels) the key lies beyond the effective receptive field
+of the FCN baseline on ``tu-resnet10c_narrow``: its exact support (the gradient
+of an output pixel with respect to the input, every zero-initialised gate
+opened: :func:`segattn.analysis.probe.receptive_field`) reaches about 100
+pixels, but less than 0.5% of that gradient lies beyond 80, and for more than
+80% of object pixels the key is beyond the support itself; the same margin
+keeps most "elsewhere" pixels off the row and column bands one criss-cross
+loop sees. So an FCN is near chance, CCNet with R = 1 sees the key from its
+rows and columns but from few "elsewhere" pixels, and a head that sees the
+whole image can be right everywhere (``tests/analysis/test_probe.py`` checks each of these as
+gradients). :func:`key_buckets` marks each object pixel as row/column
 or elsewhere for the comparison's split accuracy.
 
 Layout: ``ROOT/images/<split>/<stem>.png``, ``ROOT/labels/<split>/<stem>.png``

@@ -10,10 +10,11 @@ exist for them: they are for training from scratch (the mmsegmentation
 comparison in benchmarks/) or for an mmsegmentation checkpoint of that depth.
 
 ``tu-resnet10c_narrow`` is the same design cut to one block per stage and a
-quarter of the width (stem 8-8-16, stages 16-32-64-128): the context probe's
-encoder (:mod:`segattn.data.context_probe`), whose receptive field (about 40
-pixels either side at output stride 8) the probe keeps its key mark beyond, and
-which trains in about a minute on two CPU cores.
+quarter of the width or less (stem 8-8-16, stages 16-32-64-64): the context
+probe's encoder (:mod:`segattn.data.context_probe`), small enough that a probe
+run trains in under two minutes on two CPU cores, with a receptive field (about
+100 pixels either side at output stride 8, almost all of its gradient within
+80) that the probe's images leave room beyond.
 """
 import timm
 from timm.models import register_model
