@@ -29,7 +29,7 @@ def main(argv=None):
     p.add_argument("overrides", nargs="*", help="key=value overrides for every run (a shorter schedule, say)")
     args = p.parse_args(argv)
     sys.path.insert(0, ROOT)
-    from segattn.analysis.compare import compare_row, markdown
+    from segattn.analysis.compare import compare_row, markdown, with_seed
     from segattn.cli import load_tool_config
 
     rows, start = [], time.perf_counter()
@@ -39,8 +39,7 @@ def main(argv=None):
         for name in args.configs.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):
                 path = os.path.join(ROOT, "configs", "probe", f"{name}.yaml")
-                cfg = load_tool_config(path, [*common, f"train.seed={seed}"])
-                cfg.train.experiment = f"{cfg.train.experiment}_seed{seed}"
+                cfg = with_seed(load_tool_config(path, common), seed)
                 print(f"[cpu] configs/probe/{name}.yaml seed {seed} ...", file=sys.stderr, flush=True)
                 rows.append(compare_row(cfg, name))
                 print(f"  row/column {100 * rows[-1]['row_column']:.1f}%  elsewhere {100 * rows[-1]['elsewhere']:.1f}%"

@@ -32,7 +32,7 @@ def main(argv):
         for path in configs:
             print(f"# {path}\n{OmegaConf.to_yaml(load_tool_config(path, overrides), resolve=True)}", end="")
         return 0
-    from segattn.analysis.compare import compare_row, markdown, write_into
+    from segattn.analysis.compare import compare_row, markdown, with_seed, write_into
     from segattn.errors import ConfigError
 
     try:
@@ -42,10 +42,9 @@ def main(argv):
     rows = []
     for path in configs:
         for seed in seeds:
-            extra = [] if seed is None else [f"train.seed={seed}"]
-            cfg = load_tool_config(path, overrides + extra)
+            cfg = load_tool_config(path, overrides)
             if seed is not None:
-                cfg.train.experiment = f"{cfg.train.experiment}_seed{seed}"
+                cfg = with_seed(cfg, seed)
             print(f"== {path}" + ("" if seed is None else f" (seed {seed})"), flush=True)
             rows.append(compare_row(cfg, os.path.splitext(os.path.basename(path))[0], not args.no_progress))
     table = markdown(rows)

@@ -50,6 +50,14 @@ def _head_name(model_cfg) -> str:
     return f"{name} R={options['recurrence']}" if "recurrence" in options else name
 
 
+def with_seed(cfg, seed: int):
+    """A copy of ``cfg`` trained under ``train.seed=seed`` in its own folder (experiment ``<name>_seed<seed>``)."""
+    cfg = copy.deepcopy(cfg)
+    cfg.train.seed = seed
+    cfg.train.experiment = f"{cfg.train.experiment}_seed{seed}"
+    return cfg
+
+
 def compare_row(cfg, name: str, progress: bool = False) -> dict:
     start = time.perf_counter()
     trainer = Trainer(cfg, progress=progress)

@@ -26,7 +26,6 @@ from ..data.context_probe import CELL, ELSEWHERE, ROW_COLUMN, key_buckets
 from ..engine.inference import predict_from_config
 
 BUCKETS = {"row_column": ROW_COLUMN, "elsewhere": ELSEWHERE}
-CHANCE = 0.25
 
 
 @torch.no_grad()

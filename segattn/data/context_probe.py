@@ -47,7 +47,7 @@ import os
 import numpy as np
 
 from ..errors import MissingFileError
-from .demo import refuse_foreign_folder
+from .demo import finish_generating, start_generating
 from .io import write_png
 from .listed import ListedDataset, folder_pairs, identity, register
 
@@ -154,14 +154,10 @@ SPLITS = {"train": 0, "val": 1}
 def generate(root: str, num_train: int = 400, num_val: int = 80, seed: int = 0, size: int = SIZE, gap: int = GAP,
              progress: bool = True) -> str:
     """Write the probe under ``root`` (skipped when a complete probe of these settings is there)."""
-    marker = os.path.join(root, ".complete")
     expected = f"context_probe {num_train} {num_val} {seed} {size} {gap}"
-    if os.path.isfile(marker) and open(marker).read().strip() == expected:
+    if not start_generating(root, expected, "the procedural context probe (python -m segattn.data.context_probe); "
+                            "safe to delete"):
         return root
-    refuse_foreign_folder(root)
-    os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, ".demo"), "w") as f:
-        f.write("the procedural context probe (python -m segattn.data.context_probe); safe to delete\n")
     from tqdm import tqdm
 
     for split, count in (("train", num_train), ("val", num_val)):
@@ -176,8 +172,7 @@ def generate(root: str, num_train: int = 400, num_val: int = 80, seed: int = 0, 
         os.makedirs(os.path.join(root, "keys"), exist_ok=True)
         with open(os.path.join(root, "keys", f"{split}.json"), "w") as f:
             json.dump(keys, f)
-    with open(marker, "w") as f:
-        f.write(expected + "\n")
+    finish_generating(root, expected)
     return root
 
 

@@ -237,6 +237,25 @@ def refuse_foreign_folder(root: str):
                               "data.demo=false to use the data there, or another data.root")
 
 
+def start_generating(root: str, settings: str, note: str) -> bool:
+    """False when ``root`` holds a complete generated set of ``settings`` already; else claim the folder (refused if
+    it holds someone's files) by writing ``.demo`` with ``note``, and return True. :func:`finish_generating`
+    writes ``.complete`` after the last file."""
+    marker = os.path.join(root, ".complete")
+    if os.path.isfile(marker) and open(marker).read().strip() == settings:
+        return False
+    refuse_foreign_folder(root)
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, ".demo"), "w") as f:
+        f.write(note + "\n")
+    return True
+
+
+def finish_generating(root: str, settings: str):
+    with open(os.path.join(root, ".complete"), "w") as f:
+        f.write(settings + "\n")
+
+
 def generate(root: str, num_train: int = 300, num_val: int = 50, seed: int = 0, size=SIZE, progress=True) -> str:
     """Write the demo dataset under ``root`` (skips it when already complete).
 
@@ -244,14 +263,9 @@ def generate(root: str, num_train: int = 300, num_val: int = 50, seed: int = 0, 
     or ``.complete``, after the last): a folder holding anything else is someone's data, and a ConfigError
     says so instead of writing into it.
     """
-    marker = os.path.join(root, ".complete")
     expected = f"{num_train} {num_val} {seed} {size[0]} {size[1]} instances"
-    if os.path.isfile(marker) and open(marker).read().strip() == expected:
+    if not start_generating(root, expected, "the procedural demo set (python -m segattn.data.demo); safe to delete"):
         return root
-    refuse_foreign_folder(root)
-    os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, ".demo"), "w") as f:
-        f.write("the procedural demo set (python -m segattn.data.demo); safe to delete\n")
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm import tqdm
@@ -267,8 +281,7 @@ def generate(root: str, num_train: int = 300, num_val: int = 50, seed: int = 0, 
     else:
         for job in tqdm(jobs, desc=desc, disable=not progress):
             _write_scene(job)
-    with open(marker, "w") as f:
-        f.write(expected + "\n")
+    finish_generating(root, expected)
     return root
 
 

@@ -51,3 +51,17 @@ def test_probe_rows_split_by_the_key_and_measuring_leaves_the_model_as_trained(t
     assert scored.keys() == saved.keys() and all(torch.equal(scored[k], saved[k]) for k in saved)
     table = markdown([row, dict(row, seed=1)])
     assert "| ccnet_r1 | ccnet R=1 | none |" in table and "row/column acc. %" in table and "2 seeds" in table
+
+
+def test_with_seed_trains_each_seed_in_its_own_folder_and_a_bad_seeds_list_is_one_line(tmp_path):
+    from helpers import run_tool
+    from omegaconf import OmegaConf
+
+    from segattn.analysis.compare import with_seed
+
+    cfg = OmegaConf.create({"train": {"seed": 0, "experiment": "probe_ccnet"}})
+    seeded = with_seed(cfg, 2)
+    assert (seeded.train.seed, seeded.train.experiment) == (2, "probe_ccnet_seed2") and cfg.train.seed == 0
+    proc = run_tool("compare.py", "configs/probe/fcn.yaml", "--seeds", "0,x", check=False)
+    assert proc.returncode != 0 and "--seeds '0,x': expected comma-separated integers" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
