@@ -5,7 +5,7 @@
 dense form (``impl="dense"``, the papers' code) builds the ``(B, N, N)`` weights
 and autograd keeps them: 708 MB at batch 2 on 97 x 97 features. ``impl="lean"``
 keeps only q, k, v, the output and one float per query (the log-sum-exp of its
-energies), and recomputes the weights in backward, as FlashAttention does:
+energies; in bfloat16 two: its largest energy and weight), and recomputes the weights in backward, as FlashAttention does:
 
 * equal head sizes (the Non-local block, ``Cq = Cv``) go to PyTorch's
   ``scaled_dot_product_attention`` restricted to its fused backends: flash,
@@ -15,7 +15,9 @@ energies), and recomputes the weights in backward, as FlashAttention does:
 * unequal ones (DANet's PAM: ``Cq = C/8``, ``Cv = C``), which those kernels
   refuse, 16-bit ones on a CPU, and any case the fused kernels refuse, go to
   :class:`LeanAttentionFunction`: the queries a block at a time, each block's
-  weights formed in float32 (float64 for float64 inputs), used and dropped.
+  weights formed in float32 (float64 for float64 inputs), used and dropped; in
+  bfloat16 (autocast) they stay bfloat16, as the dense form keeps them there, so
+  no block is copied to float32 and back.
 
 While exporting (ONNX tracing) the dense form is used: the exported graph holds
 MatMul, Softmax, MatMul, which ONNX Runtime and OpenVINO run.
@@ -33,7 +35,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 IMPLS = ("lean", "dense")
-BLOCK_ELEMENTS = 2 ** 22  # weights formed at once, block x N: 16 MiB in float32 (2^21..2^23 timed alike)
+BLOCK_ELEMENTS = 2 ** 22  # float32 weights formed at once, block x N: 16 MiB (2^21..2^23 timed alike)
 _FUSED = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION]
 
 
@@ -81,8 +83,12 @@ def _blocks(n: int, size: int):
         yield slice(start, min(start + size, n))
 
 
-def _block_size(n: int) -> int:
-    return max(1, min(n, BLOCK_ELEMENTS // max(1, n)))
+def _block_size(n: int, itemsize: int = 4) -> int:
+    """Rows of a block of ``(rows, n)`` weights: ``BLOCK_ELEMENTS`` float32 values' worth of bytes (twice the
+    elements in bfloat16), split into equal blocks (9409 rows: 22 of 428, not 21 of 445 and one of 64)."""
+    most = max(1, min(n, BLOCK_ELEMENTS * 4 // itemsize // max(1, n)))
+    count = -(-n // most)
+    return -(-n // count)
 
 
 def _energies(q, k_t, scale):
@@ -119,16 +125,16 @@ def _lean_forward(q, k, v, scale):
             p = torch.softmax(e, dim=-1)  # one fused pass; at a row's largest energy p = 1 / sum exp(e - max):
             lse[i, s] = e.amax(-1) - p.amax(-1).log()  # so lse = max - log p_max, two read-only passes
             _mm(p.to(v.dtype), v[i], out[i, s])
-    return out, lse
+    return out, (lse,)
 
 
-def _lean_backward(q, k, v, out, lse, grad_out, scale):
+def _lean_backward(q, k, v, out, stats, grad_out, scale):
     """Key blocks, transposed: ``P_j^T = exp(scale k_j q^T - lse)`` ``(m, N)`` from the saved log-sum-exp, so
     each block's dK and dV are final (written once) and only ``dQ^T (Cq, N)`` is summed over blocks. Every
     large product takes its operands as stored (a 16-bit matmul copies a transposed first operand)."""
+    lse, = stats
     b, n, _ = q.shape
     acc = _stats_dtype(q)
-    grad_out = grad_out.to(v.dtype).contiguous()
     delta = (grad_out.to(acc) * out.to(acc)).sum(-1)[:, None, :]  # rowsum(P * dP) = dO . O, (B, 1, N)
     lse_t = lse[:, None, :]
     dq_t = torch.zeros(b, q.shape[-1], n, dtype=acc, device=q.device)
@@ -148,22 +154,78 @@ def _lean_backward(q, k, v, out, lse, grad_out, scale):
     return dq_t.transpose(1, 2).to(q.dtype), dk, dv
 
 
+def _bf16_forward(q, k, v, scale):
+    """bfloat16 as the dense form runs it under autocast: products and the softmax's output in bfloat16 (its
+    statistics in float32 inside the kernel), no float32 copy of a block. Keeps each query's largest energy
+    and largest weight (``P = exp(E - max) * p_max``) instead of a log-sum-exp. ``scale`` goes into q once."""
+    b, n, _ = q.shape
+    if scale != 1.0:
+        q = q * scale
+    out = v.new_empty(b, n, v.shape[-1])
+    e_max, p_max = q.new_empty(b, n), q.new_empty(b, n)
+    for i in _images(b, q):
+        k_t = k[i].transpose(-1, -2).contiguous()
+        for s in _blocks(n, _block_size(n, 2)):
+            e = torch.matmul(q[i, s], k_t)
+            p = torch.softmax(e, dim=-1)
+            torch.amax(e, -1, out=e_max[i, s])
+            torch.amax(p, -1, out=p_max[i, s])
+            _mm(p, v[i], out[i, s])
+    return out, (e_max, p_max)
+
+
+def _bf16_backward(q, k, v, out, stats, grad_out, scale):
+    """Key blocks as :func:`_lean_backward`, in bfloat16: ``exp(E - max)`` lies in (0, 1], where bfloat16 is
+    finest (``E - lse`` would be near ``-log N`` for a spread-out row, 16x coarser at N = 9409), and each
+    query's ``p_max`` goes into ``dO`` and ``D`` once: ``dV_j = exp(E - max)_j^T (p_max dO)``,
+    ``dS_j = exp(E - max)_j (dO V_j^T p_max - D p_max)``. Gradients stay within a small factor of the dense
+    form's bfloat16 error (tested against float64)."""
+    e_max, p_max = stats
+    b, n, _ = q.shape
+    if scale != 1.0:
+        q = q * scale
+    c = p_max.float()[..., None]
+    delta = (grad_out.float() * out.float()).sum(-1, keepdim=True)  # rowsum(P * dP) = dO . O, (B, N, 1)
+    g_c = (grad_out.float() * c).to(q.dtype)
+    delta_c = (delta * c).to(q.dtype).transpose(1, 2)  # (B, 1, N)
+    max_t = e_max[:, None, :]
+    dq_t = torch.zeros(b, q.shape[-1], n, dtype=torch.float32, device=q.device)
+    dk, dv = torch.empty_like(k), torch.empty_like(v)
+    for i in _images(b, q):
+        g = g_c[i]
+        q_t, g_t = q[i].transpose(-1, -2).contiguous(), g.transpose(-1, -2).contiguous()
+        for s in _blocks(n, _block_size(n, 2)):
+            p_t = torch.matmul(k[i, s], q_t).sub_(max_t[i]).exp_()  # exp(E - max)^T of this key block
+            _mm(p_t, g, dv[i, s])
+            ds_t = torch.matmul(v[i, s], g_t).sub_(delta_c[i]).mul_(p_t)
+            _mm(ds_t, q[i], dk[i, s])
+            dq_t[i] += torch.matmul(k[i, s].transpose(-1, -2), ds_t)
+    if scale != 1.0:
+        dq_t.mul_(scale)
+    return dq_t.transpose(1, 2).to(q.dtype), dk, dv
+
+
 class LeanAttentionFunction(torch.autograd.Function):
-    """Saves q, k, v, the output and the per-query log-sum-exp; recomputes the weights block by block."""
+    """Saves q, k, v, the output and one or two floats a query; recomputes the weights block by block.
+
+    bfloat16 inputs take :func:`_bf16_forward` / :func:`_bf16_backward`, the rest (float16 included: its
+    range could not hold ``p_max dO``) the float32-statistics pair.
+    """
 
     @staticmethod
     def forward(ctx, q, k, v, scale):
-        with torch.autocast(q.device.type, enabled=False):  # dtypes are explicit here: statistics in float32
-            out, lse = _lean_forward(q, k, v, scale)
-        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.pair = (_bf16_forward, _bf16_backward) if q.dtype == torch.bfloat16 else (_lean_forward, _lean_backward)
+        with torch.autocast(q.device.type, enabled=False):  # dtypes are explicit here
+            out, stats = ctx.pair[0](q, k, v, scale)
+        ctx.save_for_backward(q, k, v, out, *stats)
         ctx.scale = scale
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, k, v, out, lse = ctx.saved_tensors
+        q, k, v, out, *stats = ctx.saved_tensors
         with torch.autocast(q.device.type, enabled=False):
-            dq, dk, dv = _lean_backward(q, k, v, out, lse, grad_out, ctx.scale)
+            dq, dk, dv = ctx.pair[1](q, k, v, out, stats, grad_out.to(v.dtype).contiguous(), ctx.scale)
         return dq, dk, dv, None
 
 

@@ -97,6 +97,28 @@ def test_bf16_autocast_close_to_float32(cq, cv):
     assert (out.float() - ref).abs().max() <= 3e-2 * ref.abs().max()
 
 
+@pytest.mark.parametrize("b,n,cq,cv,scale", [(2, 150, 8, 40, 1.0), (1, 300, 16, 16, 0.25)])
+def test_bf16_gradients_as_close_to_float64_as_the_dense_forms(b, n, cq, cv, scale, monkeypatch):
+    """The bfloat16 function (blocks of about 13 rows here) against float64, beside the dense form run in
+    bfloat16 as autocast runs it: each of output, dQ, dK, dV within 2.5x the dense form's relative error (1.0-1.5x
+    measured over seeds)."""
+    monkeypatch.setattr(fa, "BLOCK_ELEMENTS", 1000)
+    q, k, v = [(1.5 * torch.randn(b, n, c)).bfloat16() for c in (cq, cq, cv)]
+    grad = torch.randn(b, n, cv).bfloat16()
+
+    def run(fn, dtype):
+        inputs = [t.to(dtype).requires_grad_() for t in (q, k, v)]
+        out = fn(*inputs, scale)
+        return [out, *torch.autograd.grad(out, inputs, grad.to(dtype))]
+
+    ref = run(dense_attention, torch.float64)
+    for name, lean, dense, r in zip(("out", "dq", "dk", "dv"), run(LeanAttentionFunction.apply, torch.bfloat16),
+                                    run(dense_attention, torch.bfloat16), ref):
+        assert lean.dtype == torch.bfloat16
+        error, dense_error = ((t.double() - r).norm() / r.norm() for t in (lean, dense))
+        assert error <= 2.5 * dense_error, (name, error, dense_error)
+
+
 def test_rows_on_demand_equal_the_dense_weights():
     q, k, _ = _qkv(2, 23, 4, 4)
     rows = AttentionRows(q, k, 0.3)
