@@ -10,6 +10,14 @@ if not torch.cuda.is_available():
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+# Under pytest-xdist every worker, and every tool a test starts, would run torch with one thread per core: on
+# 2 cores, 2 workers x 2 threads contend for them. The workers share the cores instead (the tools a test runs
+# inherit the variable); a thread count given in the environment is kept.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1 and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 import pytest  # noqa: E402
 
 import toys  # noqa: E402,F401 - registers a toy head and a toy dataset before any test module is collected
