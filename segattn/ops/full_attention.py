@@ -5,7 +5,8 @@
 dense form (``impl="dense"``, the papers' code) builds the ``(B, N, N)`` weights
 and autograd keeps them: 708 MB at batch 2 on 97 x 97 features. ``impl="lean"``
 keeps only q, k, v, the output and one float per query (the log-sum-exp of its
-energies; in bfloat16 two: its largest energy and weight), and recomputes the weights in backward, as FlashAttention does:
+energies; in bfloat16 two: its largest energy and weight), and recomputes the
+weights in backward, as FlashAttention does:
 
 * equal head sizes (the Non-local block, ``Cq = Cv``) go to PyTorch's
   ``scaled_dot_product_attention`` restricted to its fused backends: flash,
