@@ -206,6 +206,11 @@ def _bf16_backward(q, k, v, out, stats, grad_out, scale):
     return dq_t.transpose(1, 2).to(q.dtype), dk, dv
 
 
+def _passes(dtype: torch.dtype):
+    """The (forward, backward) pair :class:`LeanAttentionFunction` runs for inputs of ``dtype``."""
+    return (_bf16_forward, _bf16_backward) if dtype == torch.bfloat16 else (_lean_forward, _lean_backward)
+
+
 class LeanAttentionFunction(torch.autograd.Function):
     """Saves q, k, v, the output and one or two floats a query; recomputes the weights block by block.
 
@@ -215,9 +220,8 @@ class LeanAttentionFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, scale):
-        ctx.pair = (_bf16_forward, _bf16_backward) if q.dtype == torch.bfloat16 else (_lean_forward, _lean_backward)
         with torch.autocast(q.device.type, enabled=False):  # dtypes are explicit here
-            out, stats = ctx.pair[0](q, k, v, scale)
+            out, stats = _passes(q.dtype)[0](q, k, v, scale)
         ctx.save_for_backward(q, k, v, out, *stats)
         ctx.scale = scale
         return out
@@ -226,7 +230,7 @@ class LeanAttentionFunction(torch.autograd.Function):
     def backward(ctx, grad_out):
         q, k, v, out, *stats = ctx.saved_tensors
         with torch.autocast(q.device.type, enabled=False):
-            dq, dk, dv = ctx.pair[1](q, k, v, out, stats, grad_out.to(v.dtype).contiguous(), ctx.scale)
+            dq, dk, dv = _passes(q.dtype)[1](q, k, v, out, stats, grad_out.to(v.dtype).contiguous(), ctx.scale)
         return dq, dk, dv, None
 
 

@@ -99,7 +99,7 @@ def test_bf16_autocast_close_to_float32(cq, cv):
 
 @pytest.mark.parametrize("b,n,cq,cv,scale", [(2, 150, 8, 40, 1.0), (1, 300, 16, 16, 0.25)])
 def test_bf16_gradients_as_close_to_float64_as_the_dense_forms(b, n, cq, cv, scale, monkeypatch):
-    """The bfloat16 function (blocks of about 13 rows here) against float64, beside the dense form run in
+    """The bfloat16 function (blocks of 13 and 6 rows here) against float64, beside the dense form run in
     bfloat16 as autocast runs it: each of output, dQ, dK, dV within 2.5x the dense form's relative error (1.0-1.5x
     measured over seeds)."""
     monkeypatch.setattr(fa, "BLOCK_ELEMENTS", 1000)
