@@ -13,8 +13,12 @@ and said so once it is spent):
    channels-last (a channels-last model's layout): forward and
    forward+backward time, peak memory, and the op's extra memory (beyond its
    output and input gradients); the RCCA head the same way;
-3. RCCA (R=2) against the Non-local block (the CCNet paper's comparison);
-4. one training step of CCNet against FCN (ResNet-101-V1c D8, 769 crops,
+3. RCCA (R=2) against the Non-local block (the CCNet paper's comparison),
+   and the all-pairs blocks (DANet's PAM, Non-local) lean against dense;
+4. the all-pairs blocks beside mmsegmentation's own (``PAM`` of ``DAHead``,
+   ``NonLocal2d`` of ``NLHead``, same weights, outputs compared first), where
+   mmsegmentation is importable (else the part says so and is skipped);
+5. one training step of CCNet against FCN (ResNet-101-V1c D8, 769 crops,
    batch 2), float32 and under fp16 / bf16 autocast.
 
 It writes ``DIR/gpu.md`` (the tables) and ``DIR/gpu.json`` with the
@@ -212,6 +216,13 @@ def run_suite(output: str, dry_run: bool = False, budget_s: float = 480.0) -> di
         result["parts"]["block_ratios"] = paper_ratios(blocks)
         result["parts"]["all_pairs_lean_over_dense"] = lean_over_dense(blocks)
         _write(output, result, started, budget)
+    if budget.allows("all-pairs blocks beside mmseg", 0 if dry_run else 40):
+        _, h, w = p["block"]
+        rows_mmseg, note = mmseg_block_rows(device, 2, h, w, p["repeats"], p["warmup"])
+        result["parts"]["mmseg_blocks"] = rows_mmseg
+        if note:
+            result["parts"]["mmseg_blocks_note"] = note
+        _write(output, result, started, budget)
     if budget.allows("training steps", 0 if dry_run else 60):
         amp = (None, torch.bfloat16) if dry_run else (None, torch.float16, torch.bfloat16)
         result["parts"]["train"] = training_steps(device, p["encoder"], p["crop"], p["step_batch"], p["repeats"],
@@ -221,6 +232,22 @@ def run_suite(output: str, dry_run: bool = False, budget_s: float = 480.0) -> di
         op_rows(("compiled",), 60)
     _write(output, result, started, budget)
     return result
+
+
+def mmseg_block_rows(device, batch, height, width, repeats, warmup) -> tuple:
+    """``(rows, note)``: the all-pairs blocks beside mmseg's, or no rows and why not (mmseg not importable)."""
+    from segattn.errors import MissingPackageError
+    from segattn.interop.mmseg_peer import import_mmseg
+
+    try:
+        import_mmseg()
+    except MissingPackageError as err:
+        return [], str(err)
+    from mmseg_models import block_cases, over_mmseg
+
+    config_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "mmseg")
+    cases = block_cases(config_dir, device, batch, height, width)
+    return over_mmseg([measure(case, device, repeats, warmup) for case in cases]), None
 
 
 def _write(output: str, result: dict, started: float, budget: Budget):
@@ -255,6 +282,17 @@ def render(result: dict) -> str:
         if r:
             lines += [f"Non-local needs {r.get('nonlocal_over_rcca_peak_memory', r['nonlocal_over_rcca_inference_memory']):.1f}x "
                       f"the memory of RCCA; RCCA needs {100 * r['rcca_flops_reduction']:.1f}% fewer FLOPs.", ""]
+    if parts.get("mmseg_blocks"):
+        lines += ["All-pairs blocks beside mmsegmentation's (same weights; ratios below 1: segattn needs less):", "",
+                  markdown_table(parts["mmseg_blocks"],
+                                 [("name", "block (precision): side"), ("fwd_ms", "fwd ms"),
+                                  ("fwd_ms_vs_mmseg", "vs mmseg"), ("fwd_bwd_ms", "fwd+bwd ms"),
+                                  ("fwd_bwd_ms_vs_mmseg", "vs mmseg"), ("act_mb", "saved act. MB"),
+                                  ("act_mb_vs_mmseg", "vs mmseg"),
+                                  ("infer_mb", "inference peak MB"), ("infer_mb_vs_mmseg", "vs mmseg"),
+                                  ("peak_mb", "train peak MB"), ("peak_mb_vs_mmseg", "vs mmseg")]), ""]
+    elif parts.get("mmseg_blocks_note"):
+        lines += [f"All-pairs blocks beside mmsegmentation's: not measured ({parts['mmseg_blocks_note']}).", ""]
     if "train" in parts:
         lines += ["One training step, CCNet against FCN:", "",
                   markdown_table(parts["train"], [("name", "head: autocast"), ("step_ms", "step ms"),

@@ -18,6 +18,10 @@ does); a second copy of ours in NCHW, mmseg's format, runs in the same
 alternation, so the table shows what the memory format is worth.
 
     python benchmarks/mmseg_models.py --repeats 5     # needs mmsegmentation, installed as the tests install it
+
+``block_cases`` gives the all-pairs blocks alone, DANet's PAM and NLHead's
+``NonLocal2d`` beside ours with the same weights (outputs compared first):
+what ``benchmarks/gpu_suite.py`` times on a GPU.
 """
 import argparse
 import copy
@@ -27,7 +31,7 @@ import sys
 import torch
 
 from _common import ROOT, add_common_args, write_results
-from segattn.analysis.benchmark import alternating_medians, markdown_table
+from segattn.analysis.benchmark import Case, allow_tf32, alternating_medians, markdown_table
 from segattn.config import load_config
 from segattn.engine.checkpoint import load_model_weights
 from segattn.engine.device import memory_format
@@ -52,6 +56,51 @@ def model_pair(head: str, config_dir: str, depth: int = 50):
     if err > 1e-4:
         raise AssertionError(f"{name}: segattn's logits differ from mmseg's by {err:.1e} (relative)")
     return cfg, ours, theirs
+
+
+# the all-pairs block inside each head: (our head's attribute, mmseg decode head's attribute, label)
+BLOCKS = {"danet": ("pam", "pam", "DANet PAM"), "nonlocal": ("attention", "nl_block", "Non-local")}
+
+
+def block_cases(config_dir: str, device, batch: int, height: int, width: int, tolerance: float = 1e-4) -> list:
+    """Cases (group ``mmseg blocks``) of DANet's PAM and the Non-local block, ours (as shipped, lean) beside
+    mmseg's own module taken from its R-50 head with the same weights, float32 and under bfloat16 autocast.
+
+    Before anything is timed the two blocks' float32 outputs on the measured input shape must agree within
+    ``tolerance`` (relative to the largest value; TF32 off): AssertionError naming the block otherwise."""
+    import mmseg
+
+    cases = []
+    for head, (ours_attr, theirs_attr, label) in BLOCKS.items():
+        _, ours_model, theirs_model = model_pair(head, config_dir)
+        ours, theirs = getattr(ours_model.head, ours_attr), getattr(theirs_model.decode_head, theirs_attr)
+        channels = next(m for m in ours.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(batch, channels, height, width, generator=g)
+        ours, theirs = ours.to(device).eval(), theirs.to(device).eval()
+        with torch.no_grad(), allow_tf32(False):
+            got, want = ours(x.to(device)), theirs(x.to(device))
+        err = float((got - want).abs().max() / want.abs().max())
+        if err > tolerance:
+            raise AssertionError(f"{label}: segattn's block output differs from mmseg's by {err:.1e} (relative)")
+        for bf16 in (False, True):
+            for side, module in (("segattn", ours), (f"mmseg {mmseg.__version__}", theirs)):
+                cases.append(Case("mmseg blocks", f"{label} ({'bf16' if bf16 else 'fp32'}): {side}", module,
+                                  lambda x=x: (x.clone(),), bf16=bf16))
+    return cases
+
+
+def over_mmseg(rows: list) -> list:
+    """Each segattn block row gets its columns over mmseg's same block and precision (below 1: ours less)."""
+    theirs = {r["name"].split(":")[0]: r for r in rows if ": mmseg" in r["name"]}
+    for row in rows:
+        peer = theirs.get(row["name"].split(":")[0])
+        if ": segattn" not in row["name"] or peer is None:
+            continue
+        for key in ("fwd_ms", "fwd_bwd_ms", "act_mb", "infer_mb", "peak_mb"):
+            if row.get(key) and peer.get(key):
+                row[f"{key}_vs_mmseg"] = row[key] / peer[key]
+    return rows
 
 
 def _ours_step(cfg, model, x, y):

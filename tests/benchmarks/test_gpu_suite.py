@@ -25,6 +25,28 @@ def test_gpu_suite_dry_run_writes_every_part(tmp_path):
     assert all(r["extra_mb"] >= 0 and r["extra_vs_reference"] > 0 for r in op_rows)
     assert {r["name"] for r in result["parts"]["train"]} == {"ccnet: float32", "ccnet: bfloat16", "fcn: float32",
                                                              "fcn: bfloat16"}
+    blocks = result["parts"]["mmseg_blocks"]  # mmseg is installed with the tests: the part must have run
+    assert [r["name"] for r in blocks] == [f"{block} ({dtype}): {side}" for block in ("DANet PAM", "Non-local")
+                                           for dtype in ("fp32", "bf16") for side in ("segattn", "mmseg 1.2.2")]
+    assert all(r["fwd_bwd_ms_vs_mmseg"] > 0 and r["act_mb_vs_mmseg"] > 0 for r in blocks[::2])
     markdown = (tmp_path / "gpu.md").read_text()
     assert "Kernel checks" in markdown and "CCNet against FCN" in markdown and "Triton 3" in markdown
-    assert "op extra MB" in markdown
+    assert "op extra MB" in markdown and "beside mmsegmentation's" in markdown
+
+
+def test_mmseg_blocks_part_says_why_when_mmseg_is_missing(monkeypatch):
+    """Without mmsegmentation the GPU session still gets every other part, and the tables say what is missing."""
+    import gpu_suite
+
+    from segattn.errors import MissingPackageError
+    from segattn.interop import mmseg_peer
+
+    def missing():
+        raise MissingPackageError("mmsegmentation is not importable (No module named 'mmseg'); install it with: X")
+
+    monkeypatch.setattr(mmseg_peer, "import_mmseg", missing)
+    rows, note = gpu_suite.mmseg_block_rows("cpu", 1, 3, 3, 1, 0)
+    assert rows == [] and note.startswith("mmsegmentation is not importable")
+    result = {"environment": {"torch": "2", "triton": "3", "cpu": "x86_64"}, "seconds": 1.0, "skipped": [],
+              "parts": {"checks": [], "mmseg_blocks": rows, "mmseg_blocks_note": note}}
+    assert "beside mmsegmentation's: not measured (mmsegmentation is not importable" in gpu_suite.render(result)

@@ -34,3 +34,18 @@ def test_rows_time_the_shipped_memory_format_beside_nchw_and_mmseg(monkeypatch):
         assert row["eval_vs_mmseg"] == pytest.approx(row["eval_ms"] / rows[2]["eval_ms"])
         assert row["train_vs_mmseg"] == pytest.approx(row["train_ms"] / rows[2]["train_ms"])
     assert "eval_vs_mmseg" not in rows[2]
+
+
+def test_block_cases_refuse_blocks_whose_outputs_differ(monkeypatch):
+    """The blocks are timed only once they compute the same thing: a changed weight of ours stops the part."""
+    real = mmseg_peers.model_pair
+
+    def off_by_gamma(head, config_dir):
+        cfg, ours, theirs = real(head, config_dir)
+        with torch.no_grad():
+            ours.head.pam.gamma.add_(0.1)
+        return cfg, ours, theirs
+
+    monkeypatch.setattr(mmseg_peers, "model_pair", off_by_gamma)
+    with pytest.raises(AssertionError, match="DANet PAM: segattn's block output differs from mmseg's"):
+        mmseg_peers.block_cases(CONFIGS, "cpu", 1, 5, 7)
