@@ -40,7 +40,7 @@ if "--dry-run" in sys.argv:  # Triton's interpreter is chosen when a kernel is d
 
 import torch  # noqa: E402
 
-from _common import write_results  # noqa: E402
+from _common import ROOT, write_results  # noqa: E402
 from segattn.analysis.benchmark import (  # noqa: E402
     allow_tf32,
     attention_cases,
@@ -245,8 +245,7 @@ def mmseg_block_rows(device, batch, height, width, repeats, warmup) -> tuple:
         return [], str(err)
     from mmseg_models import block_cases, over_mmseg
 
-    config_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "mmseg")
-    cases = block_cases(config_dir, device, batch, height, width)
+    cases = block_cases(os.path.join(ROOT, "configs", "mmseg"), device, batch, height, width)
     return over_mmseg([measure(case, device, repeats, warmup) for case in cases]), None
 
 

@@ -41,6 +41,11 @@ from segattn.interop.mmseg_peer import build_mmseg_model, mmseg_logits, randomiz
 from segattn.models import build_model
 
 
+def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
+    """Largest difference over the largest magnitude of ``expected``."""
+    return float((got - expected).abs().max() / expected.abs().max())
+
+
 def model_pair(head: str, config_dir: str, depth: int = 50):
     """``(cfg, ours, theirs)`` with mmseg's random weights in both; AssertionError if their logits differ."""
     name = f"{head}_r{depth}-d8_769x769_40k_cityscapes"
@@ -50,9 +55,7 @@ def model_pair(head: str, config_dir: str, depth: int = 50):
     load_model_weights(ours, convert_state_dict(theirs.state_dict(), ours, name))
     x = torch.randn(1, 3, 65, 97)
     with torch.no_grad():
-        expected = mmseg_logits(theirs, x)
-        got = ours.eval()(x)["main"]
-    err = float((got - expected).abs().max() / expected.abs().max())
+        err = relative_error(ours.eval()(x)["main"], mmseg_logits(theirs, x))
     if err > 1e-4:
         raise AssertionError(f"{name}: segattn's logits differ from mmseg's by {err:.1e} (relative)")
     return cfg, ours, theirs
@@ -79,8 +82,7 @@ def block_cases(config_dir: str, device, batch: int, height: int, width: int, to
         x = torch.randn(batch, channels, height, width, generator=g)
         ours, theirs = ours.to(device).eval(), theirs.to(device).eval()
         with torch.no_grad(), allow_tf32(False):
-            got, want = ours(x.to(device)), theirs(x.to(device))
-        err = float((got - want).abs().max() / want.abs().max())
+            err = relative_error(ours(x.to(device)), theirs(x.to(device)))
         if err > tolerance:
             raise AssertionError(f"{label}: segattn's block output differs from mmseg's by {err:.1e} (relative)")
         for bf16 in (False, True):
@@ -90,17 +92,24 @@ def block_cases(config_dir: str, device, batch: int, height: int, width: int, to
     return cases
 
 
-def over_mmseg(rows: list) -> list:
-    """Each segattn block row gets its columns over mmseg's same block and precision (below 1: ours less)."""
+def _over_mmseg(rows: list, columns: dict) -> list:
+    """Rows named ``"<what>: <side>"``: each segattn row gets ``columns`` (its key -> the ratio's key) as its
+    value over the mmseg row of the same ``<what>`` (below 1: ours less); a column either side lacks is left."""
     theirs = {r["name"].split(":")[0]: r for r in rows if ": mmseg" in r["name"]}
     for row in rows:
         peer = theirs.get(row["name"].split(":")[0])
         if ": segattn" not in row["name"] or peer is None:
             continue
-        for key in ("fwd_ms", "fwd_bwd_ms", "act_mb", "infer_mb", "peak_mb"):
+        for key, ratio in columns.items():
             if row.get(key) and peer.get(key):
-                row[f"{key}_vs_mmseg"] = row[key] / peer[key]
+                row[ratio] = row[key] / peer[key]
     return rows
+
+
+def over_mmseg(rows: list) -> list:
+    """Each segattn block row gets its columns over mmseg's same block and precision (below 1: ours less)."""
+    return _over_mmseg(rows, {key: f"{key}_vs_mmseg" for key in ("fwd_ms", "fwd_bwd_ms", "act_mb", "infer_mb",
+                                                                 "peak_mb")})
 
 
 def _ours_step(cfg, model, x, y):
@@ -171,13 +180,7 @@ def compare(head: str, config_dir: str, eval_size=(256, 512), train_size=(256, 2
 
 def with_ratios(rows: list) -> list:
     """Each segattn row gets its time over mmseg's for the same head (below 1: faster)."""
-    mmseg = {r["name"].split(":")[0]: r for r in rows if ": mmseg" in r["name"]}
-    for row in rows:
-        head = row["name"].split(":")[0]
-        if ": segattn" in row["name"] and head in mmseg:
-            row["eval_vs_mmseg"] = row["eval_ms"] / mmseg[head]["eval_ms"]
-            row["train_vs_mmseg"] = row["train_ms"] / mmseg[head]["train_ms"]
-    return rows
+    return _over_mmseg(rows, {"eval_ms": "eval_vs_mmseg", "train_ms": "train_vs_mmseg"})
 
 
 COLUMNS = [("name", "model"), ("eval_ms", "eval fwd ms"), ("eval_vs_mmseg", "vs mmseg"),
