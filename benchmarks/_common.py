@@ -21,6 +21,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 
 
+def demo_heads() -> list:
+    """Every registered head that has ``configs/demo/<head>.yaml``, in registry order."""
+    from segattn.models import HEADS
+
+    return [name for name in HEADS if os.path.isfile(os.path.join(ROOT, "configs", "demo", f"{name}.yaml"))]
+
+
 def commit() -> str:
     """The short commit of the tree, ``-dirty`` if tracked files differ from it; ``unknown`` outside git."""
     def git(*args):

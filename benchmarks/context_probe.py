@@ -30,7 +30,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     sys.path.insert(0, ROOT)
     from segattn.analysis.compare import compare_row, markdown, with_seed
-    from segattn.cli import load_tool_config
+    from segattn.configure import load_tool_config
 
     rows, start = [], time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The demo table: each head trained from scratch on the procedural demo data, as the README's first run.
 
-    python benchmarks/demo.py                      # CCNet, DANet, Non-local, FCN and the colour-only floor
+    python benchmarks/demo.py                      # every registered head with a demo config, and the floor
 
 Each row is ``python tools/train.py configs/demo/<head>.yaml --no-progress``
 run as a user runs it, one after the other, from an empty demo data folder
@@ -14,10 +14,8 @@ import subprocess
 import sys
 import tempfile
 
-from _common import ROOT, timed, write_results
-
-HEADS = ("ccnet", "danet", "nonlocal", "fcn")
-NAMES = {"ccnet": "CCNet", "danet": "DANet", "nonlocal": "Non-local", "fcn": "FCN"}
+from _common import ROOT, demo_heads, timed, write_results
+from segattn.models import HEADS
 
 
 def minutes(seconds: float) -> str:
@@ -26,7 +24,7 @@ def minutes(seconds: float) -> str:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    p.add_argument("--heads", default=",".join(HEADS))
+    p.add_argument("--heads", default=",".join(demo_heads()))
     p.add_argument("--output", default=None, help="folder for the results files (default benchmarks/results)")
     p.add_argument("overrides", nargs="*", help="key=value overrides for every run (a shorter schedule, say)")
     args = p.parse_args(argv)
@@ -40,7 +38,9 @@ def main(argv=None):
             config = f"configs/demo/{head}.yaml"
             print(f"[cpu] {config} ...", file=sys.stderr, flush=True)
             miou, seconds = timed([sys.executable, "tools/train.py", config, "--no-progress", *common], ROOT)
-            rows.append({"name": f"{NAMES.get(head, head)} (`{config}`)", "miou": miou, "seconds": seconds})
+            title = HEADS[head].title or head if head in HEADS else head
+            rows.append({"name": f"{title} (`{config}`)", "head": head, "config": config, "miou": miou,
+                         "seconds": seconds})
         print("[cpu] colour-only floor ...", file=sys.stderr, flush=True)
         miou, seconds = timed([sys.executable, "tools/colour_floor.py", "configs/demo/ccnet.yaml", "--no-progress",
                                *common], ROOT)

@@ -32,16 +32,20 @@ import cv2
 import numpy as np
 import torch
 
-from _common import ROOT, write_results
+from _common import ROOT, demo_heads, write_results
 from segattn.analysis.explorer import Explorer
-from segattn.cli import load_tool_config
+from segattn.configure import load_tool_config
 from segattn.data import build_dataset, dataset_class_names, dataset_palette
 from segattn.data.io import read_image
 from segattn.engine.predictor import load_model
-from segattn.models import build_model
+from segattn.models import HEADS, build_model
+from segattn.models.maps import MAP_KINDS, TABLE_VIEWS
 
-HEADS = ("ccnet", "danet", "nonlocal", "fcn")
-FIRST_MAP = {"ccnet": "cca_loop1", "danet": "pam", "nonlocal": "nonlocal"}
+
+def first_map(head: str):
+    """The first map picture the explorer shows for ``head`` (the one the browser rows wait for); None: no maps."""
+    views = [view for kind in HEADS[head].map_kinds for view in MAP_KINDS[kind].views if view not in TABLE_VIEWS]
+    return views[0] if views else None
 
 
 def demo_model(head: str, tmp: str):
@@ -168,22 +172,25 @@ def browser_times(config, checkpoint, key, clicks, rng, screenshot=None):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    p.add_argument("--heads", default=",".join(HEADS))
+    p.add_argument("--heads", default=",".join(demo_heads()))
     p.add_argument("--clicks", type=int, default=20, help="clicks timed per head (each row)")
     p.add_argument("--images", type=int, default=5, help="demo val images opened per head")
     p.add_argument("--no-browser", action="store_true", help="only the in-process rows")
     p.add_argument("--output", default=None, help="folder for the results files (default benchmarks/results)")
-    p.add_argument("--screenshot", help="save the CCNet page here, after a click at --screenshot-query")
+    p.add_argument("--screenshot", help="save the page of --screenshot-head here, after a click at --screenshot-query")
+    p.add_argument("--screenshot-head", help="the head whose page is saved (default: the first of --heads with maps)")
     p.add_argument("--screenshot-query", default="150,260", help="y,x of the screenshot's click")
     p.add_argument("--screenshot-clip", type=float, default=0.3, help="the clip slider for the screenshot")
     args = p.parse_args(argv)
     shot = ((args.screenshot, tuple(int(v) for v in args.screenshot_query.split(",")), args.screenshot_clip)
             if args.screenshot else None)
+    heads = args.heads.split(",")
+    shot_head = args.screenshot_head or next((h for h in heads if first_map(h)), None)
     rows = []
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        for head in args.heads.split(","):
+        for head in heads:
             cfg, config, checkpoint, weights = demo_model(head, tmp)
             images = [pair[0] for pair in build_dataset(cfg.data, "val", need_labels=False).pairs][:args.images]
             rng = np.random.default_rng(0)
@@ -191,10 +198,10 @@ def main(argv=None):
             opens, clicks = core_times(cfg, checkpoint, images, args.clicks, rng)
             row = {"head": head, "weights": weights, "images": len(opens), "open_median_s": float(np.median(opens)),
                    "click_median_ms": 1000 * float(np.median(clicks)), "click_max_ms": 1000 * max(clicks)}
-            if head in FIRST_MAP and not args.no_browser:
+            if first_map(head) and not args.no_browser:
                 print(f"[cpu] {head}: in Chromium ...", file=sys.stderr, flush=True)
-                shown = browser_times(config, checkpoint, FIRST_MAP[head], args.clicks, rng,
-                                      shot if head == "ccnet" else None)
+                shown = browser_times(config, checkpoint, first_map(head), args.clicks, rng,
+                                      shot if head == shot_head else None)
                 if shown:
                     row.update(browser_median_ms=1000 * float(np.median(shown)), browser_max_ms=1000 * max(shown))
             rows.append(row)
@@ -202,7 +209,7 @@ def main(argv=None):
              "| click to map shown in Chromium, median / slowest |", "|---|---|---|---|---|"]
     for r in rows:
         browser = (f"{r['browser_median_ms']:.0f} ms / {r['browser_max_ms']:.0f} ms" if "browser_median_ms" in r
-                   else ("no maps" if r["head"] not in FIRST_MAP else "not measured"))
+                   else ("no maps" if not first_map(r["head"]) else "not measured"))
         lines.append(f"| {r['head']} | {r['weights']} | {r['open_median_s']:.2f} s | {r['click_median_ms']:.1f} ms / "
                      f"{r['click_max_ms']:.1f} ms | {browser} |")
     table = "\n".join(lines)

@@ -41,17 +41,13 @@ if "--dry-run" in sys.argv:  # Triton's interpreter is chosen when a kernel is d
 import torch  # noqa: E402
 
 from _common import ROOT, write_results  # noqa: E402
-from segattn.analysis.benchmark import (  # noqa: E402
-    allow_tf32,
+from segattn.analysis.benchmark import allow_tf32, markdown_table, measure, peak_cuda_mb, time_ms  # noqa: E402
+from segattn.analysis.cases import (  # noqa: E402
     attention_cases,
     lean_over_dense,
-    markdown_table,
-    measure,
     op_cases,
     paper_ratios,
-    peak_cuda_mb,
     relative_to_reference,
-    time_ms,
     training_memory_format,
 )
 

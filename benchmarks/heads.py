@@ -17,8 +17,8 @@ import sys
 import torch
 
 from _common import add_common_args, write_results
-from segattn.analysis.benchmark import (attention_cases, head_cases, lean_over_dense, markdown_table, measure,
-                                       paper_ratios)
+from segattn.analysis.benchmark import markdown_table, measure
+from segattn.analysis.cases import attention_cases, head_cases, lean_over_dense, paper_ratios
 
 GROUPS = ("head", "block", "op", "all-pairs")
 

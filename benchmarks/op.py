@@ -17,7 +17,8 @@ import sys
 import torch
 
 from _common import add_common_args, write_results
-from segattn.analysis.benchmark import OP_GROUPS, OP_IMPLS, markdown_table, measure, op_cases, relative_to_reference
+from segattn.analysis.benchmark import markdown_table, measure
+from segattn.analysis.cases import OP_GROUPS, OP_IMPLS, op_cases, relative_to_reference
 
 COLUMNS = [("group", "group"), ("name", "impl: dtype B x C x H x W"), ("fwd_ms", "fwd ms"),
            ("fwd_bwd_ms", "fwd+bwd ms"), ("speedup_fwd_bwd", "fwd+bwd speed-up"), ("peak_mb", "peak MB"),

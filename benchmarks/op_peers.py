@@ -28,7 +28,8 @@ from torch import nn
 
 from _common import add_common_args, write_results
 from peer_ops import MMCV_ORIGIN, OFFICIAL_ORIGIN, mmcv_op, official_op
-from segattn.analysis.benchmark import Case, _Op, attention_cases, markdown_table, measure
+from segattn.analysis.benchmark import Case, markdown_table, measure
+from segattn.analysis.cases import Op, attention_cases
 from segattn.errors import MissingPackageError
 from segattn.interop.mmcv_stub import INSTALL, stub_mmcv_ext
 from segattn.ops import CrissCrossAttention, set_impl
@@ -130,8 +131,8 @@ def peer_cases(channels=512, height=97, width=97, batch=2):
     def inputs():
         return (torch.randn(batch, channels, height, width),)
 
-    return [Case("op", MMCV_ORIGIN, _Op(mmcv_op), op_inputs),
-            Case("op", OFFICIAL_ORIGIN, _Op(official_op), op_inputs),
+    return [Case("op", MMCV_ORIGIN, Op(mmcv_op), op_inputs),
+            Case("op", OFFICIAL_ORIGIN, Op(official_op), op_inputs),
             Case("peer", "RCCA module: segattn (lean)", set_impl(deepcopy(ours), "lean"), inputs),
             Case("peer", "RCCA module: segattn (reference)", set_impl(deepcopy(ours), "reference"), inputs),
             Case("peer", "RCCA module: mmcv 2.1.0", theirs, inputs)]

@@ -14,15 +14,35 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .errors import ConfigError
-from .registry import suggest
+from .registry import HEADS, suggest
 
 log = logging.getLogger(__name__)
 
 # config nodes that name a registered class: {type: NAME, <that class's options>} (or just NAME)
 TYPED_KEYS = ("model.head", "model.context_block", "model.encoder.block_attention")
-# the flat model keys of the first config format -> (head that took them, its option name now)
-LEGACY_MODEL_KEYS = {"recurrence": ("ccnet", "recurrence"), "reduction": ("nonlocal", "reduction"),
-                     "use_scale": ("nonlocal", "use_scale"), "extra_loss_weights": ("danet", "loss_weights")}
+
+
+_PASSED = {}  # check name -> the contents that passed it in this process
+
+
+def check_once(what: str, node: Any, check) -> None:
+    """Run ``check()`` unless contents equal to ``node``'s have passed the check ``what`` in this process.
+
+    A tool checks its config when it loads it, and the trainer or ``build_model`` it calls would check the same
+    sections again: each is checked once per content, whatever the number of callers on a path (a section
+    changed since is checked anew; a failure is never remembered).
+    """
+    key = OmegaConf.to_yaml(node, resolve=True) if OmegaConf.is_config(node) else repr(node)
+    passed = _PASSED.setdefault(what, set())
+    if key not in passed:
+        check()
+        passed.add(key)
+
+
+def legacy_model_keys() -> dict:
+    """The flat model keys of the first config format -> (head that took them, its option name now), from each
+    registered head's ``legacy_options``."""
+    return {old: (name, option) for name in HEADS for old, option in HEADS[name].legacy_options.items()}
 
 
 PHOTOMETRIC = ("none", "jitter", "mmseg")  # data.photometric
@@ -55,7 +75,7 @@ class AuxConfig:
 
 @dataclass
 class ModelConfig:
-    head: Any = field(default_factory=lambda: {"type": "ccnet"})  # {type: fcn|ccnet|danet|nonlocal, <its options>}
+    head: Any = field(default_factory=lambda: {"type": "ccnet"})  # {type: <a registered head>, <its options>}
     context_block: Any = "none"      # an attention block on layer4 features before the head (name or mapping)
     num_classes: int = 19
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -217,12 +237,13 @@ def merge_layers(lower: DictConfig, upper: Any, prefix: str = "") -> DictConfig:
 
 def _upgrade_model(model: Any, source: str) -> Any:
     """Move the first format's flat head options (``model.recurrence`` ...) into ``model.head``."""
-    if not isinstance(model, (dict, DictConfig)) or not any(k in model for k in LEGACY_MODEL_KEYS):
+    legacy = legacy_model_keys()
+    if not isinstance(model, (dict, DictConfig)) or not any(k in model for k in legacy):
         return model
     model = OmegaConf.create(OmegaConf.to_container(model) if isinstance(model, DictConfig) else dict(model))
-    head = _typed(model, "head") or {"type": "ccnet"}
-    moved, found = [], [k for k in LEGACY_MODEL_KEYS if k in model]
-    for old, (head_type, option) in LEGACY_MODEL_KEYS.items():
+    head = _typed(model, "head") or dict(ModelConfig().head)
+    moved, found = [], [k for k in legacy if k in model]
+    for old, (head_type, option) in legacy.items():
         if old in model:
             value = model.pop(old)
             if head.get("type") == head_type:

@@ -1,9 +1,11 @@
-"""One base class for mistakes a user can fix: every tool prints these as one line.
+"""One base class for mistakes a user can fix, and :func:`run`, which prints them as one line.
 
 Anything else (a shape bug, CUDA running out of memory) is not a user error and
 keeps its traceback. Each subclass also derives from the built-in exception a
 caller would expect, so ``except ValueError`` keeps working.
 """
+import logging
+import sys
 
 
 class SegattnError(Exception):
@@ -36,3 +38,26 @@ class RunError(SegattnError, RuntimeError):
 
 class OutputError(SegattnError, OSError):
     """A result could not be written where the user asked (permissions, full disk, outside --output)."""
+
+
+def run(main, argv=None):
+    """Run ``main(argv)`` as a command (every tool, every ``python -m`` entry point of the package).
+
+    A :class:`SegattnError` prints ``error: ...`` and exits 2 (``--debug``: its traceback); every other exception
+    is a bug or the machine's problem (out of memory, a shape mismatch) and keeps its traceback.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        code = main(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except SegattnError as err:
+        if debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(code or 0)

@@ -100,9 +100,20 @@ class Registry:
     def build(self, spec: Any, key: str, *args, **kwargs):
         """Construct the named class with ``args``/``kwargs`` (the reserved ones) plus the spec's options."""
         name, options = self.check(spec, key)
+        return self.create(name, options, key, *args, **kwargs)
+
+    def create(self, name: str, options: dict, key: str, *args, **kwargs):
+        """Construct ``name`` with options that :meth:`check` has passed (the builder checks a config once)."""
         try:
             return self._classes[name](*args, **kwargs, **options)
         except ConfigError:
             raise
         except ValueError as err:  # the constructor's own check of an option's value
             raise ConfigError(f"{key}: {err}") from None
+
+
+# Decode heads, built as ``cls(in_channels, channels, num_classes, dropout=, norm=, **options)``; ``attention`` is
+# the block factory an FCN-frame head hands to ``FCNHead`` (never a config option).
+HEADS = Registry("head", reserved=("in_channels", "channels", "num_classes", "dropout", "norm", "attention"))
+# Attention blocks, built as ``cls(channels, **options)``.
+ATTENTION = Registry("attention block", reserved=("channels",))

@@ -144,7 +144,8 @@ def ddp_resume_worker(rank, world, port, root, out_dir):
 
     import torch.distributed as dist
 
-    from segattn.engine.trainer import Preempted, Trainer
+    from segattn.engine.signals import Preempted
+    from segattn.engine.trainer import Trainer
 
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))

@@ -1,7 +1,8 @@
 """Tools print user errors as one line and let every other exception keep its traceback."""
 import pytest
 
-from segattn.cli import load_tool_config, run
+from segattn.cli import run
+from segattn.configure import load_tool_config
 from segattn.errors import CheckpointError, ConfigError, SegattnError
 
 

@@ -67,7 +67,7 @@ def test_shipped_configs_are_short_overrides_of_one_base_and_load():
     import os
     import re
 
-    from segattn.cli import load_tool_config
+    from segattn.configure import load_tool_config
 
     paths = [p for p in glob.glob("configs/**/*.yaml", recursive=True) if not os.path.basename(p).startswith("base")]
     assert len(paths) >= 4 + 10 + 16 + 48

@@ -123,7 +123,7 @@ def test_mmseg_zoo_page_is_up_to_date():
 def test_readme_python_example_runs_as_written(demo_root, tmp_path):
     """In a folder laid out as after the first run (configs, the image, checkpoints/demo_ccnet/best.pth of the demo
     config's model, trained one step here)."""
-    from segattn.cli import load_tool_config
+    from segattn.configure import load_tool_config
     from segattn.engine.trainer import Trainer
 
     os.symlink(os.path.join(ROOT, "configs"), tmp_path / "configs")

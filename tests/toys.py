@@ -20,7 +20,11 @@ from segattn.models.layers import ConvNormReLU
 
 @HEADS.register("toy_gate")
 class ToyGateHead(DecodeHead):
-    """A 3x3 conv, then a learnt sigmoid gate per pixel: a stand-in for a user's new head."""
+    """A 3x3 conv, then a learnt sigmoid gate per pixel: a stand-in for a user's new head, with a
+    query-independent map (its gate, normalised over the positions)."""
+
+    title = "Toy gate"
+    map_kinds = ("context",)
 
     def __init__(self, in_channels, channels, num_classes, gate_bias: float = 0.0, dropout=0.1, norm=nn.BatchNorm2d):
         super().__init__(in_channels, channels, num_classes, dropout, norm)
@@ -33,8 +37,8 @@ class ToyGateHead(DecodeHead):
         return {"main": self.cls_seg(out * torch.sigmoid(self.gate(out)))}
 
     def attention_maps(self, x):
-        gate = torch.sigmoid(self.gate(self.conv(x))).flatten(1)  # (B, HW): one weight per position
-        return {"non_local": (gate / gate.sum(-1, keepdim=True))[:, None, :].expand(-1, gate.shape[1], -1)}
+        gate = torch.sigmoid(self.gate(self.conv(x))).flatten(1)  # (B, HW): one weight per position, for every query
+        return {"context": gate / gate.sum(-1, keepdim=True)}
 
 
 @register

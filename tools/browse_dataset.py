@@ -12,7 +12,8 @@ augmentation, each sample seeded by ``--seed`` and its index.
 """
 import argparse
 
-from segattn.cli import add_print_config, load_tool_config, run
+from segattn.cli import add_print_config, run
+from segattn.configure import load_tool_config
 
 
 def main(argv):

@@ -7,7 +7,8 @@ Exit status 1 when anything is wrong.
 """
 import argparse
 
-from segattn.cli import add_print_config, load_tool_config, run
+from segattn.cli import add_print_config, run
+from segattn.configure import load_tool_config
 
 
 def main(argv):

@@ -13,7 +13,8 @@ column and elsewhere.
 import argparse
 import os
 
-from segattn.cli import load_tool_config, run
+from segattn.cli import run
+from segattn.configure import load_tool_config
 
 
 def main(argv):

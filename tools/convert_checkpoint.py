@@ -15,7 +15,8 @@ the same config, and ``model.init_from=OUTPUT`` fine-tunes from it.
 import argparse
 import os
 
-from segattn.cli import add_print_config, load_tool_config, parse_tool_args, run
+from segattn.cli import add_print_config, parse_tool_args, run
+from segattn.configure import load_tool_config
 from segattn.errors import ConfigError, OutputError
 
 

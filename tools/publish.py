@@ -15,7 +15,8 @@ optimizer, scheduler or RNG state; the prefix named as mmsegmentation's
 import argparse
 import os
 
-from segattn.cli import parse_tool_args, print_resolved, run
+from segattn.cli import parse_tool_args, run
+from segattn.configure import print_resolved
 
 
 def get_args_parser():

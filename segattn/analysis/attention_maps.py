@@ -1,22 +1,26 @@
 """Attention maps of a trained head for chosen query pixels, and a matplotlib panel of them.
 
 ``attention_maps(model, image, queries)`` asks the head for its maps
-(``DecodeHead.attention_maps``, keyed by attention form) and returns, per query
-pixel (given in feature-map coordinates), maps over the feature grid that sum
-to 1 where the attention is a softmax:
+(``DecodeHead.attention_maps``, keyed by the kinds of
+:data:`segattn.models.maps.MAP_KINDS`) and returns, per query pixel (given in
+feature-map coordinates), each kind's views over the feature grid, which sum to
+1 where the attention is a softmax:
 
-* CCNet: ``cca_loop1`` (one loop: the pixel's row and column) and
+* ``criss_cross``: ``cca_loop1`` (one loop: the pixel's row and column) and
   ``cca_effective`` (all R loops composed: ``A_R ... A_1``, the full-image
-  context of the paper's Fig. 1);
-* DANet: ``pam`` (position attention) and the top channel-attention weights
-  (``cam_top``: channel index, weight) of the channel most active at the query;
-* Non-local: ``nonlocal``.
+  context of the CCNet paper's Fig. 1);
+* ``position`` / ``non_local``: ``pam`` / ``nonlocal``, the query's row;
+* ``context``: ``context``, the one map of a query-independent head;
+* ``channel``: the top channel-attention weights (``cam_top``: channel index,
+  weight) of the channel most active at the query.
 """
 import numpy as np
 import torch
 
 from ..data.palette import colorize
 from ..errors import ConfigError
+from ..models.maps import COMPANIONS, MAP_KINDS, TABLE_VIEWS, VIEW_TITLES
+from ..models.registry import HEADS
 
 
 def cca_dense_map(attn: torch.Tensor, h: int, w: int, qy: int, qx: int) -> torch.Tensor:
@@ -38,34 +42,53 @@ def cca_effective_map(loop_maps, h: int, w: int, qy: int, qx: int) -> torch.Tens
     return current
 
 
-KNOWN_KINDS = ("criss_cross", "position", "non_local", "channel", "channel_input", "grid")
+def _criss_cross(maps: dict, qy: int, qx: int) -> dict:
+    loops = [loop[0].cpu() for loop in maps["criss_cross"]]
+    h, w = loops[0].shape[:2]
+    return {"cca_loop1": cca_dense_map(loops[0], h, w, qy, qx), "cca_effective": cca_effective_map(loops, h, w, qy, qx)}
+
+
+def _query_row(kind: str):
+    """All-pairs weights ``(B, HW, HW)``: the query's row on the grid."""
+    def read(maps: dict, qy: int, qx: int) -> dict:
+        h, w = maps["grid"]
+        view, = MAP_KINDS[kind].views
+        return {view: maps[kind][0, qy * w + qx].view(h, w).cpu()}
+    return read
+
+
+def _context(maps: dict, qy: int, qx: int) -> dict:
+    h, w = maps["grid"]
+    return {"context": maps["context"][0].reshape(h, w).cpu()}
+
+
+def _channel(maps: dict, qy: int, qx: int) -> dict:
+    channel = int(maps["channel_input"][0, :, qy, qx].argmax())
+    weights = maps["channel"][0, channel].cpu()
+    top = torch.topk(weights, min(10, weights.numel()))
+    return {"cam_top": (channel, top.indices.tolist(), top.values.tolist())}
+
+
+# one reader per kind of segattn.models.maps.MAP_KINDS: (maps, qy, qx) -> the kind's views for that query
+READERS = {"criss_cross": _criss_cross, "position": _query_row("position"), "non_local": _query_row("non_local"),
+           "context": _context, "channel": _channel}
 
 
 def query_maps(maps: dict, qy: int, qx: int) -> dict:
     """One query's maps on the feature grid, from a head's ``attention_maps`` output (batch item 0).
 
-    A map kind this function does not know is an error, not silently left out of the picture.
+    The views come in the order of ``MAP_KINDS``. A map kind the table does not
+    know is an error, not silently left out of the picture.
     """
-    unknown = sorted(set(maps) - set(KNOWN_KINDS))
+    unknown = sorted(set(maps) - set(MAP_KINDS) - set(COMPANIONS) - {"grid"})
     if unknown:
         raise ConfigError(f"model.head: attention_maps returned {', '.join(map(repr, unknown))}, which the map tools "
-                          f"cannot draw; return one of {', '.join(KNOWN_KINDS[:4])} (DecodeHead.attention_maps says "
+                          f"cannot draw; return one of {', '.join(MAP_KINDS)} (segattn.models.maps.MAP_KINDS says "
                           "each one's shape)")
     out = {}
-    if "criss_cross" in maps:
-        loops = [loop[0].cpu() for loop in maps["criss_cross"]]
-        h, w = loops[0].shape[:2]
-        out["cca_loop1"] = cca_dense_map(loops[0], h, w, qy, qx)
-        out["cca_effective"] = cca_effective_map(loops, h, w, qy, qx)
-    for key, name in (("position", "pam"), ("non_local", "nonlocal")):
-        if key in maps:
-            h, w = maps["grid"]
-            out[name] = maps[key][0, qy * w + qx].view(h, w).cpu()
-    if "channel" in maps:
-        channel = int(maps["channel_input"][0, :, qy, qx].argmax())
-        weights = maps["channel"][0, channel].cpu()
-        top = torch.topk(weights, min(10, weights.numel()))
-        out["cam_top"] = (channel, top.indices.tolist(), top.values.tolist())
+    for kind in MAP_KINDS:
+        if kind in maps:
+            out.update(READERS[kind](maps, qy, qx))
     return out
 
 
@@ -80,8 +103,9 @@ def head_maps(model, image: torch.Tensor) -> dict:
     features = model.features(image)[1]
     maps = dict(model.head.attention_maps(features))
     if not maps:
+        with_maps = [name for name in HEADS if HEADS[name].map_kinds]
         raise ConfigError(f"model.head: {type(model.head).__name__} has no attention maps to show; "
-                          "use a head with attention (ccnet, danet, nonlocal)")
+                          f"use a head with attention ({', '.join(with_maps)})")
     maps["grid"] = tuple(features.shape[-2:])
     return maps
 
@@ -128,11 +152,11 @@ def save_panel(path: str, image_rgb: np.ndarray, results: dict, palette, stride:
         for c, name in enumerate(names, start=1):
             ax = axes[r, c]
             value = maps[name]
-            if name == "cam_top":
+            if name in TABLE_VIEWS:
                 channel, idx, wts = value
                 ax.barh(range(len(idx))[::-1], wts, color="tab:blue")
                 ax.set_yticks(range(len(idx))[::-1], [str(i) for i in idx], fontsize=7)
-                ax.set_title(f"CAM: top weights of channel {channel}", fontsize=9)
+                ax.set_title(f"{VIEW_TITLES[name]} of channel {channel}", fontsize=9)
                 continue
             grid = value.numpy()
             ax.imshow(image_rgb)  # the map over the image, one block per feature cell
@@ -141,13 +165,12 @@ def save_panel(path: str, image_rgb: np.ndarray, results: dict, palette, stride:
             ax.set_xlim(-0.5, w - 0.5)
             ax.set_ylim(h - 0.5, -0.5)
             ax.plot([cx], [cy], "x", color="cyan", ms=7, mew=2)
-            ax.set_title({"cca_loop1": "CCNet: one loop", "cca_effective": "CCNet: all loops composed",
-                          "pam": "DANet: position attention", "nonlocal": "Non-local"}[name], fontsize=9)
+            ax.set_title(VIEW_TITLES[name], fontsize=9)
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
         axes[r, -1].imshow(pred)
         axes[r, -1].set_title("prediction", fontsize=9)
     for ax in axes.flat:
-        if not ax.get_title().startswith("CAM"):
+        if not any(ax.get_title().startswith(VIEW_TITLES[view]) for view in TABLE_VIEWS):
             ax.set_xticks([])
             ax.set_yticks([])
     if class_names:

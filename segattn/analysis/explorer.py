@@ -28,10 +28,12 @@ from ..data.transforms import normalize_image
 from ..engine.inference import scaled_size
 from ..engine.predictor import overlay, predict_labels
 from ..errors import ConfigError
+from ..models.maps import TABLE_VIEWS, VIEW_TITLES
+
+# the titles of the views drawn as pictures, from the one table of map kinds
+TITLES = {view: title for view, title in VIEW_TITLES.items() if view not in TABLE_VIEWS}
 from .attention_maps import head_maps, query_maps
 
-TITLES = {"cca_loop1": "CCNet: one loop (row and column)", "cca_effective": "CCNet: all loops composed",
-          "pam": "DANet: position attention", "nonlocal": "Non-local"}
 VIEW_SIDE = 1024  # pictures are sent to the browser at most this large (the click is mapped back)
 
 
@@ -134,7 +136,7 @@ class Explorer:
         where += f"; feature cell ({qy}, {qx}) of {gh} x {gw}"
         pictures, channels = {}, []
         for key, value in query_maps(opened.maps, qy, qx).items():
-            if key == "cam_top":
+            if key in TABLE_VIEWS:  # the channel table: (channel, indices, weights)
                 channel, idx, weights = value
                 channels = [(channel, int(i), float(v)) for i, v in zip(idx, weights)]
                 continue

@@ -9,6 +9,9 @@ in ``DATASETS`` by being a file here.
 import importlib
 import pkgutil
 
+from omegaconf import OmegaConf
+
+from ..config import check_once
 from .cityscapes import CLASS_NAMES, PALETTE, CityscapesDataset
 from .folder import FolderDataset
 from .io import set_max_pixels
@@ -21,8 +24,10 @@ for _module in pkgutil.iter_modules(__path__):
 
 
 def check_data_config(cfg):
-    """ConfigError where ``data`` names an unknown dataset or ``model.num_classes`` does not fit it."""
-    dataset_class(cfg.data).check_config(cfg.data, cfg.model.num_classes)
+    """ConfigError where ``data`` names an unknown dataset or ``model.num_classes`` does not fit it (once per
+    contents: a tool's load, then the trainer, check it once)."""
+    check_once("data", (OmegaConf.to_yaml(cfg.data, resolve=True), int(cfg.model.num_classes)),
+               lambda: dataset_class(cfg.data).check_config(cfg.data, cfg.model.num_classes))
 
 
 def train_transform(d):

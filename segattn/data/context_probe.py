@@ -40,14 +40,13 @@ Layout: ``ROOT/images/<split>/<stem>.png``, ``ROOT/labels/<split>/<stem>.png``
 and ``ROOT/keys/<split>.json`` (``{stem: [top, left, bottom, right]}`` of each
 key, in pixels, bottom and right exclusive).
 """
-import argparse
 import json
 import os
 
 import numpy as np
 
 from ..errors import MissingFileError
-from .demo import finish_generating, start_generating
+from .demo import finish_generating, generator_main, start_generating
 from .io import write_png
 from .listed import ListedDataset, folder_pairs, identity, register
 
@@ -212,14 +211,8 @@ class ContextProbeDataset(ListedDataset):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Generate the context probe (only a far-away key tells the class).")
-    p.add_argument("--root", default="data/context_probe")
-    p.add_argument("--train", type=int, default=400)
-    p.add_argument("--val", type=int, default=80)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    generate(args.root, args.train, args.val, args.seed)
-    print(f"context probe ready in {args.root}")
+    generator_main(generate, "Generate the context probe (only a far-away key tells the class).",
+                   "data/context_probe", 400, 80, argv)
 
 
 if __name__ == "__main__":

@@ -285,15 +285,21 @@ def generate(root: str, num_train: int = 300, num_val: int = 50, seed: int = 0, 
     return root
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description="Generate the procedural Cityscapes-layout demo dataset.")
-    p.add_argument("--root", default="data/demo")
-    p.add_argument("--train", type=int, default=300)
-    p.add_argument("--val", type=int, default=50)
+def generator_main(generate_set, description: str, root: str, train: int, val: int, argv=None):
+    """The command line of a generated set's module (``python -m segattn.data.demo``, ``...context_probe``):
+    ``--root``, ``--train``, ``--val`` (image counts) and ``--seed``, then ``generate_set(root, train, val, seed)``."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--root", default=root)
+    p.add_argument("--train", type=int, default=train, help="training images")
+    p.add_argument("--val", type=int, default=val, help="validation images")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    generate(args.root, args.train, args.val, args.seed)
-    print(f"demo dataset ready in {args.root}")
+    generate_set(args.root, args.train, args.val, args.seed)
+    print(f"ready in {args.root}")
+
+
+def main(argv=None):
+    generator_main(generate, "Generate the procedural Cityscapes-layout demo dataset.", "data/demo", 300, 50, argv)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+from ..configure import config_changes, describe_changes, with_defaults
 from ..data.io import IMAGE_EXTENSIONS, UnreadableImage, read_image, write_png
 from ..data.palette import colorize, legend_strip
 from ..data.transforms import normalize_image, resize_keep_ratio
@@ -31,8 +32,6 @@ def load_model(cfg, checkpoint: str, device, ckpt: dict = None):
     except CheckpointError as err:
         if not ckpt.get("config"):
             raise
-        from .trainer import config_changes, describe_changes, with_defaults
-
         saved = with_defaults(ckpt["config"]).get("model", {})
         changes = config_changes(saved, OmegaConf.to_container(cfg.model, resolve=True), "model.")
         changes.pop("model.encoder.weights", None)  # where ImageNet weights came from: not the model's shape

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..cli import check_tool_config, checkpoint_config, load_tool_config
 from ..config import apply_overrides, config_from_dict
+from ..configure import check_tool_config, checkpoint_config, load_tool_config
 from ..data import dataset_class_names, dataset_palette
 from ..data.io import read_image
 from ..data.palette import colorize

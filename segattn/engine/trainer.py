@@ -4,19 +4,20 @@
 loss, optimiser and schedule from the config; logs to a tqdm bar and
 TensorBoard; writes ``<out_dir>/<experiment>/last.pth`` every
 ``checkpoint_interval`` iterations and ``best.pth`` on a new best val mIoU.
+The run folder and its lock are :mod:`.run_folder`'s, SIGTERM handling
+:mod:`.signals`', the optimiser and schedule :mod:`.optim`'s, and comparing a
+resume's config with the checkpoint's :mod:`segattn.configure`'s.
 """
 import logging
 import os
-import platform
-import signal
-import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
 import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+from ..configure import HARMLESS_CHANGES, config_changes, describe_changes, with_defaults
 from ..data import build_dataset, check_data_config
 from ..errors import ConfigError, DataError, OutputError, RunError
 from ..models import build_model
@@ -35,8 +36,11 @@ from .evaluator import evaluate
 from .loader import BadSampleCounter, EpochSampler, SkipBadSamples, make_loader
 from .losses import build_loss
 from .metrics import format_table
-from .rng import rank_seed, rng_state, seed_everything, set_rng_state
 from .loggers import open_loggers
+from .rng import rank_seed, rng_state, seed_everything, set_rng_state
+from .optim import build_optimizer, build_scheduler
+from .run_folder import RunLock, experiment_dir
+from .signals import Preempted, preemption_signal
 from .tensorboard import NullWriter, Visualiser
 
 log = logging.getLogger("segattn")
@@ -46,150 +50,10 @@ class NonFiniteLoss(RunError):
     """Too many non-finite losses in a row: the run stops, its last good checkpoint kept."""
 
 
-class RunLock:
-    """``<experiment>/.lock``: held (an OS file lock, gone with its process) by the live run writing there.
-
-    A second run on the same folder gets a RunError naming the holder's pid, instead of both writing
-    last.pth, best.pth and TensorBoard events into one folder.
-    """
-
-    def __init__(self, folder: str):
-        import fcntl
-
-        os.makedirs(folder, exist_ok=True)
-        self.path = os.path.join(folder, ".lock")
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(self.fd, 200, 0).decode(errors="replace").strip() or "another process"
-            os.close(self.fd)
-            raise RunError(f"{folder} is in use by a live run ({holder}); wait for it to end, or give another "
-                           "train.experiment") from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"pid {os.getpid()} on {platform.node()}".encode(), 0)
-
-    def release(self):
-        if self.fd is not None:
-            os.close(self.fd)  # closing drops the lock
-            self.fd = None
-
-    def __del__(self):
-        self.release()
-
-
-class Preempted(RunError):
-    """SIGTERM: the run wrote last.pth after the step under way and stopped."""
-
-
-class _Signalled:
-    """Falsy until a signal arrives; then truthy, with the signal's ``name``."""
-
-    name = None
-
-    def __bool__(self):
-        return self.name is not None
-
-
-@contextmanager
-def preemption_signal():
-    """SIGTERM noted (not acted on mid-step) while the block runs; the previous handler restored after.
-
-    Only the main thread may install handlers: elsewhere (a notebook's worker thread) nothing is caught.
-    """
-    signalled = _Signalled()
-    if threading.current_thread() is not threading.main_thread():
-        yield signalled
-        return
-
-    def note(signum, frame):
-        signalled.name = signal.Signals(signum).name
-    previous = signal.signal(signal.SIGTERM, note)
-    try:
-        yield signalled
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def poly_lambda(max_iters: int, power: float, base_lr: float = 1.0, min_lr: float = 0.0, to_last: bool = False):
-    """The base lr's factor at iteration ``it``: ``(1 - it/T)^power``, floored at ``min_lr``.
-
-    ``T`` is ``max_iters`` (the lr would reach the floor one past the last
-    iteration, as the official CCNet code's ``lr_poly``), or ``max_iters - 1``
-    with ``to_last`` (it reaches the floor at the last, as mmengine's ``PolyLR``).
-    """
-    span = max(max_iters - 1, 1) if to_last else max_iters
-    if not min_lr:
-        return lambda it: (1 - min(it, span) / span) ** power
-    floor = min_lr / base_lr
-    return lambda it: (1 - floor) * (1 - min(it, span) / span) ** power + floor
-
-
-# config keys that say where and how often to log, save or evaluate: a resume may change them and stay exact
-HARMLESS_CHANGES = ("train.out_dir", "train.log_dir", "train.overwrite", "train.experiment", "train.val_interval",
-                    "train.log_interval", "train.checkpoint_interval", "train.num_vis", "train.threads", "train.device",
-                    "data.root", "data.workers", "data.max_bad_samples", "eval.")
-
-
-def with_defaults(saved: dict) -> dict:
-    """A checkpoint's config with the keys it predates at their defaults (an option added since is no change)."""
-    from ..config import Config
-
-    def merge(base, over):
-        if not (isinstance(base, dict) and isinstance(over, dict)):
-            return over
-        return {**base, **{k: merge(base.get(k), v) for k, v in over.items()}}
-    return merge(OmegaConf.to_container(OmegaConf.structured(Config)), saved)
-
-
-def config_changes(old: dict, new: dict, prefix: str = "") -> dict:
-    """``{dotted key: (old, new)}`` where two config trees differ (a key only one has counts as a change)."""
-    out = {}
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key, "(absent)"), new.get(key, "(absent)")
-        if isinstance(a, dict) and isinstance(b, dict):
-            out.update(config_changes(a, b, f"{prefix}{key}."))
-        elif a != b:
-            out[f"{prefix}{key}"] = (a, b)
-    return out
-
-
-def describe_changes(changes: dict, limit: int = 8) -> str:
-    items = [f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()]
-    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
-
-
-def experiment_dir(cfg) -> str:
-    return os.path.join(cfg.train.out_dir, cfg.train.experiment)
-
-
 def gradients_finite(model) -> bool:
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     # a float64 sum is NaN or inf exactly when an element is (float32 values cannot overflow it): one cheap pass
     return bool(torch.isfinite(torch.stack([g.sum(dtype=torch.float64) for g in grads]).sum())) if grads else True
-
-
-def build_optimizer(model, cfg):
-    """SGD with momentum (or AdamW, ``train.optimizer``); ``train.weight_decay_all`` false leaves norms and biases
-    (rank < 2) undecayed."""
-    t = cfg.train
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (decay if t.weight_decay_all or p.ndim > 1 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": t.weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
-    if t.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=t.lr)
-    return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum)
-
-
-def build_scheduler(optimizer, cfg):
-    """Poly decay per iteration from ``train.lr`` to ``train.min_lr`` (:func:`poly_lambda`)."""
-    t = cfg.train
-    factor = poly_lambda(t.max_iters, t.poly_power, t.lr, t.min_lr, t.poly_to_last)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 class Trainer:

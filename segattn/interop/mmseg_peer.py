@@ -19,12 +19,17 @@ import time
 import torch
 
 from ..errors import ConfigError, MissingPackageError
+from ..models.registry import HEADS
 from .mmcv_stub import INSTALL, stub_mmcv_ext
 
 # ours: {head}_r{depth}-d8_{crop}_{iters}k_{dataset} (mmseg 0.x's names, those of its released checkpoints)
-NAME = re.compile(r"^(ccnet|danet|nonlocal|fcn)_r(50|101)-d8_(769x769|512x512)_(\d+)k_(cityscapes|ade20k|voc12aug)$")
+NAME = re.compile(r"^(?P<head>\w+?)_r(50|101)-d8_(769x769|512x512)_(\d+)k_(cityscapes|ade20k|voc12aug)$")
 BATCH = {"cityscapes": "4xb2", "ade20k": "4xb4", "voc12aug": "4xb4"}
-FOLDERS = {"nonlocal": "nonlocal_net"}
+
+
+def mmseg_heads() -> list:
+    """The registered heads mmsegmentation has too (those with an ``mmseg_type``)."""
+    return [name for name in HEADS if HEADS[name].mmseg_type]
 
 
 def import_mmseg():
@@ -43,12 +48,12 @@ def import_mmseg():
 def mmseg_config_path(name: str) -> str:
     """The config file mmsegmentation 1.x ships for our ``configs/mmseg/<name>.yaml``."""
     match = NAME.match(name)
-    if not match:
+    if not match or match["head"] not in mmseg_heads():
         raise ConfigError(f"{name!r} is not a configs/mmseg name like ccnet_r50-d8_769x769_40k_cityscapes or "
-                          "danet_r101-d8_512x512_160k_ade20k")
+                          f"danet_r101-d8_512x512_160k_ade20k (heads: {', '.join(mmseg_heads())})")
     head, depth, crop, iters, dataset = match.groups()
     mmseg, _ = import_mmseg()
-    return os.path.join(os.path.dirname(mmseg.__file__), ".mim", "configs", FOLDERS.get(head, head),
+    return os.path.join(os.path.dirname(mmseg.__file__), ".mim", "configs", HEADS[head].mmseg_folder or head,
                         f"{head}_r{depth}-d8_{BATCH[dataset]}-{iters}k_{dataset}-{crop}.py")
 
 
@@ -136,6 +141,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from ..cli import run
+    from ..errors import run
 
     run(main)

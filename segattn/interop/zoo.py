@@ -12,6 +12,7 @@ import os
 import re
 
 from ..errors import ConfigError
+from ..models.registry import HEADS
 
 HEADER = re.compile(r"# Published (?P<dataset>.+?) val mIoU (?P<ss>[\d.]+) \(single scale; (?P<ms>[\d.]+) multi-scale "
                     r"\+ flip\).*\n# Checkpoint: (?P<url>\S+)")
@@ -46,10 +47,11 @@ def zoo_rows(config_dir: str) -> list:
 
 
 def _order(row):
+    """Heads in registry order (an unregistered one last), then depth, then schedule."""
     head, depth = re.match(r"(\w+?)_r(\d+)", row["name"]).groups()
     schedule = int(re.search(r"_(\d+)k_", row["name"]).group(1))
-    return ["ccnet", "danet", "nonlocal", "fcn"].index(head) if head in ("ccnet", "danet", "nonlocal", "fcn") else 9, \
-        int(depth), schedule
+    heads = HEADS.names()
+    return heads.index(head) if head in heads else len(heads), int(depth), schedule
 
 
 def zoo_markdown(config_dir: str) -> str:

@@ -8,8 +8,9 @@ wrong name or a typo in an option is one clear error naming the key.
 from omegaconf import OmegaConf
 from torch import nn
 
-from ..config import model_config
+from ..config import check_once, model_config
 from ..errors import ConfigError
+from ..registry import parse_spec
 from .attention import create_attention, is_none
 from .encoders import Encoder
 from .heads.fcn import AuxFCNHead
@@ -20,7 +21,14 @@ from .segmentor import Segmentor
 
 
 def check_model_config(model, source: str = "config"):
-    """Names and options of the model section against what is registered; ConfigError naming the key."""
+    """Names and options of the model section against what is registered; ConfigError naming the key.
+
+    A section whose contents passed before (a tool's load, then the builder) is not checked again.
+    """
+    check_once("model", model, lambda: _check_model(model, source))
+
+
+def _check_model(model, source: str):
     try:
         HEADS.check(model.head, "model.head")
         for key in ("context_block", "encoder.block_attention"):
@@ -37,9 +45,10 @@ def check_model_config(model, source: str = "config"):
 
 
 def build_head(model, in_channels: int, norm) -> nn.Module:
-    """The head ``model.head`` names, with its own options."""
-    return HEADS.build(model.head, "model.head", in_channels, model.channels, model.num_classes,
-                       dropout=model.dropout, norm=norm)
+    """The head ``model.head`` names, with its own options (checked by :func:`check_model_config`)."""
+    name, options = parse_spec(model.head, "model.head")
+    return HEADS.create(name, options, "model.head", in_channels, model.channels, model.num_classes,
+                        dropout=model.dropout, norm=norm)
 
 
 def build_model(cfg=None, source: str = "config") -> Segmentor:

@@ -8,7 +8,8 @@ He normal (fan-out, ReLU) with a zero bias, its ``conv_seg`` classifiers
 N(0, 0.01) with a zero bias, and its ``NonLocal2d`` N(0, 0.01) for theta, phi
 and g. Trained from scratch, or with only an ImageNet encoder, the heads start
 where mmsegmentation's start with ``model.init: mmseg``; a head whose layers
-mmsegmentation initialises otherwise says so in its ``mmseg_init`` (Non-local).
+mmsegmentation initialises otherwise says so in its ``mmseg_init`` (Non-local; the
+base class's does nothing).
 The attention projections of CCNet and DANet stay at PyTorch's default, as
 mmsegmentation leaves them.
 """
@@ -41,6 +42,5 @@ def init_heads_like_mmseg(model):
                 nn.init.ones_(module[1].weight)
                 nn.init.zeros_(module[1].bias)
         small_normal(head.cls_seg[1])
-        if hasattr(head, "mmseg_init"):
-            head.mmseg_init()
+        head.mmseg_init()
     return model

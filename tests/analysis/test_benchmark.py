@@ -3,9 +3,10 @@ import torch
 import pytest
 from torch import nn
 
-from segattn.analysis.benchmark import (Case, _Op, attention_cases, count_flops, dense_attention, head_cases,
-                                      lean_over_dense, markdown_table, measure, op_cases, op_extra_bytes,
-                                      paper_ratios, peak_cpu_bytes, relative_to_reference, saved_activation_bytes)
+from segattn.analysis.benchmark import (Case, count_flops, markdown_table, measure, op_extra_bytes, peak_cpu_bytes,
+                                      saved_activation_bytes)
+from segattn.analysis.cases import (Op, all_pairs_attention, attention_cases, head_cases, lean_over_dense, op_cases,
+                                    paper_ratios, relative_to_reference)
 from segattn.ops import criss_cross_attention
 
 
@@ -26,16 +27,16 @@ def test_op_flops_match_the_closed_form():
     b, cq, c, h, w = 2, 8, 16, 5, 7
     q, k, v = torch.randn(b, cq, h, w), torch.randn(b, cq, h, w), torch.randn(b, c, h, w)
     # energies and aggregation over the row (W) and the column (H) of every pixel
-    assert count_flops(_Op(criss_cross_attention), (q, k, v)) == 2 * b * h * w * (h + w) * (cq + c)
-    assert count_flops(_Op(dense_attention), (q, k, v)) == 2 * b * (h * w) ** 2 * (cq + c)
+    assert count_flops(Op(criss_cross_attention), (q, k, v)) == 2 * b * h * w * (h + w) * (cq + c)
+    assert count_flops(Op(all_pairs_attention), (q, k, v)) == 2 * b * (h * w) ** 2 * (cq + c)
 
 
 def test_saved_activation_bytes_counts_attention_matrix():
     q, k, v = (torch.randn(1, 4, 16, 16, requires_grad=True) for _ in range(3))
     n = 16 * 16
-    saved = saved_activation_bytes(_Op(dense_attention), (q, k, v))
+    saved = saved_activation_bytes(Op(all_pairs_attention), (q, k, v))
     assert saved >= n * n * 4  # at least the HW x HW softmax output, float32
-    assert saved_activation_bytes(_Op(criss_cross_attention), (q, k, v)) < saved
+    assert saved_activation_bytes(Op(criss_cross_attention), (q, k, v)) < saved
 
 
 def test_measure_row_and_table():
@@ -122,8 +123,8 @@ def test_op_extra_memory_counts_layout_copies():
 
     q, k = torch.randn(1, 2, 32, 32), torch.randn(1, 2, 32, 32)
     v = torch.randn(1, 64, 32, 32)
-    nchw = op_extra_bytes(_Op(op), (q, k, v), "cpu")
-    cl = op_extra_bytes(_Op(op), (q, k, v.contiguous(memory_format=torch.channels_last)), "cpu")
+    nchw = op_extra_bytes(Op(op), (q, k, v), "cpu")
+    cl = op_extra_bytes(Op(op), (q, k, v.contiguous(memory_format=torch.channels_last)), "cpu")
     assert nchw >= v.numel() * 4 > cl
 
 

@@ -28,7 +28,7 @@ def test_probe_rows_split_by_the_key_and_measuring_leaves_the_model_as_trained(t
     from helpers import ROOT
 
     from segattn.analysis import probe
-    from segattn.cli import load_tool_config
+    from segattn.configure import load_tool_config
     from segattn.data.context_probe import generate
     from segattn.engine.checkpoint import load_checkpoint
 

@@ -140,7 +140,7 @@ def test_converted_mmseg_danet_checkpoint(demo_root, tmp_path):
 
     stub_mmcv_ext()
     pytest.importorskip("mmseg", reason=f"mmsegmentation is an optional peer: {INSTALL}")
-    from segattn.cli import load_tool_config
+    from segattn.configure import load_tool_config
     from segattn.engine.predictor import load_model
     from segattn.interop.convert import convert_checkpoint
     from segattn.interop.mmseg_peer import build_mmseg_model, randomize, save_like_mmseg

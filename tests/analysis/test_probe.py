@@ -8,7 +8,7 @@ from helpers import ROOT
 from torch import nn
 
 from segattn.analysis.probe import open_paths, out_of_reach, reach_accuracy, receptive_field
-from segattn.cli import load_tool_config
+from segattn.configure import load_tool_config
 from segattn.data.context_probe import CELL, ELSEWHERE, GAP, ROW_COLUMN, generate, key_buckets, render
 from segattn.models import build_model
 
@@ -107,7 +107,7 @@ def test_probe_checkpoints_open_in_visualize_attention_and_the_explorer(tmp_path
     from helpers import run_tool
 
     from segattn.analysis.explorer import Explorer
-    from segattn.cli import load_tool_config
+    from segattn.configure import load_tool_config
     from segattn.data import dataset_class_names, dataset_palette
     from segattn.data.io import read_image
     from segattn.engine.predictor import load_model

@@ -330,7 +330,7 @@ def test_a_run_never_overwrites_or_shares_another_runs_folder(demo_root, tmp_pat
 
     cfg = tiny_config(demo_root, tmp_path, max_iters=2, val_interval=2)
     folder = os.path.join(str(tmp_path), "t")
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from segattn.engine.trainer import RunLock; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from segattn.engine.run_folder import RunLock; "
                                f"lock = RunLock({folder!r}); print('locked', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     try:

@@ -117,7 +117,7 @@ def test_every_registered_head_trains_and_evaluates(head, demo_root, tmp_path):
 def test_recipe_options_of_the_optimiser_and_schedule():
     """weight_decay_all decays norms and biases too; min_lr floors the poly; poly_to_last reaches it at the end."""
     from segattn.config import load_config
-    from segattn.engine.trainer import build_optimizer, build_scheduler
+    from segattn.engine.optim import build_optimizer, build_scheduler
 
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
     paper = load_config("configs/demo/fcn.yaml", ["train.max_iters=11", "train.lr=0.1"])
@@ -153,7 +153,7 @@ def test_sigterm_writes_a_checkpoint_after_the_step_and_resume_is_exact(demo_roo
     iteration is kept; --resume then ends exactly where an uninterrupted run ends."""
     import signal
 
-    from segattn.engine.trainer import Preempted
+    from segattn.engine.signals import Preempted
 
     def trainer(folder):
         cfg = tiny_config(demo_root, tmp_path / folder, max_iters=6, val_interval=6, checkpoint_interval=100)

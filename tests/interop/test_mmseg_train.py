@@ -27,10 +27,11 @@ from segattn.data.augment import pad_bottom_right  # noqa: E402
 from segattn.data.transforms import normalize_image  # noqa: E402
 from segattn.engine.trainer import Trainer  # noqa: E402
 from segattn.interop.mmseg import convert_state_dict  # noqa: E402
-from segattn.interop.mmseg_peer import build_mmseg_model, mmseg_config_path, randomize  # noqa: E402
+from segattn.interop.mmseg_peer import build_mmseg_model, mmseg_config_path, mmseg_heads, randomize  # noqa: E402
+from segattn.models import HEADS as HEAD_CLASSES  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HEADS = ("ccnet", "danet", "nonlocal", "fcn")
+HEADS = mmseg_heads()  # every registered head mmsegmentation has too
 # one schedule of each family (the others differ in max_iters only: test_schedules_equal_mmseg covers them)
 FAMILIES = {"cityscapes": "769x769_80k_cityscapes", "ade20k": "512x512_160k_ade20k", "voc": "512x512_40k_voc12aug"}
 SIZE = (41, 49)                                   # the crop both sides pad to (a small stand-in for 769 / 512)
@@ -129,8 +130,7 @@ def test_one_training_step_equals_mmseg(head, family, tmp_path):
 
     # every loss term (mmseg's log holds them weighted), then the total
     weights = {"aux": 0.4}
-    names = ({"main": "decode.pam_cam.loss_ce", "pam": "decode.pam.loss_ce", "cam": "decode.cam.loss_ce"}
-             if head == "danet" else {"main": "decode.loss_ce"})
+    names = {term: f"decode.{key}" for term, key in HEAD_CLASSES[head].mmseg_losses.items()}
     names["aux"] = "aux.loss_ce"
     assert set(terms) == set(names) | {"total"}
     for term, key in names.items():
@@ -195,7 +195,7 @@ def test_schedules_equal_mmseg(schedule):
     from mmengine import Config
     from mmseg.registry import PARAM_SCHEDULERS
 
-    from segattn.engine.trainer import build_optimizer, build_scheduler
+    from segattn.engine.optim import build_optimizer, build_scheduler
 
     names = schedule_groups()[schedule]
     cfgs = [load_config(os.path.join(ROOT, "configs", "mmseg", f"{n}.yaml")) for n in names]

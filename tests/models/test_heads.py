@@ -51,12 +51,49 @@ def test_aux_can_be_disabled():
     assert set(model(torch.randn(1, 3, 64, 64))) == {"main"}
 
 
-def test_attention_blocks_are_identity_at_init():
+@pytest.mark.parametrize("head", HEADS.names())
+def test_residual_attention_blocks_start_as_the_identity(head):
+    """Every block a head declares in ``starts_as_identity`` returns its input at init (gamma 0, or a zero-initialised
+    output layer), so the head starts as its frame without attention."""
+    model = tiny(head).eval()
+    blocks = [getattr(model.head, name) for name in model.head.starts_as_identity]
+    x = torch.randn(2, 16, 6, 7)  # the head's 16 channels
+    for block in filter(None, blocks):
+        with torch.no_grad():
+            torch.testing.assert_close(block(x), x)
+
+
+def test_non_local_block_with_its_norm_starts_as_the_identity():
+    block = NonLocalBlock(16, norm=torch.nn.BatchNorm2d).eval()
     x = torch.randn(2, 16, 6, 7)
-    for block in (PositionAttention(16), ChannelAttention(), NonLocalBlock(16),
-                  NonLocalBlock(16, norm=torch.nn.BatchNorm2d)):
-        block.eval()
-        torch.testing.assert_close(block(x), x)
+    torch.testing.assert_close(block(x), x)
+
+
+@pytest.mark.parametrize("head", HEADS.names())
+def test_attention_maps_are_the_kinds_the_head_declares(head):
+    """A head's maps come under exactly the kinds of ``map_kinds`` (each in the one table of map kinds), with the
+    shape the table gives: the figure and the explorer title them from the kind."""
+    from segattn.models.maps import COMPANIONS, MAP_KINDS
+
+    model = tiny(head).eval()
+    assert set(model.head.map_kinds) <= set(MAP_KINDS)
+    with torch.no_grad():
+        features = model.features(torch.randn(1, 3, 41, 57))[1]
+        maps = model.head.attention_maps(features)
+    kinds = set(maps) - set(COMPANIONS)
+    assert kinds == set(model.head.map_kinds)
+    assert all(COMPANIONS[key] in kinds for key in set(maps) & set(COMPANIONS))
+    h, w = features.shape[-2:]
+    for kind in kinds:
+        value = maps[kind]
+        if kind == "criss_cross":
+            assert value.shape[1:] == (1, h, w, h + w)
+        elif kind == "context":
+            assert tuple(value.shape) == (1, h * w)
+        elif kind == "channel":
+            assert value.shape == (1, 16, 16)
+        else:  # all pairs: row i is query i
+            assert value[0, 0].shape == (h * w,)
 
 
 def test_position_attention_formula():

@@ -24,8 +24,10 @@ def test_toy_head_from_one_class_and_a_config(demo_root, tmp_path):
     assert 0.0 <= metrics["mIoU"] <= 1.0 and (tmp_path / "t" / "last.pth").exists()
     # the analysis tools find its maps through the one method, not through attribute names
     model = build_model({"head": {"type": "toy_gate"}, "channels": 8, "encoder": {"name": "resnet18", "weights": None}})
-    (_, maps), = attention_maps(model, torch.randn(1, 3, 32, 32), [(1, 1)])["maps"]
-    torch.testing.assert_close(maps["nonlocal"].sum(), torch.tensor(1.0))
+    (_, one), (_, other) = attention_maps(model, torch.randn(1, 3, 32, 32), [(1, 1), (2, 3)])["maps"]
+    assert set(one) == {"context"}  # its own kind, not drawn as another head's
+    torch.testing.assert_close(one["context"].sum(), torch.tensor(1.0))
+    torch.testing.assert_close(one["context"], other["context"])  # the same map whatever the query
 
 
 def test_options_are_listed_from_the_signature():

@@ -86,13 +86,14 @@ def test_module_inference_path_under_bf16_autocast(input_dtype):
 
 def test_rcca_needs_eleven_times_less_inference_memory_than_non_local():
     """The CCNet paper's comparison at its scale (512 x 97 x 97, R = 2) against its dense Non-local block, on this CPU."""
-    from segattn.analysis.benchmark import _Repeat, peak_cpu_bytes
+    from segattn.analysis.benchmark import peak_cpu_bytes
+    from segattn.analysis.cases import Repeat
     from segattn.models.attention.non_local import NonLocalBlock
     from segattn.ops import CrissCrossAttention
 
     x = torch.randn(1, 512, 97, 97)
     peaks = {}
-    for name, block in (("rcca", _Repeat(CrissCrossAttention(512), 2)), ("nonlocal", NonLocalBlock(512, impl="dense"))):
+    for name, block in (("rcca", Repeat(CrissCrossAttention(512), 2)), ("nonlocal", NonLocalBlock(512, impl="dense"))):
         with torch.no_grad():
             peaks[name] = peak_cpu_bytes(lambda: block(x))
     assert peaks["nonlocal"] >= 11 * peaks["rcca"], peaks

@@ -67,7 +67,7 @@ def test_eval_prints_table_writes_json_and_predictions(trained, demo_root, tmp_p
 
 def test_eval_writes_the_confusion_matrix_and_plots(trained, demo_root):
     """The counts sum to the evaluated (non-ignored) pixels and give back eval_val_best.json's per-class IoU."""
-    from segattn.cli import load_tool_config
+    from segattn.configure import load_tool_config
     from segattn.data import build_dataset
 
     cfg, ckpt = trained
@@ -98,7 +98,7 @@ def test_eval_writes_the_confusion_matrix_and_plots(trained, demo_root):
 def test_training_writes_its_resolved_config(trained):
     cfg, ckpt = trained
     written = OmegaConf.load(ckpt.parent / "config.yaml")
-    from segattn.cli import load_tool_config
+    from segattn.configure import load_tool_config
 
     assert OmegaConf.to_container(written) == OmegaConf.to_container(load_tool_config(str(cfg)), resolve=True)
     assert load_tool_config(str(ckpt.parent / "config.yaml")) == load_tool_config(str(cfg))  # a config the tools take

@@ -1,12 +1,28 @@
-"""What every decode head shares: its norm, its classifier and its output contract.
+"""What every decode head shares: its norm, its classifier, and the contract a head signs.
 
 A head maps encoder features ``(B, C_in, H, W)`` to a dict of logits
-``{"main": (B, K, H, W), ...}``. Extra entries a head returns in training
-(DANet's single-branch predictions) are weighted by the head's own
-``loss_weights``; ``attention_maps`` gives an attention head's maps for the
-analysis tools, so nothing outside the head needs to know its attributes.
+``{"main": (B, K, H, W), ...}``. Everything the rest of segattn knows about a
+head it reads from the head's class, never from a list elsewhere; the base
+class gives every item a default, so a head states only what differs:
+
+* its options: keyword arguments of ``__init__`` with the paper's defaults
+  (checked against the signature; the registry's reserved arguments aside);
+* its outputs: extra training outputs (DANet's single-branch predictions)
+  weighted by ``loss_weights``;
+* its maps: ``map_kinds`` (kinds of :data:`segattn.models.maps.MAP_KINDS`) and
+  ``attention_maps``, which returns exactly those;
+* ``starts_as_identity``: the residual attention blocks (attribute names) that
+  start as the identity, so the head starts as its frame without attention;
+* its names: ``title`` (tables and figures), ``legacy_keys`` and
+  ``legacy_options`` (old checkpoints and configs);
+* its mmsegmentation hooks: ``mmseg_type``, ``mmseg_folder``, ``mmseg_keys``,
+  ``mmseg_losses`` and ``mmseg_init`` (``model.init: mmseg``);
+* ``onnx_operators``: ONNX operators its export may use beyond
+  :data:`segattn.deploy.export.PORTABLE_OPERATORS`.
+
+docs/extending.md is the checklist of this contract.
 """
-from typing import Dict
+from typing import Dict, FrozenSet, Tuple
 
 import torch
 from torch import nn
@@ -15,12 +31,21 @@ from ..layers import Classifier
 
 
 class DecodeHead(nn.Module):
+    title: str = None  # the paper's name in tables and figures ("CCNet"); None: the registered name
     # old state-dict key prefixes -> current ones, for checkpoints written before a rename
     legacy_keys: Dict[str, str] = {}
+    # flat ``model.<key>`` options of the first config format -> this head's option (moved into model.head on load)
+    legacy_options: Dict[str, str] = {}
     # mmsegmentation's key prefixes for this head's modules -> ours (segattn.interop.mmseg; its ConvModule's
     # ``conv`` / ``bn`` and mmcv's ``Scale`` are mapped there, for every head)
     mmseg_keys: Dict[str, str] = {"conv_seg.": "cls_seg.1."}
-    mmseg_type: str = None  # mmsegmentation's name of this head, for messages about its checkpoints
+    mmseg_type: str = None  # mmsegmentation's name of this head (None: mmsegmentation has no such head)
+    mmseg_folder: str = None  # the folder of mmsegmentation's configs/ with its models (None: the registered name)
+    # our output names -> mmsegmentation's names of their losses in its decode head's log (``decode.<name>``)
+    mmseg_losses: Dict[str, str] = {"main": "loss_ce"}
+    map_kinds: Tuple[str, ...] = ()  # the kinds attention_maps returns (segattn.models.maps.MAP_KINDS)
+    starts_as_identity: Tuple[str, ...] = ()  # residual attention blocks (attribute names) that start as the identity
+    onnx_operators: FrozenSet[str] = frozenset()  # ONNX operators beyond the portable set its export may use
 
     def __init__(self, in_channels: int, channels: int, num_classes: int, dropout: float = 0.1,
                  norm=nn.BatchNorm2d):
@@ -33,13 +58,13 @@ class DecodeHead(nn.Module):
         self.loss_weights: Dict[str, float] = {}  # extra outputs' loss weights; "main" is always 1
 
     def attention_maps(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Attention weights of one forward on head input ``x``; empty for a head without attention.
+        """Attention weights of one forward on head input ``x``, keyed by kind; empty for a head without attention.
 
-        Keys name the attention form, so the analysis code needs no head names:
-        ``criss_cross`` ``(R, B, H, W, H+W)``, one map per loop (column then row,
-        the self entry 0 in the column); ``position`` and ``non_local``
-        ``(B, HW, HW)``, a tensor or an :class:`segattn.ops.full_attention.AttentionRows` that
-        forms a row when indexed ``[b, i]`` (no ``HW x HW`` matrix for a large image);
-        ``channel`` ``(B, C, C)`` with the features it weighs as ``channel_input`` ``(B, C, H, W)``.
+        Each key is one of ``map_kinds``, in the shape :data:`segattn.models.maps.MAP_KINDS` gives for it, so the
+        analysis code needs no head names.
         """
         return {}
+
+    def mmseg_init(self):
+        """What mmsegmentation initialises otherwise than :func:`segattn.models.init.init_heads_like_mmseg`'s rules
+        (He fan-out conv-norm-ReLUs, N(0, 0.01) classifier); nothing by default."""

@@ -17,20 +17,20 @@ from .fcn import FCNHead
 
 @HEADS.register("ccnet")
 class RCCAHead(FCNHead):
+    title = "CCNet"
     legacy_keys = {"conva.": "convs.0.", "convb.": "convs.1.", "cca.": "attention.", "bottleneck.": "conv_cat."}
+    legacy_options = {"recurrence": "recurrence"}
     mmseg_keys = {**FCNHead.mmseg_keys, "cca.": "attention."}
     mmseg_type = "CCHead"
+    map_kinds = ("criss_cross",)
 
     def __init__(self, in_channels: int, channels: int, num_classes: int, recurrence: int = 2,
                  dropout: float = 0.1, norm=nn.BatchNorm2d):
         if recurrence < 1:
             raise ValueError(f"recurrence must be >= 1, got {recurrence}")
         super().__init__(in_channels, channels, num_classes, num_convs=2, concat_input=True, dropout=dropout,
-                         norm=norm)
+                         norm=norm, attention=CrissCrossAttention)
         self.recurrence = recurrence
-
-    def make_attention(self, channels: int):
-        return CrissCrossAttention(channels)
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
         for _ in range(self.recurrence):  # one module: the loops share weights

@@ -74,6 +74,11 @@ class DANetHead(DecodeHead):
                   "cam_out_conv.": "conv_cam_out.", "pam.query_project.": "pam.query_conv.",
                   "pam.key_project.": "pam.key_conv.", "pam.value_project.": "pam.value_conv."}
     mmseg_type = "DAHead"
+    mmseg_losses = {"main": "pam_cam.loss_ce", "pam": "pam.loss_ce", "cam": "cam.loss_ce"}
+    title = "DANet"
+    legacy_options = {"extra_loss_weights": "loss_weights"}
+    map_kinds = ("position", "channel")
+    starts_as_identity = ("pam", "cam")
 
     def __init__(self, in_channels: int, channels: int, num_classes: int, loss_weights=None,
                  pam_channels: int = None, dropout: float = 0.1, norm=nn.BatchNorm2d):

@@ -8,9 +8,12 @@ auxiliary head on layer3 (1024 -> 256 -> classes, dropout 0.1).
 
 Attention heads that share this frame (CCNet, Non-local; mmsegmentation's
 ``CCHead`` and ``NLHead`` do the same) subclass it and put their block between
-the first two convs: they override :meth:`make_attention` and, where the block
-is applied more than once, :meth:`attend`.
+the first two convs: they pass ``attention``, a ``channels -> block`` factory
+(a class, or a ``functools.partial`` carrying the head's block options), and,
+where the block is applied more than once, override :meth:`attend`.
 """
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -21,22 +24,22 @@ from .base import DecodeHead
 
 @HEADS.register("fcn")
 class FCNHead(DecodeHead):
+    title = "FCN"
     mmseg_type = "FCNHead"
+    starts_as_identity = ("attention",)  # a subclass's block (None in plain FCN)
 
     def __init__(self, in_channels: int, channels: int, num_classes: int, num_convs: int = 2,
-                 concat_input: bool = True, dropout: float = 0.1, norm=nn.BatchNorm2d):
+                 concat_input: bool = True, dropout: float = 0.1, norm=nn.BatchNorm2d,
+                 attention: Callable[[int], nn.Module] = None):
         super().__init__(in_channels, channels, num_classes, dropout, norm)
         if num_convs < 1:
             raise ValueError(f"num_convs must be >= 1, got {num_convs}")
         first = ConvNormReLU(in_channels, channels, norm=norm)
-        self.attention = self.make_attention(channels)  # built here, so parameters initialise in forward order
+        # the block after the first conv, built here so parameters initialise in forward order
+        self.attention = attention(channels) if attention is not None else None
         rest = [ConvNormReLU(channels, channels, norm=norm) for _ in range(num_convs - 1)]
         self.convs = nn.Sequential(first, *rest)
         self.conv_cat = ConvNormReLU(in_channels + channels, channels, norm=norm) if concat_input else None
-
-    def make_attention(self, channels: int):
-        """The attention block after the first conv; None for plain FCN."""
-        return None
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
         return self.attention(x)

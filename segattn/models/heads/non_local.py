@@ -6,6 +6,8 @@ the FCN frame the RCCA head uses too, so the two attention forms compare
 directly. ``block_norm`` puts a norm after the block's output conv, as
 mmsegmentation's ``NonLocal2d`` does.
 """
+from functools import partial
+
 import torch
 from torch import nn
 
@@ -17,19 +19,20 @@ from .fcn import FCNHead
 
 @HEADS.register("nonlocal")
 class NonLocalHead(FCNHead):
+    title = "Non-local"
     legacy_keys = {"conv_in.": "convs.0.", "conv_out.": "convs.1.", "nl_block.": "attention.",
                    "bottleneck.": "conv_cat."}
+    legacy_options = {"reduction": "reduction", "use_scale": "use_scale"}
     mmseg_keys = {**FCNHead.mmseg_keys, "nl_block.": "attention."}
     mmseg_type = "NLHead"
+    mmseg_folder = "nonlocal_net"
+    map_kinds = ("non_local",)
 
     def __init__(self, in_channels: int, channels: int, num_classes: int, reduction: int = 2,
                  use_scale: bool = True, block_norm: bool = False, dropout: float = 0.1, norm=nn.BatchNorm2d):
-        self._block_options = dict(reduction=reduction, use_scale=use_scale, norm=norm if block_norm else None)
+        block = partial(NonLocalBlock, reduction=reduction, use_scale=use_scale, norm=norm if block_norm else None)
         super().__init__(in_channels, channels, num_classes, num_convs=2, concat_input=True, dropout=dropout,
-                         norm=norm)
-
-    def make_attention(self, channels: int):
-        return NonLocalBlock(channels, **self._block_options)
+                         norm=norm, attention=block)
 
     def mmseg_init(self):
         """mmcv's ``NonLocal2d.init_weights``: theta, phi, g N(0, 0.01); the output conv a ConvModule (He fan-out)

@@ -1,0 +1,41 @@
+"""A run's folder, ``<train.out_dir>/<train.experiment>/``, and the lock that keeps it to one live run."""
+import os
+import platform
+
+from ..errors import RunError
+
+
+def experiment_dir(cfg) -> str:
+    return os.path.join(cfg.train.out_dir, cfg.train.experiment)
+
+
+class RunLock:
+    """``<experiment>/.lock``: held (an OS file lock, gone with its process) by the live run writing there.
+
+    A second run on the same folder gets a RunError naming the holder's pid, instead of both writing
+    last.pth, best.pth and TensorBoard events into one folder.
+    """
+
+    def __init__(self, folder: str):
+        import fcntl
+
+        os.makedirs(folder, exist_ok=True)
+        self.path = os.path.join(folder, ".lock")
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(self.fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(self.fd)
+            raise RunError(f"{folder} is in use by a live run ({holder}); wait for it to end, or give another "
+                           "train.experiment") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"pid {os.getpid()} on {platform.node()}".encode(), 0)
+
+    def release(self):
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the lock
+            self.fd = None
+
+    def __del__(self):
+        self.release()

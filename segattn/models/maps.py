@@ -1,0 +1,48 @@
+"""The one table of attention-map kinds: what a head's ``attention_maps`` may return, and how each is shown.
+
+A head declares the kinds it returns in ``map_kinds`` (a generic test holds it
+to them). Each kind gives the per-query views the map tools draw from it, with
+the title the figure of ``tools/visualize_attention.py``, the explorer's page
+and the docs show; :mod:`segattn.analysis.attention_maps` has one reader per
+kind that turns a head's maps into those views for one query pixel. A head
+with a new kind of map adds an entry here and a reader there; nothing else
+names a kind.
+"""
+from dataclasses import dataclass
+from typing import Dict
+
+
+@dataclass(frozen=True)
+class MapKind:
+    shape: str              # what ``attention_maps`` returns under the kind's key
+    views: Dict[str, str]   # {view name: title}: the maps one query gives, in drawing order
+    summary: str            # one line for the docs' table
+    table: bool = False     # its views are tables of (index, weight), not maps over the image
+
+
+MAP_KINDS = {
+    "criss_cross": MapKind(
+        "(R, B, H, W, H+W): one map per loop, the column's H weights then the row's W (the self entry 0 in the "
+        "column)",
+        {"cca_loop1": "criss-cross: one loop (row and column)", "cca_effective": "criss-cross: all loops composed"},
+        "per query, its row and column; the loops composed reach the whole image"),
+    "position": MapKind(
+        "(B, HW, HW): a tensor, or an AttentionRows that forms row i (query position i) when indexed",
+        {"pam": "position attention"}, "per query, a softmax over every position"),
+    "non_local": MapKind(
+        "(B, HW, HW), as position", {"nonlocal": "non-local attention"}, "per query, a softmax over every position"),
+    "context": MapKind(
+        "(B, HW): weights over the positions, the same for every query",
+        {"context": "global context (the same for every query)"},
+        "one map for the image (a pooled context), whatever the query"),
+    "channel": MapKind(
+        "(B, C, C), with channel_input (B, C, H, W): the features whose channels it weighs",
+        {"cam_top": "channel attention: top weights"},
+        "the top weights of the channel most active at the query", table=True),
+}
+# keys a head returns beside a kind, read by that kind's reader, drawing nothing themselves
+COMPANIONS = {"channel_input": "channel"}
+# {view name: title}, every view of every kind
+VIEW_TITLES = {view: title for kind in MAP_KINDS.values() for view, title in kind.views.items()}
+# the views that are tables (drawn as bars in the figure, as rows in the explorer)
+TABLE_VIEWS = frozenset(view for kind in MAP_KINDS.values() if kind.table for view in kind.views)
