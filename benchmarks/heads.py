@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Heads, RCCA against Non-local, and the criss-cross op: parameters, FLOPs, time, saved and peak memory.
+"""Heads, blocks, RCCA against Non-local, and the criss-cross op: parameters, FLOPs, time, saved and peak memory.
 
     python benchmarks/heads.py --batch 1                  # 2048 x 97 x 97 heads, 512 x 97 x 97 blocks and ops, CPU
     python benchmarks/heads.py --batch 2 --groups all-pairs   # DANet PAM and Non-local, lean against dense
@@ -18,9 +18,10 @@ import torch
 
 from _common import add_common_args, write_results
 from segattn.analysis.benchmark import markdown_table, measure
-from segattn.analysis.cases import attention_cases, head_cases, lean_over_dense, paper_ratios
+from segattn.analysis.cases import attention_cases, block_cases, head_cases, lean_over_dense, paper_ratios
 
-GROUPS = ("head", "block", "op", "all-pairs")
+# every registered head; every registered attention block; RCCA against Non-local; the op; the all-pairs blocks
+GROUPS = ("head", "registered-block", "block", "op", "all-pairs")
 
 
 def main(argv=None):
@@ -39,6 +40,7 @@ def main(argv=None):
         p.error(f"--device {args.device}: torch sees no CUDA device")
     h, w = args.size
     cases = head_cases(args.channels, h, w, args.batch) if "head" in groups else []
+    cases += block_cases(args.block_channels, h, w, args.batch) if "registered-block" in groups else []
     cases += [c for c in attention_cases(args.block_channels, h, w, args.batch) if c.group in groups]
     rows = []
     for case in cases:

@@ -56,6 +56,16 @@ def head_cases(in_channels=2048, height=97, width=97, batch=1, channels=512, num
     return [Case("head", name, head, inputs) for name, head in heads.items()]
 
 
+def block_cases(channels=512, height=97, width=97, batch=1):
+    """Every registered attention block (``ATTENTION``) with its defaults, on ``channels`` x H x W features."""
+    from ..models import ATTENTION
+
+    def inputs():
+        return (torch.randn(batch, channels, height, width),)
+
+    return [Case("registered-block", name, ATTENTION.build(name, "block", channels), inputs) for name in ATTENTION]
+
+
 def attention_cases(channels=512, height=97, width=97, batch=1, recurrence=2):
     """RCCA block vs Non-local block (the CCNet paper's comparison), the bare ops, and the all-pairs blocks
     (DANet's PAM, Non-local) lean against dense, in float32 and under bfloat16 autocast."""

@@ -19,6 +19,15 @@ from ..errors import ConfigError
 from ..registry import parse_spec
 
 OPSET = 17
+# The operators an exported graph may use: each one TensorRT 10's ONNX parser supports (onnx-tensorrt's
+# docs/operators.md; LayerNormalization from TensorRT 8.6), so an export runs in every runtime a user deploys to.
+# A head that needs more names them in its ``onnx_operators``; the export tests hold every head to its set.
+PORTABLE_OPERATORS = frozenset({
+    "Add", "Cast", "Concat", "Constant", "Conv", "Div", "Equal", "Floor", "Gather", "Identity", "MatMul", "MaxPool",
+    "Mul", "Range", "ReduceMax", "Relu", "Reshape", "Resize", "Shape", "Slice", "Softmax", "Sub", "Transpose",
+    "Unsqueeze", "Where",
+    # and those the attention blocks add
+    "BatchNormalization", "LayerNormalization", "ReduceMean", "Sigmoid", "Split", "Sqrt", "Squeeze"})
 
 
 class ImageToLogits(nn.Module):
@@ -72,3 +81,8 @@ def export_onnx(model: nn.Module, cfg, path: str, height: int, width: int, dynam
 def graph_operators(path: str) -> set:
     """The ONNX operator types of a saved model (for the supported-operator checks)."""
     return {node.op_type for node in onnx.load(path).graph.node}
+
+
+def allowed_operators(head_cls) -> frozenset:
+    """What an export of a model with this head may use: the portable set and the head's ``onnx_operators``."""
+    return PORTABLE_OPERATORS | head_cls.onnx_operators

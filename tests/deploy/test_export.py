@@ -15,25 +15,19 @@ pytest.importorskip("openvino", reason='OpenVINO is optional: pip install -e ".[
 from helpers import run_tool, tiny_config  # noqa: E402
 from segattn.data.io import read_image, read_mask  # noqa: E402
 from segattn.data.transforms import normalize_image  # noqa: E402
-from segattn.deploy.export import export_onnx, graph_operators  # noqa: E402
+from segattn.deploy.export import PORTABLE_OPERATORS, allowed_operators, export_onnx, graph_operators  # noqa: E402
 from segattn.deploy.runtimes import open_runtime  # noqa: E402
 from segattn.engine.inference import scale_logits  # noqa: E402
 from segattn.models import ATTENTION, HEADS as HEADS_REGISTRY, build_model  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HEADS = HEADS_REGISTRY.names()  # every registered head, the toy of tests/toys.py included
-# TensorRT 10's ONNX parser (onnx-tensorrt docs/operators.md): the operators our graphs may use, all supported
-TENSORRT = {"Add", "Cast", "Concat", "Constant", "Conv", "Div", "Equal", "Floor", "Gather", "Identity", "MatMul",
-            "MaxPool", "Mul", "Range", "ReduceMax", "Relu", "Reshape", "Resize", "Shape", "Slice", "Softmax", "Sub",
-            "Transpose", "Unsqueeze", "Where",
-            # and those the attention blocks add (LayerNormalization: TensorRT 8.6 and later)
-            "BatchNormalization", "LayerNormalization", "ReduceMean", "Sigmoid", "Split", "Sqrt", "Squeeze"}
 
 
 def model_for(head, demo_root, tmp_path, recurrence=2):
     cfg = tiny_config(demo_root, tmp_path, head=head)
-    if head == "ccnet":
-        cfg.model.head = {"type": "ccnet", "recurrence": recurrence}
+    if "recurrence" in HEADS_REGISTRY.options(head):
+        cfg.model.head = {"type": head, "recurrence": recurrence}
     cfg.eval.scales = [0.5]
     torch.manual_seed(0)
     model = build_model(cfg).eval()
@@ -54,8 +48,8 @@ def test_exported_head_equals_pytorch_in_both_runtimes(head, demo_root, tmp_path
     path = str(tmp_path / f"{head}.onnx")
     meta = export_onnx(model, cfg, path, 64, 96, dynamic=True)  # traced at 64x96, run at the demo's size
     assert meta["segattn.input"] == "dynamic" and meta["segattn.num_classes"] == "19"
-    ops = graph_operators(path)
-    assert ops <= TENSORRT, ops - TENSORRT
+    ops, allowed = graph_operators(path), allowed_operators(HEADS_REGISTRY[head])
+    assert ops <= allowed, ops - allowed
     assert "Einsum" not in ops and "EyeLike" not in ops
     runtimes = [open_runtime("onnxruntime", path), open_runtime("openvino", path)]
     agree, pixels = {r.backend: 0 for r in runtimes}, 0
@@ -84,7 +78,7 @@ def test_attention_blocks_export(block, demo_root, tmp_path):
     model = build_model(cfg).eval()
     path = str(tmp_path / "m.onnx")
     export_onnx(model, cfg, path, 64, 96, dynamic=True)
-    assert graph_operators(path) <= TENSORRT
+    assert graph_operators(path) <= PORTABLE_OPERATORS
     image = np.random.default_rng(0).integers(0, 256, (75, 131, 3), dtype=np.uint8)
     expected = scale_logits(model, normalize_image(image)[None], cfg.eval.scales[0])[0].numpy()
     got = open_runtime("onnxruntime", path).predict_image(image)
