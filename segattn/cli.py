@@ -18,14 +18,18 @@ def add_print_config(parser):
     return parser
 
 
-def model_tool_config(args, overrides=(), print_config: bool = False):
-    """``(config, checkpoint contents)`` of a tool that loads a checkpoint: ``args.config`` (contents None: not
-    read here), or the config saved in ``args.checkpoint`` (its contents returned, for ``load_model``'s ``ckpt``,
-    so the file is read once).
+def model_tool_config(args, extra=()):
+    """``(config, checkpoint contents)`` of a tool that loads a checkpoint (its arguments from
+    :func:`add_model_args`): ``args.config`` (contents None: not read here), or the config saved in
+    ``args.checkpoint`` (its contents returned, for ``load_model``'s ``ckpt``, so the file is read once).
 
-    A first positional that is a ``key=value`` (no config given) is an override.
+    The overrides are the command line's, then ``--device`` as ``train.device``, then the tool's own ``extra``
+    (its options that are config keys); ``--print-config`` prints the result and exits. A first positional that
+    is a ``key=value`` (no config given) is an override.
     """
-    config, overrides = args.config, list(overrides)
+    print_config = args.print_config
+    overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else []) + list(extra)
+    config = args.config
     if config and "=" in config and not os.path.isfile(config):
         config, overrides = None, [config] + overrides
         args.config = None

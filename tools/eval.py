@@ -40,16 +40,14 @@ def get_args_parser():
 
 def main(argv):
     args = get_args_parser().parse_intermixed_args(argv)
-    overrides = list(args.overrides)
+    overrides = []
     if args.mode:
         overrides.append(f"eval.mode={args.mode}")
     if args.scales:
         overrides.append(f"eval.scales=[{','.join(map(str, args.scales))}]")
     if args.flip:
         overrides.append("eval.flip=true")
-    if args.device:
-        overrides.append(f"train.device={args.device}")
-    cfg, ckpt = model_tool_config(args, overrides, print_config=args.print_config)
+    cfg, ckpt = model_tool_config(args, overrides)
     require_checkpoint(args)
 
     from segattn.data import build_dataset

@@ -42,8 +42,7 @@ def default_images(cfg):
 
 def main(argv):
     args = get_args_parser().parse_intermixed_args(argv)
-    overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
-    cfg, ckpt = model_tool_config(args, overrides, print_config=args.print_config)
+    cfg, ckpt = model_tool_config(args)
     require_checkpoint(args)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a local tool
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request the page makes

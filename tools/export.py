@@ -30,8 +30,7 @@ def get_args_parser():
 
 def main(argv):
     args = parse_tool_args(get_args_parser(), argv)
-    cfg, ckpt = model_tool_config(args, list(args.overrides) + ["train.device=cpu"],
-                           print_config=args.print_config)
+    cfg, ckpt = model_tool_config(args, ["train.device=cpu"])  # exported from the CPU, whatever --device says
     require_checkpoint(args)
     from segattn.errors import MissingFileError
 

@@ -34,8 +34,7 @@ def get_args_parser():
 
 def main(argv):
     args = parse_tool_args(get_args_parser(), argv)
-    overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
-    cfg, ckpt = model_tool_config(args, overrides, print_config=args.print_config)
+    cfg, ckpt = model_tool_config(args)
 
     from segattn.errors import ConfigError
     from segattn.engine.predictor import load_model, resolve_device

@@ -20,8 +20,7 @@ def main(argv):
     p.add_argument("--scale", type=float, default=None, help="resize the image first (default: eval.scales[0])")
     p.add_argument("--output", default="attention.png")
     args = parse_tool_args(p, argv)
-    cfg, ckpt = model_tool_config(args, args.overrides + ([f"train.device={args.device}"] if args.device else []),
-                            print_config=args.print_config)
+    cfg, ckpt = model_tool_config(args)
     require_checkpoint(args)
 
     import cv2
