@@ -19,16 +19,18 @@ class RunLock:
     def __init__(self, folder: str):
         import fcntl
 
+        self.fd = None  # set before anything can fail: __del__ then has nothing to close
         os.makedirs(folder, exist_ok=True)
         self.path = os.path.join(folder, ".lock")
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            holder = os.pread(self.fd, 200, 0).decode(errors="replace").strip() or "another process"
-            os.close(self.fd)
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)  # once: this object never held it, so neither release() nor __del__ closes it again
             raise RunError(f"{folder} is in use by a live run ({holder}); wait for it to end, or give another "
                            "train.experiment") from None
+        self.fd = fd
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"pid {os.getpid()} on {platform.node()}".encode(), 0)
 

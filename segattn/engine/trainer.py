@@ -128,16 +128,16 @@ class Trainer:
             "rng": rngs[0], "rng_ranks": rngs,
         }
 
-    def save(self, name: str, final: bool = False):
+    def save(self, name: str, final: bool = False) -> bool:
         """Write ``name`` atomically; never during a run of skipped steps, never with non-finite weights.
 
-        A write that fails (disk full, ``best.pth`` a folder) leaves the previous file as it was: said in one
-        line, and the run goes on to try again at the next checkpoint, unless it is the run's last write
-        (``final``), which ends the run with that line.
+        Returns whether it was written (the same answer on every rank). A write that fails (disk full,
+        ``best.pth`` a folder) leaves the previous file as it was: said in one line, and the run goes on,
+        unless it is the run's last write (``final``), which ends the run with that line.
         """
         if self.nonfinite:  # the same on every rank
             log.warning("%s not written at iteration %d: the last steps were skipped", name, self.iteration)
-            return
+            return False
         failure, written = None, not self.main
         rngs = gather_objects(rng_state())  # every rank's generators, so a DDP resume is exact with dropout too
         if self.main:  # one writer; the others wait so nobody reads a half-made run folder
@@ -158,13 +158,17 @@ class Trainer:
                             else f"no {name} exists" if not os.path.exists(path) else "it is not a file")
                     failure = f"{path}: could not be written at iteration {self.iteration} ({reason}); {kept}"
                     if not final:
-                        log.error("%s; training goes on and writes it again at the next checkpoint", failure)
+                        then = ("a later validation's new best writes it" if name == "best.pth"
+                                else "the next checkpoint writes it again")
+                        log.error("%s; training goes on, %s", failure, then)
                 else:
                     written = True
-        if all_ranks(written) and name == "last.pth":  # every rank learns whether rank 0's write succeeded
+        written = all_ranks(written)  # every rank learns whether rank 0's write succeeded
+        if written and name == "last.pth":
             self.saved_iteration = self.iteration
         if failure and final:
             raise OutputError(failure)
+        return written
 
     def resume(self, path: str, allow_changes: bool = False):
         """Continue the run ``path`` holds, exactly; a config that differs from the checkpoint's is checked first.
@@ -207,7 +211,7 @@ class Trainer:
                         self.world)
         set_rng_state(ranks[self.rank] if len(ranks) == self.world else ranks[0])
         self.saved_iteration = self.iteration
-        self.resumed = True
+        self.resumed = os.path.realpath(path)
         if breaking:  # allowed: the optimiser and schedule take the new values (the saved state held the old)
             t = self.cfg.train
             decays = [g["weight_decay"] for g in build_optimizer(self.model, self.cfg).param_groups]
@@ -295,13 +299,8 @@ class Trainer:
         """
         if self.main and self._lock is None:  # a second fit() of this trainer: the folder is its again
             self._lock = RunLock(self.dir)
-        if self.main and not self.resumed and self.iteration == 0 and not self.cfg.train.overwrite:
-            earlier = [n for n in ("last.pth", "best.pth") if os.path.isfile(os.path.join(self.dir, n))]
-            if earlier:
-                self.close()
-                raise RunError(f"{self.dir} holds another run's {' and '.join(earlier)}: a new run would replace "
-                               "them; continue it with --resume, give another train.experiment, or set "
-                               "train.overwrite=true to start over")
+        if self.main and not self.cfg.train.overwrite:
+            self._refuse_another_runs_files()
         with preemption_signal() as signalled:
             try:
                 return self._fit(until, signalled)
@@ -312,6 +311,23 @@ class Trainer:
                 raise
             finally:
                 self.close()
+
+    def _refuse_another_runs_files(self):
+        """RunError where this run would replace another run's checkpoints: a new run in a folder that holds
+        some, or a resume of a checkpoint from elsewhere (``--resume CKPT train.experiment=OTHER``) into one."""
+        earlier = [n for n in ("last.pth", "best.pth") if os.path.isfile(os.path.join(self.dir, n))]
+        if not earlier:
+            return
+        if not self.resumed and self.iteration == 0:
+            self.close()
+            raise RunError(f"{self.dir} holds another run's {' and '.join(earlier)}: a new run would replace "
+                           "them; continue it with --resume, give another train.experiment, or set "
+                           "train.overwrite=true to start over")
+        if self.resumed and os.path.dirname(self.resumed) != os.path.realpath(self.dir):
+            self.close()
+            raise RunError(f"{self.dir} holds another run's {' and '.join(earlier)}: resuming {self.resumed} there "
+                           "would replace them; give a train.experiment whose folder holds no run (or the "
+                           "checkpoint's own), or set train.overwrite=true to replace them")
 
     def kept(self) -> str:
         """Which iteration ``last.pth`` holds, as the messages of a stopped run say it."""
@@ -329,13 +345,14 @@ class Trainer:
         """Where the run's files went, what precision it trained in, and what to run next."""
         t = self.cfg.train
         precision = "float32" if self.amp_dtype is None else f"{str(self.amp_dtype).split('.')[-1]} autocast"
-        best = (f" (best val mIoU {100 * self.best_miou:.2f})" if self.best_miou >= 0 else "")
-        checkpoint = os.path.join(self.dir, "best.pth" if os.path.isfile(os.path.join(self.dir, "best.pth"))
-                                  else "last.pth")
+        on_disk = [n for n in ("last.pth", "best.pth") if os.path.isfile(os.path.join(self.dir, n))]
+        files = [n + (f" (best val mIoU {100 * self.best_miou:.2f})" if n == "best.pth" and self.best_miou >= 0
+                      else "") for n in on_disk] + ["config.yaml"]
+        checkpoint = os.path.join(self.dir, "best.pth" if "best.pth" in on_disk else "last.pth")
         logs = os.path.join(t.log_dir, t.experiment)
         return "\n".join([
             f"run: {self.iteration} iterations on {self.device.type} in {precision} (train.amp={t.amp})",
-            f"checkpoints: {self.dir}/ (last.pth, best.pth{best}, config.yaml)",
+            f"checkpoints: {self.dir}/ ({', '.join(files)})",
             f"logs: {logs} (tensorboard --logdir {t.log_dir})",
             "next:",
             f"  python tools/eval.py {self.dir}/config.yaml --checkpoint {checkpoint}",
@@ -422,8 +439,9 @@ class Trainer:
         if self.main:
             tqdm.write(f"[iter {self.iteration}] val mIoU {100 * metrics['mIoU']:.2f} ({time.time() - start:.0f}s)")
         if metrics["mIoU"] > self.best_miou:
-            self.best_miou = metrics["mIoU"]
-            self.save("best.pth")
+            previous, self.best_miou = self.best_miou, metrics["mIoU"]  # best.pth records its own mIoU
+            if not self.save("best.pth"):  # the best is what best.pth holds: a later new best writes it
+                self.best_miou = previous
 
 
 def train(cfg, resume=None, progress=True, allow_changes=False) -> dict:

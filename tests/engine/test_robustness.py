@@ -317,6 +317,67 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_and_keeps_the_previous(
     assert any("best.pth: could not be written at iteration 2" in r.getMessage() and "training goes on" in
                r.getMessage() for r in caplog.records)
     assert load_checkpoint(os.path.join(trainer.dir, "last.pth"))["iteration"] == 2
+    assert trainer.best_miou == -1.0  # the best is what best.pth holds: nothing was written
+
+
+def test_a_failed_best_write_is_written_by_the_next_validation(demo_root, tmp_path, monkeypatch):
+    """best.pth unwritable at the first validation: the run's best stays what is on disk (none), so the second
+    validation writes it; the summary names only the files there are."""
+    import segattn.engine.checkpoint as checkpoint_module
+
+    cfg = tiny_config(demo_root, tmp_path, max_iters=2, val_interval=1, checkpoint_interval=1)
+    trainer = Trainer(cfg, progress=False)
+    real_save, failed = checkpoint_module.save_atomic, []
+
+    def first_best_fails(obj, path):
+        if path.endswith("best.pth") and not failed:
+            failed.append(obj["iteration"])
+            raise OSError(28, "No space left on device")
+        return real_save(obj, path)
+
+    monkeypatch.setattr("segattn.engine.trainer.save_atomic", first_best_fails)
+    trainer.fit()
+    best = load_checkpoint(os.path.join(trainer.dir, "best.pth"))
+    assert failed == [1] and best["iteration"] == 2  # written by the second validation, whatever its mIoU
+    assert best["best_miou"] == trainer.best_miou == trainer.metrics["mIoU"]
+    assert "best.pth (best val mIoU" in trainer.summary()
+
+
+def test_the_summary_names_no_best_that_was_never_written(demo_root, tmp_path):
+    cfg = tiny_config(demo_root, tmp_path, max_iters=1)
+    trainer = Trainer(cfg, progress=False)
+    os.makedirs(os.path.join(trainer.dir, "best.pth"))  # the one validation's best.pth cannot be written
+    trainer.fit()
+    assert f"checkpoints: {trainer.dir}/ (last.pth, config.yaml)" in trainer.summary()
+    assert f"--checkpoint {trainer.dir}/last.pth" in trainer.summary()
+
+
+def test_a_refused_lock_closes_its_descriptor_once(tmp_path):
+    """A RunLock refused (the folder held) must not close its file descriptor again when collected: the number may
+    by then belong to another open file, another lock in the Python API."""
+    import gc
+    import subprocess
+    import sys
+
+    from segattn.engine.run_folder import RunLock
+    from segattn.errors import RunError
+
+    folder = str(tmp_path / "run")
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from segattn.engine.run_folder import RunLock; "
+                               f"lock = RunLock({folder!r}); print('locked', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunError) as refused:  # its traceback keeps the refused object alive until deleted
+            RunLock(folder)
+        other = os.open(str(tmp_path / "other"), os.O_RDWR | os.O_CREAT)  # the number the refusal just freed
+        del refused
+        gc.collect()
+        os.fstat(other)  # still open: nothing closed it behind our back
+        os.close(other)
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_a_run_never_overwrites_or_shares_another_runs_folder(demo_root, tmp_path):
@@ -352,6 +413,28 @@ def test_a_run_never_overwrites_or_shares_another_runs_folder(demo_root, tmp_pat
     cfg.train.overwrite = True
     Trainer(cfg, progress=False).fit()
     assert os.path.getmtime(last) > written
+
+
+def test_a_resume_never_replaces_another_runs_checkpoints(demo_root, tmp_path):
+    """``--resume CKPT train.experiment=U`` where U holds another finished run: refused as a new run is, its files
+    untouched; resuming a run in its own folder, or with train.overwrite, goes on."""
+    from segattn.errors import RunError
+
+    for name in ("a", "b"):
+        Trainer(tiny_config(demo_root, tmp_path, max_iters=2, val_interval=2, experiment=name), progress=False).fit()
+    other = os.path.join(str(tmp_path), "b", "last.pth")
+    written = os.path.getmtime(other)
+    cfg = tiny_config(demo_root, tmp_path, max_iters=3, val_interval=3, experiment="b")
+    trainer = Trainer(cfg, progress=False)
+    trainer.resume(os.path.join(str(tmp_path), "a", "last.pth"), allow_changes=True)
+    with pytest.raises(RunError, match=r"b holds another run's last.pth and best.pth: resuming .*a/last.pth there "
+                                       r"would replace them"):
+        trainer.fit()
+    assert os.path.getmtime(other) == written
+    own = Trainer(cfg, progress=False)  # b's own checkpoint, in its own folder
+    own.resume(other, allow_changes=True)
+    own.fit()
+    assert load_checkpoint(other)["iteration"] == 3
 
 
 def test_damaged_or_non_finite_checkpoints_are_refused(tmp_path):
