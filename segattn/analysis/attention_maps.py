@@ -17,6 +17,7 @@ feature-map coordinates), each kind's views over the feature grid, which sum to
 import numpy as np
 import torch
 
+from ..data.io import output_file
 from ..data.palette import colorize
 from ..errors import ConfigError
 from ..models.maps import COMPANIONS, MAP_KINDS, TABLE_VIEWS, VIEW_TITLES
@@ -181,5 +182,6 @@ def save_panel(path: str, image_rgb: np.ndarray, results: dict, palette, stride:
         fig.tight_layout(rect=(0, 0.04 + 0.03 * ((len(handles) + 7) // 8) / max(1, len(rows)), 1, 1))
     else:
         fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with output_file(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.io import output_file
 from ..data.listed import unknown_pixels
 from ..data.palette import colorize
 from ..data.transforms import MEAN_255, STD_255
@@ -97,7 +98,8 @@ def grid_figure(samples, class_names, palette, path: str, title: str, ignore_ind
     fig.suptitle(title, fontsize=10)
     fig.legend(handles=handles, loc="lower center", ncol=min(6, max(1, len(handles))), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.02 + 0.035 * ((len(handles) + 5) // 6), 1, 0.97))
-    fig.savefig(path, dpi=110)
+    with output_file(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..data import dataset_class
+from ..data.io import output_file
 from ..engine.trainer import Trainer
 from ..models.attention import is_none
 from ..registry import parse_spec
@@ -127,5 +128,5 @@ def write_into(path: str, table: str, command: str):
         text = text[: text.index(MARK_START)] + block + text[text.index(MARK_END) + len(MARK_END):]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
-    with open(path, "w") as f:
+    with output_file(path) as tmp, open(tmp, "w") as f:
         f.write(text)

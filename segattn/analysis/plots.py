@@ -5,6 +5,8 @@ pixel counts, the metrics dict) and write a PNG with the class names on it.
 """
 import numpy as np
 
+from ..data.io import output_file
+
 
 def _pyplot():
     import matplotlib
@@ -50,7 +52,8 @@ def confusion_figure(counts, class_names, path: str, title: str = "confusion mat
                             color="white" if rows[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with output_file(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 
@@ -71,7 +74,8 @@ def iou_figure(metrics: dict, class_names, path: str, title: str = "per-class Io
     ax.set_title(title, fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with output_file(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 

@@ -1,5 +1,8 @@
-"""Reading images and masks: any size, grayscale / RGBA / 16-bit converted to 8-bit RGB."""
+"""Reading images and masks (any size, grayscale / RGBA / 16-bit converted to 8-bit RGB), and writing outputs
+without following a link planted where they go."""
 import os
+import tempfile
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -90,9 +93,44 @@ def _palette_indices(path: str) -> np.ndarray:
         raise UnreadableImage(f"{path}: not a readable label image ({err})") from None
 
 
-def write_png(path: str, array: np.ndarray, rgb: bool = True):
-    """Write a uint8 (or uint16) mask (HxW) or uint8 RGB image (HxWx3) as PNG."""
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def output_file(path: str):
+    """A temporary name beside ``path`` to write to; when the block succeeds it takes ``path``'s place.
+
+    ``os.replace`` replaces a symbolic link planted at ``path`` instead of writing through it, so no file
+    outside the output folder is overwritten or created; a write that fails or is killed leaves no half-file
+    under the final name. The file gets an ordinary new file's permissions (the umask), not mkstemp's 0600.
+    Every file a tool writes goes through here.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=os.path.splitext(name)[1], dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_image(path: str, array: np.ndarray, rgb: bool = True):
+    """Write a uint8 (or uint16) mask (HxW) or uint8 RGB image (HxWx3); the format from the name's extension."""
     if array.ndim == 3 and rgb:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    if not cv2.imwrite(path, array):
-        raise OutputError(f"{path}: could not write image")
+    with output_file(path) as tmp:
+        if not cv2.imwrite(tmp, array):
+            raise OutputError(f"{path}: could not write image")
+
+
+def write_png(path: str, array: np.ndarray, rgb: bool = True):
+    """Write a uint8 (or uint16) mask (HxW) or uint8 RGB image (HxWx3) as PNG."""
+    write_image(path, array, rgb)

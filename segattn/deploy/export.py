@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.io import output_file
 from ..data.transforms import MEAN_255, STD_255
 from ..errors import ConfigError
 from ..registry import parse_spec
@@ -74,7 +75,8 @@ def export_onnx(model: nn.Module, cfg, path: str, height: int, width: int, dynam
         entry = graph.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(graph, full_check=True)
-    onnx.save(graph, path)
+    with output_file(path) as tmp:
+        onnx.save(graph, tmp)
     return meta
 
 

@@ -16,6 +16,7 @@ import tempfile
 
 import torch
 
+from ..data.io import current_umask
 from ..errors import CheckpointError, MissingFileError
 from ..weights import describe_fit, fit_report, read_weights
 
@@ -23,12 +24,6 @@ log = logging.getLogger("segattn")
 
 
 TMP_PREFIX = ".tmp-"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def remove_stale_temporaries(folder: str) -> list:
@@ -70,7 +65,7 @@ def save_atomic(obj: dict, path: str):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".pth", dir=folder)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is an ordinary file
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; a checkpoint is an ordinary file
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()

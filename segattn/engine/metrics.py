@@ -8,6 +8,8 @@ import json
 import numpy as np
 import torch
 
+from ..data.io import output_file
+
 
 class ConfusionMatrix:
     def __init__(self, num_classes: int, ignore_index: int = 255):
@@ -81,12 +83,12 @@ def save_json(metrics: dict, class_names, path: str):
     the confusion matrix goes to :func:`save_confusion_json`'s file, not here."""
     data = {k: v for k, v in metrics.items() if k != "confusion"}
     data["per_class"] = {n: {"IoU": i, "Acc": a} for n, i, a in zip(class_names, metrics["IoU"], metrics["Acc"])}
-    with open(path, "w") as f:
+    with output_file(path) as tmp, open(tmp, "w") as f:
         json.dump(_json_safe(data), f, indent=2, allow_nan=False)
 
 
 def save_confusion_json(counts, class_names, path: str):
     """``counts[ground truth][prediction]`` pixel counts with the class names, as JSON."""
-    with open(path, "w") as f:
+    with output_file(path) as tmp, open(tmp, "w") as f:
         json.dump({"classes": list(class_names), "rows": "ground truth", "columns": "prediction",
                    "pixels": int(sum(map(sum, counts))), "counts": counts}, f)

@@ -2,14 +2,13 @@
 import os
 from collections import Counter
 
-import cv2
 import numpy as np
 import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from ..configure import config_changes, describe_changes, with_defaults
-from ..data.io import IMAGE_EXTENSIONS, UnreadableImage, read_image, write_png
+from ..data.io import IMAGE_EXTENSIONS, UnreadableImage, read_image, write_image, write_png
 from ..data.palette import colorize, legend_strip
 from ..data.transforms import normalize_image, resize_keep_ratio
 from ..errors import CheckpointError, MissingFileError, OutputError
@@ -178,8 +177,7 @@ def infer_one(model, cfg, path, input_dir, output_dir, palette, device, base=Non
     if class_names and picture.shape[1] >= 64:  # for a person: which colour is which class (if there is room)
         present = [int(c) for c in np.unique(pred)]
         picture = np.concatenate([picture, legend_strip(present, class_names, palette, picture.shape[1])])
-    if not cv2.imwrite(base + "_overlay.jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
-        raise OutputError(f"{base}_overlay.jpg: could not write image")
+    write_image(base + "_overlay.jpg", picture)
 
 
 __all__ = ["infer_folder", "load_model", "predict_labels", "resolve_device", "safe_output_path"]

@@ -13,7 +13,8 @@ import re
 
 from omegaconf import OmegaConf
 
-from ..errors import CheckpointError, MissingFileError, MissingPackageError
+from ..data.io import output_file
+from ..errors import CheckpointError, MissingFileError, MissingPackageError, OutputError
 from ..weights import sha256_of
 from .checkpoint import non_finite
 
@@ -25,23 +26,60 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def write_folder(folder: str, state: dict, config: dict, card: str, hashed: bool = False) -> str:
     """Write ``config.yaml``, the weights and ``README.md`` into ``folder``; returns the weights' path.
 
-    ``hashed``: name the weights ``model-<first 8 hex of their sha256>.safetensors``.
+    ``hashed``: name the weights ``model-<first 8 hex of their sha256>.safetensors``. The folder must be new,
+    empty, or an earlier publish of the same model (only the files a publish writes, its config's ``model``
+    section the same): anything else is refused, never deleted or overwritten. Every file is written under a
+    temporary name and takes its place when complete, and the earlier weights go only after the new ones are
+    in place, so a full disk or a kill leaves the earlier publish as it was.
     """
     from safetensors.torch import save_file
 
+    check_publish_folder(folder, config)
     os.makedirs(folder, exist_ok=True)
-    for old in glob.glob(os.path.join(folder, "model*.safetensors")):  # one weights file per folder
-        os.remove(old)
+    earlier = set(glob.glob(os.path.join(folder, "model*.safetensors")))
     path = os.path.join(folder, WEIGHTS)
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, path, metadata={"format": "pt"})
+    with output_file(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, tmp, metadata={"format": "pt"})
+        digest = sha256_of(tmp)
     if hashed:
-        named = os.path.join(folder, f"model-{sha256_of(path)[:8]}.safetensors")
+        named = os.path.join(folder, f"model-{digest[:8]}.safetensors")
         os.replace(path, named)
         path = named
-    OmegaConf.save(OmegaConf.create(config), os.path.join(folder, "config.yaml"))
-    with open(os.path.join(folder, "README.md"), "w") as f:
+    with output_file(os.path.join(folder, "config.yaml")) as tmp:
+        OmegaConf.save(OmegaConf.create(config), tmp)
+    with output_file(os.path.join(folder, "README.md")) as tmp, open(tmp, "w") as f:
         f.write(card)
+    for old in earlier - {path}:  # one weights file per folder, once the new one is in place
+        os.remove(old)
     return path
+
+
+PUBLISHED = re.compile(r"^(config\.yaml|README\.md|model(-[0-9a-f]{8,64})?\.safetensors)$")
+
+
+def check_publish_folder(folder: str, config: dict):
+    """OutputError unless ``folder`` is absent, empty, or an earlier publish of the model ``config`` describes."""
+    if not os.path.exists(folder):
+        return
+    if not os.path.isdir(folder):
+        raise OutputError(f"--output {folder}: a file, not a folder; give a folder for the pretrained model")
+    names = sorted(os.listdir(folder))
+    if not names:
+        return
+    foreign = [n for n in names if not PUBLISHED.match(n) or not os.path.isfile(os.path.join(folder, n))]
+    if foreign:
+        raise OutputError(f"--output {folder}: holds {foreign[0]!r}" + (f" and {len(foreign) - 1} more" if
+                          len(foreign) > 1 else "") + ", which a publish does not write; give a new or empty "
+                          "folder (nothing there is deleted or overwritten)")
+    earlier = os.path.join(folder, "config.yaml")
+    try:
+        same = os.path.isfile(earlier) and \
+            OmegaConf.to_container(OmegaConf.load(earlier), resolve=True).get("model") == config.get("model")
+    except Exception:  # noqa: BLE001 - an unreadable config.yaml is not this model's
+        same = False
+    if not same:
+        raise OutputError(f"--output {folder}: holds a pretrained folder of another model (its config.yaml's model "
+                          "section differs, or is missing); give a new or empty folder")
 
 
 def resolve_folder(name: str) -> str:

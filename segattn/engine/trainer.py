@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ..configure import HARMLESS_CHANGES, config_changes, describe_changes, with_defaults
 from ..data import build_dataset, check_data_config
+from ..data.io import output_file
 from ..errors import ConfigError, DataError, OutputError, RunError
 from ..models import build_model
 from .checkpoint import (
@@ -365,7 +366,8 @@ class Trainer:
         if self.main:
             os.makedirs(self.dir, exist_ok=True)
             # the resolved config beside the checkpoints: what this run trains, readable without loading a .pth
-            OmegaConf.save(self.cfg, os.path.join(self.dir, "config.yaml"), resolve=True)
+            with output_file(os.path.join(self.dir, "config.yaml")) as tmp:
+                OmegaConf.save(self.cfg, tmp, resolve=True)
         bar = tqdm(total=t.max_iters, initial=self.iteration, desc=f"train {t.experiment}", disable=not self.progress,
                    dynamic_ncols=True)
         batches, preempted = self.batches(), False

@@ -13,8 +13,8 @@ from PIL import Image
 from helpers import run_tool, tiny_config
 from segattn import Segmenter, build_model
 from segattn.data.cityscapes import CityscapesDataset
-from segattn.data.io import read_mask
-from segattn.errors import CheckpointError, ConfigError, DataError, MissingFileError
+from segattn.data.io import current_umask, read_mask
+from segattn.errors import CheckpointError, ConfigError, DataError, MissingFileError, OutputError
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +193,47 @@ def test_publish_tool(checkpoint, demo_root, tmp_path, monkeypatch):
     published = Segmenter.from_pretrained(str(tmp_path / "pub"), device="cpu")
     original = Segmenter.from_checkpoint(ckpt, device="cpu")
     np.testing.assert_array_equal(published.predict(image), original.predict(image))
+
+
+def test_publish_never_deletes_or_overwrites_what_it_did_not_write(checkpoint, tmp_path, monkeypatch):
+    """--output holding other files, or another model's publish, is refused with everything left as it was; the
+    same model published again replaces its own weights; a full disk mid-write leaves the earlier publish whole;
+    the files are ordinary ones (the umask's mode, not 0600)."""
+    ckpt, _ = checkpoint
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    (mine / "model-final.safetensors").write_text("my weights")
+    proc = run_tool("publish.py", ckpt, "--output", mine, check=False)
+    assert proc.returncode == 2 and "holds 'model-final.safetensors' and 1 more, which a publish does not write" \
+        in proc.stderr and proc.stderr.count("\n") == 1
+    assert sorted(os.listdir(mine)) == ["model-final.safetensors", "notes.txt"]
+    assert (mine / "model-final.safetensors").read_text() == "my weights"
+
+    segmenter = Segmenter.from_checkpoint(ckpt, device="cpu")
+    pub = tmp_path / "pub"
+    first = segmenter.save_pretrained(pub, hashed=True)
+    assert oct(os.stat(first).st_mode & 0o777) == oct(0o666 & ~current_umask())
+    before = {n: (pub / n).read_bytes() for n in os.listdir(pub)}
+    from safetensors import torch as safetensors_torch
+
+    def full_disk(state, path, metadata=None):
+        with open(path, "wb") as f:
+            f.write(b"\0" * 100)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(safetensors_torch, "save_file", full_disk)
+    with torch.no_grad():
+        next(segmenter.model.parameters()).add_(1.0)  # new weights, the same model
+    with pytest.raises(OSError):
+        segmenter.save_pretrained(pub, hashed=True)
+    assert {n: (pub / n).read_bytes() for n in os.listdir(pub)} == before  # the earlier publish, whole
+    monkeypatch.undo()
+    second = segmenter.save_pretrained(pub, hashed=True)
+    assert sorted(os.listdir(pub)) == sorted(["README.md", "config.yaml", os.path.basename(second)])
+    assert second != first
+
+    other = Segmenter.from_checkpoint(ckpt, device="cpu", overrides=["model.head.recurrence=1"])
+    with pytest.raises(OutputError, match="holds a pretrained folder of another model"):
+        other.save_pretrained(pub)
+    assert sorted(os.listdir(pub)) == sorted(["README.md", "config.yaml", os.path.basename(second)])
