@@ -237,3 +237,28 @@ def test_publish_never_deletes_or_overwrites_what_it_did_not_write(checkpoint, t
     with pytest.raises(OutputError, match="holds a pretrained folder of another model"):
         other.save_pretrained(pub)
     assert sorted(os.listdir(pub)) == sorted(["README.md", "config.yaml", os.path.basename(second)])
+
+
+def test_outputs_never_follow_a_link_planted_in_the_output_folder(checkpoint, demo_root, tmp_path):
+    """What tools/infer.py writes (Segmenter.predict_folder): a symlink planted where an output goes is replaced by
+    the output, never written through: no file outside --output is overwritten or created."""
+    ckpt, _ = checkpoint
+    images = tmp_path / "images"
+    images.mkdir()
+    image = val_images(demo_root)[0]
+    os.symlink(image, images / os.path.basename(image))
+    stem = os.path.splitext(os.path.basename(image))[0]
+    outside, out = tmp_path / "outside", tmp_path / "out"
+    outside.mkdir()
+    out.mkdir()
+    (outside / "victim.png").write_bytes(b"precious")
+    os.symlink(outside / "victim.png", out / f"{stem}_pred.png")  # an existing file outside
+    os.symlink(outside / "new.png", out / f"{stem}_color.png")     # a file that would be created outside
+    os.symlink(outside / "new.jpg", out / f"{stem}_overlay.jpg")
+    done, failed = Segmenter.from_checkpoint(ckpt, device="cpu").predict_folder(str(images), str(out), progress=False)
+    assert (done, failed) == (1, [])
+    assert (outside / "victim.png").read_bytes() == b"precious" and sorted(os.listdir(outside)) == ["victim.png"]
+    for suffix in ("_pred.png", "_color.png", "_overlay.jpg"):
+        path = out / f"{stem}{suffix}"
+        assert path.is_file() and not path.is_symlink()
+    assert sorted(os.listdir(out)) == sorted(f"{stem}{s}" for s in ("_pred.png", "_color.png", "_overlay.jpg"))
