@@ -51,8 +51,8 @@ def main(argv):
     require_checkpoint(args)
 
     from segattn.data import build_dataset
-    from segattn.engine.evaluator import evaluate
-    from segattn.engine.distributed import init_distributed_mode
+    from segattn.engine.evaluator import claim_prediction_folders, evaluate
+    from segattn.engine.distributed import all_ranks, init_distributed_mode
     from segattn.analysis.plots import confusion_figure, iou_figure
     from segattn.engine.metrics import format_table, save_confusion_json, save_json
     from segattn.engine.predictor import load_model, resolve_device
@@ -62,6 +62,9 @@ def main(argv):
     model, _ = load_model(cfg, args.checkpoint, device, ckpt=ckpt)
     split = args.split or cfg.data.val_split
     dataset = build_dataset(cfg.data, split)
+    if args.save_pred or args.save_color:  # every rank checks before any rank writes
+        claim_prediction_folders(dataset, args.save_pred, args.save_color)
+        all_ranks(True)
     metrics = evaluate(model, dataset, cfg, device, not args.no_progress, save_dir=args.save_pred,
                        color_dir=args.save_color)
     if rank != 0:

@@ -131,6 +131,27 @@ def write_image(path: str, array: np.ndarray, rgb: bool = True):
             raise OutputError(f"{path}: could not write image")
 
 
-def write_png(path: str, array: np.ndarray, rgb: bool = True):
-    """Write a uint8 (or uint16) mask (HxW) or uint8 RGB image (HxWx3) as PNG."""
-    write_image(path, array, rgb)
+def write_png(path: str, array: np.ndarray, rgb: bool = True, text: dict = None):
+    """Write a uint8 (or uint16) mask (HxW) or uint8 RGB image (HxWx3) as PNG; ``text``: tEXt chunks to carry
+    (which tool wrote it: what that tool may later replace, :func:`png_text`)."""
+    if not text:
+        return write_image(path, array, rgb)
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for key, value in text.items():
+        info.add_text(key, value)
+    with output_file(path) as tmp:
+        Image.fromarray(array if rgb or array.ndim == 2 else array[..., ::-1]).save(tmp, format="PNG", pnginfo=info)
+
+
+def png_text(path: str) -> dict:
+    """The text chunks ahead of a PNG's pixels (the header alone is read; empty for anything else, or a file that
+    cannot be read)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return {k: v for k, v in image.info.items() if isinstance(v, str)} if image.format == "PNG" else {}
+    except (OSError, ValueError):
+        return {}

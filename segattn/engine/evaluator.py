@@ -5,7 +5,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..data.io import png_text
 from ..data.palette import colorize
+from ..errors import OutputError
 from .distributed import gather_lists, get_rank, get_world_size
 from .inference import predict_from_config
 from .loader import BadSampleCounter, ShardSampler, SkipBadSamples, make_loader
@@ -49,12 +51,50 @@ def save_prediction(pred: np.ndarray, image_path: str, out_dir: str, palette, to
     stem = os.path.splitext(os.path.basename(image_path))[0]
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
-        write_png(os.path.join(out_dir, stem + ".png"), to_label_ids(pred) if to_label_ids else pred.astype(np.uint8))
+        write_png(os.path.join(out_dir, stem + ".png"), to_label_ids(pred) if to_label_ids else pred.astype(np.uint8),
+                  text={"software": MARK})
     if color_dir:
         os.makedirs(color_dir, exist_ok=True)
         picture = (color_panel(pred, mask, palette, class_names, ignore_index) if mask is not None and class_names
                    else colorize(pred, palette))
-        write_png(os.path.join(color_dir, stem + "_color.png"), picture)
+        write_png(os.path.join(color_dir, stem + "_color.png"), picture, text={"software": MARK})
+
+
+MARK = "segattn tools/eval.py"  # the PNG text chunk every prediction eval writes carries: what it may replace
+
+
+def _nested(a: str, b: str) -> bool:
+    return os.path.commonpath([a, b]) in (a, b)
+
+
+def claim_prediction_folders(dataset, save_dir=None, color_dir=None):
+    """OutputError before anything is written where ``save_dir`` / ``color_dir`` would write into (or above) a
+    folder of the split's images or labels, or over a file that this tool did not write there.
+
+    ``<stem>.png`` is the mask's name in the folder layout (and the image's in Cityscapes'): pointed at the
+    val masks, --save-pred would replace the ground truth. Each prediction carries :data:`MARK` in a PNG text
+    chunk, so evaluating again into the same folder replaces those files and no other, and the folder holds
+    the PNGs alone (what Cityscapes' evaluator and test server take as it is).
+    """
+    inputs = {os.path.dirname(os.path.realpath(p)) for pair in dataset.pairs for p in pair[:2] if p}
+    stems = [os.path.splitext(os.path.basename(pair[0]))[0] for pair in dataset.pairs]
+    for folder, flag, suffix in ((save_dir, "--save-pred", ".png"), (color_dir, "--save-color", "_color.png")):
+        if not folder:
+            continue
+        real = os.path.realpath(folder)
+        clash = next((d for d in sorted(inputs) if _nested(real, d)), None)
+        if clash:
+            raise OutputError(f"{flag} {folder}: {'is' if real == clash else 'holds or lies in'} {clash}, a folder "
+                              "of the split's images or labels; predictions there could replace them or be read as "
+                              "them: give a folder outside the dataset")
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise OutputError(f"{flag} {folder}: a file, not a folder")
+        foreign = [n for n in (stem + suffix for stem in stems) if os.path.lexists(os.path.join(folder, n))
+                   and png_text(os.path.join(folder, n)).get("software") != MARK]
+        if foreign:
+            raise OutputError(f"{flag} {folder}: {foreign[0]} is there already" + (f" (and {len(foreign) - 1} more)"
+                              if len(foreign) > 1 else "") + ", not written by tools/eval.py; give a new or empty "
+                              "folder (nothing there is overwritten)")
 
 
 @torch.no_grad()

@@ -425,3 +425,29 @@ def test_tools_take_the_config_saved_in_the_checkpoint(trained, tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "the config differs from the one the checkpoint was trained with in" in proc.stderr
     assert "model.head.type 'ccnet' -> 'danet'" in proc.stderr
+
+
+def test_save_pred_never_replaces_the_ground_truth_or_a_file_it_did_not_write(trained, demo_root, tmp_path):
+    """--save-pred pointed at the val masks (where <stem>.png is a mask's name in the folder layout), or at a
+    folder above them, is refused before anything is written; a folder holding a file of an output's name that
+    eval did not write is refused; eval's own predictions are replaced by a second eval."""
+    import glob
+    import hashlib
+
+    cfg, ckpt = trained
+    masks = sorted(glob.glob(os.path.join(demo_root, "gtFine", "val", "*", "*.png")))
+    before = {p: hashlib.sha256(open(p, "rb").read()).hexdigest() for p in masks}
+    for target in (os.path.dirname(masks[0]), os.path.join(demo_root, "gtFine")):
+        proc = tool("eval.py", cfg, "--checkpoint", ckpt, "--save-pred", target, check=False)
+        assert proc.returncode == 2 and "a folder of the split's images or labels" in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1
+    assert {p: hashlib.sha256(open(p, "rb").read()).hexdigest() for p in masks} == before
+    pred = tmp_path / "pred"
+    tool("eval.py", cfg, "--checkpoint", ckpt, "--save-pred", pred)
+    names = sorted(os.listdir(pred))
+    tool("eval.py", cfg, "--checkpoint", ckpt, "--save-pred", pred)  # its own files: replaced
+    assert sorted(os.listdir(pred)) == names
+    (pred / names[0]).write_bytes(open(masks[0], "rb").read())  # someone else's file of that name
+    proc = tool("eval.py", cfg, "--checkpoint", ckpt, "--save-pred", pred, check=False)
+    assert proc.returncode == 2 and f"{names[0]} is there already, not written by tools/eval.py" in proc.stderr
+    assert (pred / names[0]).read_bytes() == open(masks[0], "rb").read()
