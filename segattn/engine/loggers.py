@@ -6,34 +6,49 @@ to each. MLflow logs to ``train.mlflow_uri``, by default a SQLite store in the
 log folder (``<log_dir>/mlflow.db``, artifacts in ``<log_dir>/mlartifacts``),
 which works offline: ``mlflow ui --backend-store-uri sqlite:///runs/mlflow.db``
 shows it. The run's resolved config goes to MLflow as parameters.
+
+A tracker is never worth a run: one that cannot be opened stops the run
+before its first step (one line naming the store), and one that fails later
+(its store unwritable, its disk full) is dropped with one line while training
+goes on, as a failed checkpoint write is.
 """
 import logging
 import os
 
 from omegaconf import OmegaConf
 
-from ..errors import MissingPackageError
+from ..errors import MissingPackageError, OutputError
 
 LOGGERS = ("tensorboard", "mlflow")
+log = logging.getLogger("segattn")
+
+
+def _reason(err: Exception) -> str:
+    return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:160]}"
 
 
 class Loggers:
-    """Every chosen tracker behind TensorBoard's writer interface."""
+    """Every chosen tracker behind TensorBoard's writer interface; a tracker that fails is dropped, said once."""
 
     def __init__(self, writers):
-        self.writers = list(writers)
+        self.writers = dict(writers)  # name -> writer
+
+    def _each(self, method: str, *args, **kwargs):
+        for name, writer in list(self.writers.items()):
+            try:
+                getattr(writer, method)(*args, **kwargs)
+            except Exception as err:  # noqa: BLE001 - any failure of a tracker: the run goes on without it
+                del self.writers[name]
+                log.error("train.loggers: %s failed (%s); training goes on without it", name, _reason(err))
 
     def add_scalar(self, tag, value, step):
-        for w in self.writers:
-            w.add_scalar(tag, value, step)
+        self._each("add_scalar", tag, value, step)
 
     def add_image(self, tag, image, step, dataformats="HWC"):
-        for w in self.writers:
-            w.add_image(tag, image, step, dataformats=dataformats)
+        self._each("add_image", tag, image, step, dataformats=dataformats)
 
     def close(self):
-        for w in self.writers:
-            w.close()
+        self._each("close")
 
 
 def _flat(tree, prefix=""):
@@ -82,15 +97,25 @@ class MLflowWriter:
 
 
 def open_loggers(cfg, log_dir: str, experiment: str) -> Loggers:
-    """The trackers ``cfg.train.loggers`` names (checked in the config's validation)."""
+    """The trackers ``cfg.train.loggers`` names (checked in the config's validation), each opened now: one that
+    cannot be (its store unwritable) is an OutputError naming it, before any training step."""
     writers = []
     for name in cfg.train.loggers:
-        if name == "tensorboard":
-            from torch.utils.tensorboard import SummaryWriter
+        try:
+            if name == "tensorboard":
+                from torch.utils.tensorboard import SummaryWriter
 
-            writers.append(SummaryWriter(os.path.join(log_dir, experiment)))
-        else:
-            writers.append(MLflowWriter(cfg, log_dir, experiment, cfg.train.mlflow_uri))
+                writers.append((name, SummaryWriter(os.path.join(log_dir, experiment))))
+            else:
+                writers.append((name, MLflowWriter(cfg, log_dir, experiment, cfg.train.mlflow_uri)))
+        except MissingPackageError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a store that cannot be written, whatever the tracker says
+            where = cfg.train.mlflow_uri or f"sqlite:///{os.path.join(os.path.abspath(log_dir), 'mlflow.db')}" \
+                if name == "mlflow" else os.path.join(log_dir, experiment)
+            raise OutputError(f"train.loggers: {name} cannot write to {where} ({_reason(err)}); fix "
+                              f"{'train.mlflow_uri' if name == 'mlflow' else 'train.log_dir'} or leave {name} out of "
+                              "train.loggers") from None
     return Loggers(writers)
 
 

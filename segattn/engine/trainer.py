@@ -363,6 +363,7 @@ class Trainer:
     def _fit(self, until, signalled) -> dict:
         t = self.cfg.train
         stop = t.max_iters if until is None else min(until, t.max_iters)
+        _ = self.writer  # the trackers open now: one that cannot write stops the run before its first step
         if self.main:
             os.makedirs(self.dir, exist_ok=True)
             # the resolved config beside the checkpoints: what this run trains, readable without loading a .pth

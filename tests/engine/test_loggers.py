@@ -46,3 +46,47 @@ def test_mlflow_and_tensorboard_get_the_same_scalars_and_images(demo_root, tmp_p
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
     assert any("val_0" in a for a in artifacts), artifacts
     assert OmegaConf.load(tmp_path / "t" / "config.yaml").train.loggers == ["tensorboard", "mlflow"]
+
+
+def test_a_store_that_cannot_be_written_stops_the_run_before_its_first_step(demo_root, tmp_path):
+    pytest.importorskip("mlflow", reason="MLflow comes with the mlflow extra")
+    from segattn.engine.trainer import Trainer
+    from segattn.errors import OutputError
+
+    (tmp_path / "a_file").write_text("not a folder")
+    cfg = tiny_config(demo_root, tmp_path, max_iters=2)
+    cfg.train.loggers = ["tensorboard", "mlflow"]
+    cfg.train.mlflow_uri = f"sqlite:///{tmp_path / 'a_file' / 'mlflow.db'}"
+    trainer = Trainer(cfg, progress=False)
+    with pytest.raises(OutputError, match=r"^train.loggers: mlflow cannot write to sqlite:///.*a_file/mlflow.db "
+                                          r"\(.*\); fix train.mlflow_uri or leave mlflow out of train.loggers$"):
+        trainer.fit()
+    assert trainer.iteration == 0 and not (tmp_path / "t" / "last.pth").exists()
+
+
+def test_a_tracker_failing_mid_run_is_dropped_and_training_goes_on(demo_root, tmp_path, monkeypatch, caplog):
+    """The store filling up mid-run: one line, the tracker dropped, the run trains to its end and writes its
+    checkpoints (no iteration lost)."""
+    import logging
+
+    pytest.importorskip("mlflow", reason="MLflow comes with the mlflow extra")
+    from segattn.engine.loggers import MLflowWriter
+    from segattn.engine.trainer import Trainer
+
+    calls = []
+
+    def full(self, tag, value, step):
+        calls.append(step)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(MLflowWriter, "add_scalar", full)
+    cfg = tiny_config(demo_root, tmp_path, max_iters=3, val_interval=3, log_interval=1)
+    cfg.train.loggers = ["tensorboard", "mlflow"]
+    trainer = Trainer(cfg, progress=False)
+    with caplog.at_level(logging.ERROR, logger="segattn"):
+        trainer.fit()
+    assert calls == [1]  # dropped at its first failure, never called again
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == ["train.loggers: mlflow failed (OSError: [Errno 28] No space left on device); training goes "
+                      "on without it"]
+    assert torch.load(tmp_path / "t" / "last.pth", weights_only=False)["iteration"] == 3
