@@ -1,6 +1,7 @@
 """Reading images and masks (any size, grayscale / RGBA / 16-bit converted to 8-bit RGB), and writing outputs
 without following a link planted where they go."""
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 
@@ -26,18 +27,53 @@ def set_max_pixels(limit: int):
     MAX_PIXELS = int(limit)
 
 
-def check_pixel_count(path: str):
-    """UnreadableImage where the header claims more than ``MAX_PIXELS`` pixels (PIL reads the header only)."""
+def _pil_header_size(path: str):
+    """``(w, h)`` from the header, by the PIL plugin that recognises the file (what ``Image.open`` does, without
+    its decompression-bomb check, and without touching PIL's global limit); None where no plugin does."""
     from PIL import Image
 
-    try:
-        Image.MAX_IMAGE_PIXELS = None  # the check is ours, one line, with the way out
-        with Image.open(path) as im:
-            w, h = im.size
-    except Exception:  # noqa: BLE001 - a header PIL cannot read: OpenCV's decoder decides
-        return
+    Image.init()
+    with open(path, "rb") as fp:
+        prefix = fp.read(16)
+        for name in Image.ID:
+            factory, accept = Image.OPEN[name]
+            if accept is not None and not accept(prefix):
+                continue
+            fp.seek(0)
+            try:
+                with factory(fp, path) as image:
+                    return image.size
+            except Exception:  # noqa: BLE001 - not this plugin's format (each raises its own kind)
+                continue
+    return None
+
+
+def _opencv_only_header_size(path: str):
+    """``(w, h)`` of the formats OpenCV decodes and PIL does not read: Radiance HDR and PFM."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head.startswith((b"#?RADIANCE", b"#?RGBE")):
+        match = re.search(rb"\n\n([-+])Y (\d+) ([-+])X (\d+)", head)
+        if match:
+            return int(match.group(4)), int(match.group(2))
+    if head[:2] in (b"PF", b"Pf"):
+        match = re.match(rb"P[Ff]\s+(\d+)\s+(\d+)\s", head)
+        if match:
+            return int(match.group(1)), int(match.group(2))
+    return None
+
+
+def check_pixel_count(path: str):
+    """UnreadableImage where the header claims more than ``MAX_PIXELS`` pixels, or where no header reader knows
+    the format: every decoder's size is checked before it allocates (PIL's global guard left as it is)."""
+    size = _pil_header_size(path) or _opencv_only_header_size(path)
+    if size is None:
+        raise UnreadableImage(f"{path}: not a readable image (no header of a format whose size can be checked "
+                              "before decoding: PNG, JPEG, BMP, TIFF, WebP, PPM, HDR, PFM, ...)")
+    w, h = size
     if w * h > MAX_PIXELS:
-        raise UnreadableImage(f"{path}: {w}x{h} is {w * h / 1e6:.0f} megapixels, above data.max_pixels={MAX_PIXELS} "
+        mega = f"{w * h / 1e6:.0f} megapixels" if w * h >= 1e6 else f"{w * h} pixels"
+        raise UnreadableImage(f"{path}: {w}x{h} is {mega}, above data.max_pixels={MAX_PIXELS} "
                               "(refused before decoding); raise data.max_pixels to read it")
 
 

@@ -486,3 +486,39 @@ def test_a_decompression_bomb_is_refused_before_decoding(tmp_path):
     finally:
         io.set_max_pixels(previous)
     assert io.read_image(str(small)).shape == (4, 6, 3)
+
+
+@pytest.mark.parametrize("ext", ["hdr", "pfm"])
+def test_formats_only_opencv_decodes_are_size_checked_too(ext, tmp_path):
+    """Radiance HDR and PFM, which PIL cannot read, had gone to OpenCV's decoder unchecked (a 25 MB file could ask
+    it for gigabytes): their headers are read first, as every other format's."""
+    import cv2
+
+    from segattn.data import io
+
+    path = tmp_path / f"float.{ext}"
+    assert cv2.imwrite(str(path), np.random.default_rng(0).random((40, 50, 3), dtype=np.float32))
+    previous = io.MAX_PIXELS
+    try:
+        io.set_max_pixels(1999)
+        with pytest.raises(io.UnreadableImage, match=rf"float.{ext}: 50x40 is 2000 pixels, above data.max_pixels=1999 "
+                                                     r"\(refused before decoding\)"):
+            io.read_image(str(path))
+    finally:
+        io.set_max_pixels(previous)
+    assert io.read_image(str(path)).shape == (40, 50, 3)
+
+
+def test_the_size_check_leaves_pils_own_guard_armed(tmp_path):
+    """Reading an image never disarms PIL's decompression-bomb limit for the rest of the process (a later
+    Image.open of the user's own would go unguarded)."""
+    from PIL import Image
+
+    from segattn.data import io
+
+    limit = Image.MAX_IMAGE_PIXELS
+    small = tmp_path / "small.png"
+    write_png(str(small), np.zeros((4, 6, 3), np.uint8))
+    io.read_image(str(small))
+    io.read_mask(str(small))
+    assert Image.MAX_IMAGE_PIXELS == limit and limit is not None
