@@ -14,7 +14,7 @@ import importlib
 
 from omegaconf import OmegaConf
 
-from .config import Config, apply_overrides, config_from_dict, load_config
+from .config import Config, apply_overrides, config_from_dict, load_config, parse_overrides
 from .errors import ConfigError
 
 
@@ -45,8 +45,27 @@ def checkpoint_config(ckpt: dict, path: str, overrides=(), overrides_source: str
     if not ckpt.get("config"):
         raise ConfigError(f"{path}: the checkpoint holds no config; {hint}")
     source = f"{path} (its saved config)"
+    refuse_saved_imports(ckpt["config"], overrides, source)
     return check_tool_config(apply_overrides(config_from_dict(ckpt["config"], source), overrides, overrides_source),
                              source)
+
+
+def refuse_saved_imports(saved: dict, overrides, source: str):
+    """ConfigError where a config that came with weights (a checkpoint's, a pretrained folder's config.yaml)
+    lists ``imports`` the user has not given: importing a module runs its code, so a downloaded file never does
+    it by itself. The user says so with ``imports=[...]`` among the overrides (the command line, or
+    ``overrides=`` in Python)."""
+    listed = list((saved or {}).get("imports") or [])
+    given = []
+    for item in overrides or ():
+        if str(item).split("=", 1)[0].strip() == "imports":
+            given = list(OmegaConf.to_container(parse_overrides([item])).get("imports") or [])
+    missing = [name for name in listed if name not in given]
+    if missing:
+        names = ",".join(listed)
+        raise ConfigError(f"{source}: imports {missing} not imported: a config that came with weights runs no code "
+                          f"unless you say so; if you trust it, add imports=[{names}] to the command line "
+                          f"(in Python: overrides=['imports=[{names}]'])")
 
 
 def print_resolved(cfg):

@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import apply_overrides, config_from_dict
-from ..configure import check_tool_config, checkpoint_config, load_tool_config
+from ..configure import check_tool_config, checkpoint_config, load_tool_config, refuse_saved_imports
 from ..data import dataset_class_names, dataset_palette
 from ..data.io import read_image
 from ..data.palette import colorize
@@ -79,6 +79,7 @@ class Segmenter:
         state, saved, weights = read_folder(os.fspath(name))
         folder = os.path.dirname(weights)
         source = os.path.join(folder, "config.yaml")
+        refuse_saved_imports(saved, overrides, source)
         cfg = check_tool_config(apply_overrides(config_from_dict(saved, source), overrides, source), source)
         device = resolve_device(device) if isinstance(device, str) else torch.device(device)
         model, _ = load_model(cfg, weights, device, ckpt={"model": state})

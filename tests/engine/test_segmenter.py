@@ -262,3 +262,38 @@ def test_outputs_never_follow_a_link_planted_in_the_output_folder(checkpoint, de
         path = out / f"{stem}{suffix}"
         assert path.is_file() and not path.is_symlink()
     assert sorted(os.listdir(out)) == sorted(f"{stem}{s}" for s in ("_pred.png", "_color.png", "_overlay.jpg"))
+
+
+def test_a_config_that_came_with_weights_imports_nothing_unless_told(checkpoint, tmp_path, monkeypatch):
+    """``imports:`` in a checkpoint's saved config or a pretrained folder's config.yaml would run a module's code on
+    load: refused in one line unless the user gives imports=[...] (command line, or overrides= in Python)."""
+    ckpt, _ = checkpoint
+    code = tmp_path / "code"
+    code.mkdir()
+    marker = tmp_path / "ran"
+    for name in ("pwnmod", "pwnmod2"):
+        (code / f"{name}.py").write_text(f"open({str(marker)!r}, 'a').write({name!r})\n")
+    monkeypatch.syspath_prepend(str(code))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")])))
+    saved = torch.load(ckpt, weights_only=False)
+    saved["config"]["imports"] = ["pwnmod"]
+    planted = tmp_path / "planted.pth"
+    torch.save(saved, planted)
+
+    proc = run_tool("eval.py", "--checkpoint", planted, "--no-progress", check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "imports ['pwnmod'] not imported" in proc.stderr
+    assert not marker.exists()
+    with pytest.raises(ConfigError, match=r"imports \['pwnmod'\] not imported: .*overrides=\['imports=\[pwnmod\]'\]"):
+        Segmenter.from_checkpoint(planted, device="cpu")
+    assert not marker.exists()
+    Segmenter.from_checkpoint(planted, device="cpu", overrides=["imports=[pwnmod]"])  # the user said so
+    assert marker.read_text() == "pwnmod"
+
+    folder = tmp_path / "pretrained"
+    Segmenter.from_checkpoint(ckpt, device="cpu").save_pretrained(folder)
+    config = OmegaConf.load(folder / "config.yaml")
+    config.imports = ["pwnmod2"]
+    OmegaConf.save(config, folder / "config.yaml")
+    with pytest.raises(ConfigError, match=r"config.yaml: imports \['pwnmod2'\] not imported"):
+        Segmenter.from_pretrained(str(folder), device="cpu")
+    assert marker.read_text() == "pwnmod"
