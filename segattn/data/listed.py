@@ -21,8 +21,11 @@ from .registry import register  # noqa: F401 - what each dataset file decorates 
 
 
 def identity(num_classes: int, ignore_index: int = 255):
-    """Labels that hold train ids already: ``0..num_classes-1`` and the ignore value, kept as they are."""
-    return np.arange(256, dtype=np.uint8), allowed_values(range(num_classes), ignore_index)
+    """Labels that hold train ids already: ``0..num_classes-1`` and the ignore value kept as they are, any other
+    value trained as ignore (as the notes about it say: a value at or above ``num_classes`` is no class)."""
+    lut = np.full(256, ignore_index, np.uint8)
+    lut[:num_classes] = np.arange(num_classes)
+    return lut, allowed_values(range(num_classes), ignore_index)
 
 
 def table(mapping: dict, ignore_index: int = 255):
