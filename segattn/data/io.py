@@ -2,6 +2,7 @@
 without following a link planted where they go."""
 import os
 import re
+import struct
 import tempfile
 from contextlib import contextmanager
 
@@ -48,10 +49,32 @@ def _pil_header_size(path: str):
     return None
 
 
+def _tiff_header_size(f, head: bytes):
+    """``(w, h)`` from a TIFF's first directory (ImageWidth, ImageLength): float and other sample formats PIL
+    cannot open still have a header that says their size."""
+    order = {b"II": "<", b"MM": ">"}.get(head[:2])
+    if order is None or struct.unpack(order + "H", head[2:4])[0] != 42:
+        return None
+    f.seek(struct.unpack(order + "I", head[4:8])[0])
+    count = struct.unpack(order + "H", f.read(2))[0]
+    size = {}
+    for _ in range(min(count, 4096)):
+        tag, kind, _, value = struct.unpack(order + "HHI4s", f.read(12))
+        if tag in (256, 257):
+            size[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), value[:2 if kind == 3 else 4])[0]
+    return (size[256], size[257]) if len(size) == 2 else None
+
+
 def _opencv_only_header_size(path: str):
-    """``(w, h)`` of the formats OpenCV decodes and PIL does not read: Radiance HDR and PFM."""
+    """``(w, h)`` of what OpenCV decodes and PIL does not read: Radiance HDR, PFM, float TIFF."""
     with open(path, "rb") as f:
         head = f.read(4096)
+        try:
+            tiff = _tiff_header_size(f, head)
+        except struct.error:  # a directory cut short
+            tiff = None
+    if tiff:
+        return tiff
     if head.startswith((b"#?RADIANCE", b"#?RGBE")):
         match = re.search(rb"\n\n([-+])Y (\d+) ([-+])X (\d+)", head)
         if match:
@@ -92,6 +115,10 @@ def read_image(path: str) -> np.ndarray:
     if img.dtype == np.uint16:
         img = (img / 257.0).round().astype(np.uint8)
     elif img.dtype != np.uint8:
+        bad = int(np.count_nonzero(~np.isfinite(img))) if img.dtype.kind == "f" else 0
+        if bad:  # min-max scaling would turn one infinite pixel into an all-black image, silently
+            raise UnreadableImage(f"{path}: {bad} pixel values are NaN or infinite; a float image needs finite "
+                                  "values (fix or re-export it)")
         img = cv2.normalize(img.astype(np.float32), None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
     return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
 
