@@ -112,15 +112,34 @@ def read_image(path: str) -> np.ndarray:
     img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if img is None:
         raise UnreadableImage(f"{path}: not a readable image" + (" (empty file)" if not data.size else ""))
-    if img.dtype == np.uint16:
-        img = (img / 257.0).round().astype(np.uint8)
-    elif img.dtype != np.uint8:
+    return np.ascontiguousarray(cv2.cvtColor(to_uint8(img, path), cv2.COLOR_BGR2RGB))
+
+
+def to_uint8(img: np.ndarray, what: str) -> np.ndarray:
+    """Any decoded depth as 8 bits, the one rule for every reader: 16-bit scaled by 1/257, other depths min-max
+    scaled (a float image must be finite: one infinite pixel would make it all black)."""
+    if img.dtype == np.uint16 or (img.dtype.kind in "iu" and img.dtype != np.uint8 and img.size
+                                  and 0 <= int(img.min()) and int(img.max()) <= 65535):
+        return (img / 257.0).round().astype(np.uint8)
+    if img.dtype != np.uint8:
         bad = int(np.count_nonzero(~np.isfinite(img))) if img.dtype.kind == "f" else 0
-        if bad:  # min-max scaling would turn one infinite pixel into an all-black image, silently
-            raise UnreadableImage(f"{path}: {bad} pixel values are NaN or infinite; a float image needs finite "
+        if bad:
+            raise UnreadableImage(f"{what}: {bad} pixel values are NaN or infinite; a float image needs finite "
                                   "values (fix or re-export it)")
-        img = cv2.normalize(img.astype(np.float32), None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        return cv2.normalize(img.astype(np.float32), None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    return img
+
+
+def pil_to_rgb(image, what: str = "image") -> np.ndarray:
+    """A PIL image as :func:`read_image` reads the file it came from: EXIF rotation applied, any depth as 8 bits
+    by :func:`to_uint8` (PIL's own convert("RGB") clips 16-bit values), grey and alpha to RGB."""
+    from PIL import ImageOps
+
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        grey = to_uint8(np.asarray(image), what)
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    return np.asarray(image.convert("RGB"))
 
 
 def _ends_like_jpeg(data: np.ndarray) -> bool:

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import apply_overrides, config_from_dict
 from ..configure import check_tool_config, checkpoint_config, load_tool_config, refuse_saved_imports
 from ..data import dataset_class_names, dataset_palette
-from ..data.io import read_image
+from ..data.io import pil_to_rgb, read_image
 from ..data.palette import colorize
 from ..errors import DataError
 from .checkpoint import load_checkpoint
@@ -34,8 +34,8 @@ def as_rgb(image, what: str = "image") -> np.ndarray:
     """A path, a PIL image or a numpy array -> HxWx3 uint8 RGB (a path read as every tool reads images)."""
     if isinstance(image, (str, os.PathLike)):
         return read_image(os.fspath(image))
-    if hasattr(image, "convert") and hasattr(image, "size"):  # PIL.Image
-        return np.asarray(image.convert("RGB"))
+    if hasattr(image, "convert") and hasattr(image, "size"):  # PIL.Image: read as its file would be
+        return pil_to_rgb(image, what)
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8:
             raise DataError(f"{what}: a numpy image must be uint8 (0..255), got {image.dtype}")

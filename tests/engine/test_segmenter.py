@@ -297,3 +297,24 @@ def test_a_config_that_came_with_weights_imports_nothing_unless_told(checkpoint,
     with pytest.raises(ConfigError, match=r"config.yaml: imports \['pwnmod2'\] not imported"):
         Segmenter.from_pretrained(str(folder), device="cpu")
     assert marker.read_text() == "pwnmod"
+
+
+def test_a_pil_image_is_read_as_its_file_is(checkpoint, tmp_path):
+    """A 16-bit PNG given as a path and as Image.open(path): one reader, the same pixels and labels (PIL's
+    convert("RGB") saturates 16-bit values where the path reader scales them by 1/257)."""
+    from PIL import Image
+
+    from segattn.data.io import read_image, write_png
+    from segattn.engine.segmenter import as_rgb
+
+    ramp = (np.linspace(0, 65535, 64 * 96).reshape(64, 96)).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    write_png(str(path), ramp)
+    with Image.open(path) as image:
+        assert image.mode.startswith("I")
+        from_pil = as_rgb(image)
+        np.testing.assert_array_equal(from_pil, read_image(str(path)))
+        ckpt, _ = checkpoint
+        segmenter = Segmenter.from_checkpoint(ckpt, device="cpu")
+        np.testing.assert_array_equal(segmenter.predict(image), segmenter.predict(str(path)))
+    assert from_pil.max() == 255 and 120 < from_pil.mean() < 135  # scaled, not saturated at 255
