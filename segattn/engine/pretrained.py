@@ -14,7 +14,7 @@ import re
 from omegaconf import OmegaConf
 
 from ..data.io import output_file
-from ..errors import CheckpointError, MissingFileError, MissingPackageError, OutputError
+from ..errors import CheckpointError, ConfigError, MissingFileError, MissingPackageError, OutputError
 from ..weights import sha256_of
 from .checkpoint import non_finite
 
@@ -112,6 +112,7 @@ def read_folder(name: str):
     config_path = os.path.join(folder, "config.yaml")
     if not os.path.isfile(config_path):
         raise MissingFileError(f"{config_path}: not found; a pretrained folder holds config.yaml beside its weights")
+    config = read_folder_config(config_path)
     weights = sorted(p for p in glob.glob(os.path.join(folder, "*.safetensors"))
                      if os.path.basename(p) == WEIGHTS or HASHED.match(os.path.basename(p)))
     if len(weights) != 1:
@@ -130,7 +131,30 @@ def read_folder(name: str):
     if broken:
         raise CheckpointError(f"{path}: {len(broken)} weight tensors hold NaN or infinity (e.g. {broken[0]}); "
                               "predictions from them would be meaningless")
-    return state, OmegaConf.to_container(OmegaConf.load(config_path), resolve=True), path
+    return state, config, path
+
+
+SECTIONS = ("model", "data", "eval")  # what predictions depend on: a folder's config.yaml must say each
+
+
+def read_folder_config(path: str) -> dict:
+    """A pretrained folder's ``config.yaml`` as a dict, with every section predictions depend on; ConfigError in one
+    line for a file that is not YAML (or holds tags that would build objects), or that lacks a section (a file cut
+    short, or a hand-made one): defaults would silently give other predictions."""
+    try:
+        saved = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception as err:  # noqa: BLE001 - YAML syntax, a constructor tag, interpolation: one line each
+        raise ConfigError(f"{path}: not a readable config ({type(err).__name__}: "
+                          f"{(str(err).strip().splitlines() or [''])[0][:120]})") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{path}: expected a mapping of config sections, got {type(saved).__name__}")
+    missing = [key for key in SECTIONS if not isinstance(saved.get(key), dict)]
+    if missing:
+        raise ConfigError(f"{path}: no {', '.join(missing)} section{'s' if len(missing) > 1 else ''}; a pretrained "
+                          "folder's config.yaml holds the whole config its model was evaluated with (the file may "
+                          "be cut short): write it again with save_pretrained or tools/publish.py, or load the "
+                          "weights with a config of your own")
+    return saved
 
 
 __all__ = ["WEIGHTS", "read_folder", "resolve_folder", "write_folder"]

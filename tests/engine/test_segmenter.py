@@ -318,3 +318,29 @@ def test_a_pil_image_is_read_as_its_file_is(checkpoint, tmp_path):
         segmenter = Segmenter.from_checkpoint(ckpt, device="cpu")
         np.testing.assert_array_equal(segmenter.predict(image), segmenter.predict(str(path)))
     assert from_pil.max() == 255 and 120 < from_pil.mean() < 135  # scaled, not saturated at 255
+
+
+def test_a_pretrained_config_missing_a_section_or_unreadable_is_named(checkpoint, tmp_path):
+    """config.yaml holding the model section alone loaded with default eval scales (other predictions, silently);
+    one cut short was blamed on the weights; one with a constructor tag printed a raw YAML error."""
+    ckpt, _ = checkpoint
+    folder = tmp_path / "pretrained"
+    Segmenter.from_checkpoint(ckpt, device="cpu").save_pretrained(folder)
+    full = (folder / "config.yaml").read_text()
+    model_only = OmegaConf.create({"model": OmegaConf.load(folder / "config.yaml").model})
+    OmegaConf.save(model_only, folder / "config.yaml")
+    with pytest.raises(ConfigError, match=r"config.yaml: no data, eval sections; a pretrained folder's config.yaml "
+                                          r"holds the whole config"):
+        Segmenter.from_pretrained(str(folder), device="cpu")
+    (folder / "config.yaml").write_text(full[: full.index("\ndata:")])  # cut short after the model section
+    with pytest.raises(ConfigError, match=r"no data, eval sections"):
+        Segmenter.from_pretrained(str(folder), device="cpu")
+    (folder / "config.yaml").write_text(full[: len(full) // 3])  # cut mid-way through the model section
+    with pytest.raises(ConfigError, match=r"config.yaml: (no data, eval sections|not a readable config)"):
+        Segmenter.from_pretrained(str(folder), device="cpu")
+    (folder / "config.yaml").write_text("model: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ConfigError, match=r"config.yaml: not a readable config \(") as err:
+        Segmenter.from_pretrained(str(folder), device="cpu")
+    assert "\n" not in str(err.value)
+    (folder / "config.yaml").write_text(full)
+    Segmenter.from_pretrained(str(folder), device="cpu")
