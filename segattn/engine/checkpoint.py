@@ -2,9 +2,11 @@
 
 A checkpoint is a dict of plain types and tensors: ``model``, ``optimizer``,
 ``scheduler``, ``scaler`` state dicts, ``iteration``, ``config`` (a plain
-dict), ``metrics`` and ``rng`` states, and ``digest``: a SHA-256 of the model's
-tensors, checked on reading (a damaged file is refused instead of loading
-different weights). Weights that are not finite are refused too. Writing goes
+dict), ``metrics`` and ``rng`` states, and ``payload_digest``: a SHA-256 of
+everything else in the file (every tensor, number, string and key), checked on
+reading, so a damaged file is refused instead of loading other weights, another
+optimiser state or another config (files of earlier versions carry ``digest``,
+of the model's tensors alone, and are checked against that). Weights that are not finite are refused too. Writing goes
 to a temporary file in the same folder, is fsynced, then renamed over the
 target, so a kill mid-write leaves the previous checkpoint intact.
 """
@@ -14,6 +16,7 @@ import logging
 import os
 import tempfile
 
+import numpy as np
 import torch
 
 from ..data.io import current_umask
@@ -51,6 +54,35 @@ def tensor_digest(state: dict) -> str:
     return h.hexdigest()
 
 
+def payload_digest(obj) -> str:
+    """SHA-256 over a checkpoint's whole contents: tensors (dtype, shape, bytes), arrays, numbers, strings, and the
+    structure holding them (mapping keys in a fixed order), so any flipped byte of what loads changes it."""
+    h = hashlib.sha256()
+
+    def feed(x):
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous()
+            h.update(f"T|{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(x, np.ndarray):
+            h.update(f"A|{x.dtype}|{x.shape}|".encode())
+            h.update(np.ascontiguousarray(x).tobytes())
+        elif isinstance(x, dict):
+            h.update(f"D|{len(x)}|".encode())
+            for key in sorted(x, key=repr):
+                feed(key)
+                feed(x[key])
+        elif isinstance(x, (list, tuple)):
+            h.update(f"L|{len(x)}|".encode())
+            for item in x:
+                feed(item)
+        else:
+            h.update(f"{type(x).__name__}|{x!r}|".encode())
+
+    feed(obj)
+    return h.hexdigest()
+
+
 def non_finite(state: dict) -> list:
     """The floating-point tensors of a state dict holding NaN or infinity."""
     return [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
@@ -60,7 +92,8 @@ def non_finite(state: dict) -> list:
 def save_atomic(obj: dict, path: str):
     """Write ``obj`` to ``path`` atomically; a checkpoint (a dict with ``model``) gets its ``digest``."""
     if isinstance(obj.get("model"), dict):
-        obj = {**obj, "digest": tensor_digest(obj["model"])}
+        obj = {k: v for k, v in obj.items() if k not in ("digest", "payload_digest")}
+        obj["payload_digest"] = payload_digest(obj)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".pth", dir=folder)
@@ -88,7 +121,13 @@ def load_checkpoint(path: str) -> dict:
     ckpt = read_weights(path)  # truncated file, pickle with code, not a torch file: one line each
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{path}: no 'model' state dict in this file")
-    if "digest" in ckpt and ckpt["digest"] != tensor_digest(ckpt["model"]):
+    if "payload_digest" in ckpt:
+        written = ckpt.pop("payload_digest")
+        if written != payload_digest(ckpt):
+            raise CheckpointError(f"{path}: the contents differ from those written (checksum mismatch over the "
+                                  "weights, optimiser state and config): the file is damaged; use another copy or "
+                                  "checkpoint")
+    elif "digest" in ckpt and ckpt["digest"] != tensor_digest(ckpt["model"]):
         raise CheckpointError(f"{path}: the weights differ from those written (checksum mismatch): the file is "
                               "damaged; use another copy or checkpoint")
     broken = non_finite(ckpt["model"])

@@ -451,12 +451,43 @@ def test_damaged_or_non_finite_checkpoints_are_refused(tmp_path):
     data[at + 5] ^= 0x10
     path.write_bytes(bytes(data))
     assert torch.load(str(path), weights_only=True)["model"]["w"][1] != marker[1]  # torch itself does not notice
-    with pytest.raises(CheckpointError, match=r"last.pth: the weights differ from those written \(checksum"):
+    with pytest.raises(CheckpointError, match=r"last.pth: the contents differ from those written \(checksum"):
         load_checkpoint(str(path))
     nan = {"model": {"w": torch.tensor([1.0, float("nan")]), "b": torch.zeros(2)}, "iteration": 1}
     torch.save(nan, tmp_path / "nan.pth")  # as a foreign tool writes it: no digest
     with pytest.raises(CheckpointError, match=r"nan.pth: 1 weight tensors hold NaN or infinity \(e.g. w\)"):
         load_checkpoint(str(tmp_path / "nan.pth"))
+
+
+@pytest.mark.parametrize("where", ["optimizer", "config"])
+def test_a_flipped_byte_anywhere_in_a_checkpoint_is_refused(where, tmp_path):
+    """The digest covers the whole payload: a byte flipped in the optimiser's state or in the saved config (which
+    torch.load reads without a word) is refused, not only one in the model's weights; files that carry the
+    earlier model-only digest are still checked against it."""
+    from segattn.engine.checkpoint import tensor_digest
+    from segattn.errors import CheckpointError
+
+    momentum = torch.full((64,), 2.5)
+    state = {"model": {"w": torch.ones(8)}, "iteration": 1, "config": {"train": {"experiment": "zqzqzqzqzq"}},
+             "optimizer": {"state": {0: {"momentum_buffer": momentum}}, "param_groups": [{"lr": 0.01}]}}
+    path = tmp_path / "last.pth"
+    save_atomic(state, str(path))
+    assert load_checkpoint(str(path))["config"]["train"]["experiment"] == "zqzqzqzqzq"
+    data = bytearray(path.read_bytes())
+    at = data.find(momentum.numpy().tobytes() if where == "optimizer" else b"zqzqzqzqzq")
+    assert at > 0
+    data[at + 5] ^= 0x02
+    path.write_bytes(bytes(data))
+    torch.load(str(path), weights_only=True)  # torch itself reads it without a word
+    with pytest.raises(CheckpointError, match=r"last.pth: the contents differ from those written \(checksum "
+                                              r"mismatch over the weights, optimiser state and config\)"):
+        load_checkpoint(str(path))
+    old = tmp_path / "old.pth"  # an earlier version's file: the model's digest alone
+    torch.save({"model": {"w": torch.ones(8)}, "iteration": 1, "digest": tensor_digest({"w": torch.ones(8)})}, old)
+    assert load_checkpoint(str(old))["iteration"] == 1
+    torch.save({"model": {"w": torch.zeros(8)}, "iteration": 1, "digest": tensor_digest({"w": torch.ones(8)})}, old)
+    with pytest.raises(CheckpointError, match="the weights differ from those written"):
+        load_checkpoint(str(old))
 
 
 def test_a_decompression_bomb_is_refused_before_decoding(tmp_path):
