@@ -118,6 +118,8 @@ def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=F
     images = list_images(input_dir, recursive, exclude=output_dir)  # an --output inside --input is not re-read
     if not images:
         raise MissingFileError(f"--input: no images ({', '.join(IMAGE_EXTENSIONS)}) in {input_dir!r}")
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise OutputError(f"--output {output_dir}: a file, not a folder; give a folder for the predictions")
     bases = plan_outputs(images, input_dir, output_dir)
     os.makedirs(output_dir, exist_ok=True)
     done, failed = 0, []

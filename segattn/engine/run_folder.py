@@ -2,7 +2,7 @@
 import os
 import platform
 
-from ..errors import RunError
+from ..errors import OutputError, RunError
 
 
 def experiment_dir(cfg) -> str:
@@ -20,9 +20,13 @@ class RunLock:
         import fcntl
 
         self.fd = None  # set before anything can fail: __del__ then has nothing to close
-        os.makedirs(folder, exist_ok=True)
         self.path = os.path.join(folder, ".lock")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:  # the experiment folder a file, a full disk, no permission: before any work
+            what = "is a file, not a folder" if os.path.isfile(folder) else f"cannot be written ({err.strerror})"
+            raise OutputError(f"{folder} {what}; give another train.experiment or train.out_dir") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -31,8 +35,13 @@ class RunLock:
             raise RunError(f"{folder} is in use by a live run ({holder}); wait for it to end, or give another "
                            "train.experiment") from None
         self.fd = fd
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"pid {os.getpid()} on {platform.node()}".encode(), 0)
+        try:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, f"pid {os.getpid()} on {platform.node()}".encode(), 0)
+        except OSError as err:  # a full disk: the lock is held all the same, the holder's name is missing
+            self.release()
+            raise OutputError(f"{self.path} cannot be written ({err.strerror}); free space or give another "
+                              "train.out_dir") from None
 
     def release(self):
         if self.fd is not None:

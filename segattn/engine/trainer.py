@@ -159,9 +159,10 @@ class Trainer:
                             else f"no {name} exists" if not os.path.exists(path) else "it is not a file")
                     failure = f"{path}: could not be written at iteration {self.iteration} ({reason}); {kept}"
                     if not final:
-                        then = ("a later validation's new best writes it" if name == "best.pth"
-                                else "the next checkpoint writes it again")
-                        log.error("%s; training goes on, %s", failure, then)
+                        then = ("it was the last iteration" if self.iteration >= self.cfg.train.max_iters else
+                                "training goes on, " + ("a later validation's new best writes it" if name == "best.pth"
+                                                        else "the next checkpoint writes it again"))
+                        log.error("%s; %s", failure, then)
                 else:
                     written = True
         written = all_ranks(written)  # every rank learns whether rank 0's write succeeded
@@ -211,8 +212,9 @@ class Trainer:
                         "restarts from rank 0's, so the run is not the uninterrupted one", path, len(ranks),
                         self.world)
         set_rng_state(ranks[self.rank] if len(ranks) == self.world else ranks[0])
-        self.saved_iteration = self.iteration
         self.resumed = os.path.realpath(path)
+        own = os.path.realpath(os.path.join(self.dir, "last.pth"))
+        self.saved_iteration = self.iteration if self.resumed == own else None  # what this folder's last.pth holds
         if breaking:  # allowed: the optimiser and schedule take the new values (the saved state held the old)
             t = self.cfg.train
             decays = [g["weight_decay"] for g in build_optimizer(self.model, self.cfg).param_groups]
@@ -331,10 +333,13 @@ class Trainer:
                            "checkpoint's own), or set train.overwrite=true to replace them")
 
     def kept(self) -> str:
-        """Which iteration ``last.pth`` holds, as the messages of a stopped run say it."""
-        if self.saved_iteration is None:
+        """Which iteration ``last.pth`` holds, as the messages of a stopped run say it (only what is on disk)."""
+        path = os.path.join(self.dir, "last.pth")
+        if not os.path.isfile(path):
             return "no checkpoint was written"
-        return f"{os.path.join(self.dir, 'last.pth')} holds iteration {self.saved_iteration}"
+        if self.saved_iteration is None:
+            return f"{path} is as it was before this run (this run wrote none)"
+        return f"{path} holds iteration {self.saved_iteration}"
 
     def close(self):
         """Let go of the experiment folder's lock (the run ended); a later run may take it."""
@@ -367,8 +372,12 @@ class Trainer:
         if self.main:
             os.makedirs(self.dir, exist_ok=True)
             # the resolved config beside the checkpoints: what this run trains, readable without loading a .pth
-            with output_file(os.path.join(self.dir, "config.yaml")) as tmp:
-                OmegaConf.save(self.cfg, tmp, resolve=True)
+            try:
+                with output_file(os.path.join(self.dir, "config.yaml")) as tmp:
+                    OmegaConf.save(self.cfg, tmp, resolve=True)
+            except OSError as err:  # a full disk before the first step: said, nothing trained or lost
+                raise OutputError(f"{os.path.join(self.dir, 'config.yaml')} could not be written ({err.strerror}); "
+                                  f"no iteration was trained: free space or give another train.out_dir") from None
         bar = tqdm(total=t.max_iters, initial=self.iteration, desc=f"train {t.experiment}", disable=not self.progress,
                    dynamic_ncols=True)
         batches, preempted = self.batches(), False

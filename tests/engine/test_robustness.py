@@ -553,3 +553,43 @@ def test_the_size_check_leaves_pils_own_guard_armed(tmp_path):
     io.read_image(str(small))
     io.read_mask(str(small))
     assert Image.MAX_IMAGE_PIXELS == limit and limit is not None
+
+
+def test_rough_edges_before_the_first_step_are_one_line(demo_root, tmp_path, monkeypatch):
+    """The experiment folder a file; a full disk when the run's config.yaml is written: one line each, and no
+    iteration trained (so none lost)."""
+    from segattn.errors import OutputError
+
+    cfg = tiny_config(demo_root, tmp_path, max_iters=2)
+    (tmp_path / "t").write_text("a file where the run's folder goes")
+    with pytest.raises(OutputError, match=r"t is a file, not a folder; give another train.experiment"):
+        Trainer(cfg, progress=False)
+    (tmp_path / "t").unlink()
+    trainer = Trainer(cfg, progress=False)
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("segattn.engine.trainer.OmegaConf.save", full)
+    with pytest.raises(OutputError, match=r"config.yaml could not be written \(No space left on device\); no "
+                                          r"iteration was trained"):
+        trainer.fit()
+    assert trainer.iteration == 0
+
+
+def test_messages_say_only_what_is_on_disk(demo_root, tmp_path, caplog):
+    """A best.pth that fails at the last iteration does not say "training goes on"; a run resumed from another
+    folder's checkpoint does not claim its own folder's last.pth holds that iteration."""
+    import logging
+
+    cfg = tiny_config(demo_root, tmp_path, max_iters=1, experiment="a")
+    trainer = Trainer(cfg, progress=False)
+    os.makedirs(os.path.join(trainer.dir, "best.pth"))
+    with caplog.at_level(logging.ERROR, logger="segattn"):
+        trainer.fit()
+    (line,) = [r.getMessage() for r in caplog.records if "best.pth: could not be written" in r.getMessage()]
+    assert line.endswith("it was the last iteration") and "training goes on" not in line
+    other = Trainer(tiny_config(demo_root, tmp_path, max_iters=2, experiment="b"), progress=False)
+    other.resume(os.path.join(trainer.dir, "last.pth"), allow_changes=True)
+    assert other.kept() == "no checkpoint was written"
+    other.close()

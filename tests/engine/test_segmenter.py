@@ -344,3 +344,17 @@ def test_a_pretrained_config_missing_a_section_or_unreadable_is_named(checkpoint
     assert "\n" not in str(err.value)
     (folder / "config.yaml").write_text(full)
     Segmenter.from_pretrained(str(folder), device="cpu")
+
+
+def test_empty_inputs_and_a_file_as_output_are_one_line(checkpoint, demo_root, tmp_path):
+    ckpt, _ = checkpoint
+    segmenter = Segmenter.from_checkpoint(ckpt, device="cpu")
+    with pytest.raises(DataError, match=r"predict: image: an empty image \(0x5 pixels\)"):
+        segmenter.predict(np.zeros((0, 5, 3), np.uint8))
+    (tmp_path / "out").write_text("a file")
+    images = tmp_path / "images"
+    images.mkdir()
+    os.symlink(val_images(demo_root)[0], images / "a.png")
+    with pytest.raises(OutputError, match=r"--output .*out: a file, not a folder"):
+        segmenter.predict_folder(str(images), str(tmp_path / "out"), progress=False)
+    assert (tmp_path / "out").read_text() == "a file"
