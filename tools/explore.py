@@ -14,6 +14,9 @@ head without maps shows the prediction and says why.
 import argparse
 import logging
 import os
+import shutil
+import signal
+import tempfile
 
 from segattn.cli import add_model_args, model_tool_config, require_checkpoint, run
 
@@ -26,6 +29,7 @@ def get_args_parser():
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: every interface)")
     p.add_argument("--max-side", type=int, default=1024,
                    help="maps are computed with the model input's longer side at most this (default 1024)")
+    p.add_argument("--max-upload-mb", type=float, default=50, help="largest upload accepted, in MB (default 50)")
     return p
 
 
@@ -46,15 +50,30 @@ def main(argv):
     require_checkpoint(args)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a local tool
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request the page makes
+    uploads = tempfile.mkdtemp(prefix="segattn-explore-")  # Gradio keeps uploads here; removed when it stops
+    os.environ["GRADIO_TEMP_DIR"] = uploads  # before Gradio is imported: some of it reads the variable then
+    try:
+        return serve(args, cfg, ckpt, uploads)
+    finally:
+        shutil.rmtree(uploads, ignore_errors=True)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def serve(args, cfg, ckpt, uploads):
 
     from segattn.analysis.explorer import Explorer
-    from segattn.analysis.explorer_app import ExplorerPage, build_app
+    from segattn.analysis.explorer_app import ExplorerPage, build_app, one_line_per_failed_call
     from segattn.data import dataset_class_names, dataset_palette
     from segattn.engine.predictor import list_images, load_model, resolve_device
     from segattn.errors import ConfigError
 
     if args.max_side < 16:
         raise ConfigError(f"--max-side {args.max_side}: must be at least 16 pixels")
+    if args.max_upload_mb <= 0:
+        raise ConfigError(f"--max-upload-mb {args.max_upload_mb}: must be > 0")
     device = resolve_device(cfg.train.device)
     model, _ = load_model(cfg, args.checkpoint, device, ckpt=ckpt)
     images = list_images(args.images, recursive=True) if args.images else default_images(cfg)
@@ -63,9 +82,13 @@ def main(argv):
     describe = (f"`{os.path.basename(args.config or args.checkpoint)}` ({head} head), checkpoint "
                 f"`{os.path.basename(args.checkpoint)}`; {len(images)} images to choose from.")
     app = build_app(ExplorerPage(explorer, images, describe))
-    print(f"attention explorer on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    print(f"attention explorer on http://{args.host}:{args.port} (Ctrl-C stops it); uploads up to "
+          f"{args.max_upload_mb:g} MB, kept in {uploads} until it stops", flush=True)
+    one_line_per_failed_call()
+    signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM stops it as Ctrl-C does: the uploads are removed
     try:
-        app.queue().launch(server_name=args.host, server_port=args.port, show_error=True, quiet=True)
+        app.queue().launch(server_name=args.host, server_port=args.port, show_error=True, quiet=True,
+                           max_file_size=int(args.max_upload_mb * 1e6))
     except OSError as err:
         raise ConfigError(f"--port {args.port}: cannot serve there ({err}); give a free --port") from None
     return 0

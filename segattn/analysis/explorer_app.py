@@ -10,6 +10,7 @@ module without it is a :class:`segattn.errors.MissingPackageError` saying so.
 """
 import html
 import os
+import sys
 import time
 
 from ..data.io import UnreadableImage, read_image
@@ -112,6 +113,25 @@ class ExplorerPage:
         maps = [gr.update(value=pictures[k]) if k in pictures else gr.update() for k in MAP_KEYS]
         text = f"Query: {where}. Answered in {took:.0f} ms." if opened.maps else f"Query: {where}."
         return [query, *maps, channels_markdown(channels), text]
+
+
+class _OneLine:
+    """Stands in for the ``traceback`` module in Gradio's queue, which prints a whole traceback for every call
+    that fails before reaching a handler (any client can send bogus ones): one line each instead."""
+
+    @staticmethod
+    def print_exc(*args, **kwargs):
+        kind, err, _ = sys.exc_info()
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        print(f"explorer: a call was refused ({kind.__name__ if kind else 'error'}: {first})", file=sys.stderr,
+              flush=True)
+
+
+def one_line_per_failed_call():
+    """Gradio's queue reports a failed call in one line (the handlers here catch their own failures)."""
+    import gradio.queueing
+
+    gradio.queueing.traceback = _OneLine
 
 
 def build_app(page: ExplorerPage):
