@@ -57,8 +57,13 @@ def head_cases(in_channels=2048, height=97, width=97, batch=1, channels=512, num
 
 
 def block_cases(channels=512, height=97, width=97, batch=1):
-    """Every registered attention block (``ATTENTION``) with its defaults, on ``channels`` x H x W features."""
+    """Every registered attention block (``ATTENTION``) with its defaults, on ``channels`` x H x W features.
+
+    At least two images: a block that normalises pooled (1 x 1) features (SK's fuse) cannot train on one.
+    """
     from ..models import ATTENTION
+
+    batch = max(batch, 2)
 
     def inputs():
         return (torch.randn(batch, channels, height, width),)

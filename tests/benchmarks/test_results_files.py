@@ -18,7 +18,13 @@ def test_a_script_writes_its_table_with_how_it_was_measured(tmp_path):
     assert result["command"] == "python benchmarks/heads.py " + " ".join(args)
     assert result["machine"]["cores"] == os.cpu_count() and result["machine"]["torch"]
     assert result["date"][:4].isdigit() and result["commit"] in json_file.name
-    assert {r["group"] for r in result["rows"]} == {"head", "block", "op", "all-pairs"}
+    assert {r["group"] for r in result["rows"]} == {"head", "registered-block", "block", "op", "all-pairs"}
+    from segattn.models import ATTENTION, HEADS
+
+    # every registered head and attention block has its row, read from the registries
+    assert {r["name"] for r in result["rows"] if r["group"] == "registered-block"} == set(ATTENTION.names())
+    shipped = {name for name in HEADS.names() if HEADS[name].__module__.startswith("segattn.")}  # the script's
+    assert {r["name"] for r in result["rows"] if r["group"] == "head"} == shipped
     assert len(result["lean_over_dense"]) == 4
     table = json_file.with_suffix(".md").read_text()
     assert table.startswith(f"`{result['command']}`") and f"commit {result['commit']}" in table
