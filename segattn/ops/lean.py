@@ -36,7 +36,7 @@ import torch
 CHUNK = 64  # channels of v (and dO) a pass: the buffers stay cache-sized (32, 64, 128 timed within noise)
 
 
-def _channels_last(t: torch.Tensor) -> torch.Tensor:
+def as_channels_last(t: torch.Tensor) -> torch.Tensor:
     """``(B, C, H, W)`` -> ``(B, H, W, C)`` contiguous (no copy when ``t`` is channels-last already)."""
     return t.permute(0, 2, 3, 1).contiguous()
 
@@ -120,7 +120,7 @@ def _chunks(b, c, images):
 
 
 def _forward(q, k, v):
-    p_col, p_row, lse = _weights(_channels_last(q), _channels_last(k))
+    p_col, p_row, lse = _weights(as_channels_last(q), as_channels_last(k))
     p_col, p_row = p_col.to(v.dtype), p_row.to(v.dtype)
     b, c, h, w = v.shape
     out = v.new_empty(b, h, w, c)
@@ -143,7 +143,7 @@ def criss_cross_block_inference(x, query_conv, key_conv, value_conv, gamma):
     is about one feature map a loop. The result is channels-last.
     """
     q, k = query_conv(x), key_conv(x)
-    p_col, p_row, _ = _weights(_channels_last(q), _channels_last(k))
+    p_col, p_row, _ = _weights(as_channels_last(q), as_channels_last(k))
     del q, k
     b, c, h, w = x.shape
     p_col, p_row = p_col.to(x.dtype), p_row.to(x.dtype)
@@ -173,7 +173,7 @@ def _accumulate(acc, a, bt):
 
 
 def _backward(q, k, v, lse, grad_out):
-    qr, kr = _channels_last(q), _channels_last(k)
+    qr, kr = as_channels_last(q), as_channels_last(k)
     p_col, p_row, _ = _weights(qr, kr, lse)
     pc_t, pr_t = p_col.transpose(-1, -2).to(v.dtype), p_row.transpose(-1, -2).to(v.dtype)
     dp_col, dp_row = torch.zeros_like(p_col), torch.zeros_like(p_row)  # dO V^T, summed over value chunks

@@ -42,7 +42,7 @@ import triton
 import triton.language as tl
 
 from ..errors import ConfigError
-from .lean import _channels_last
+from .lean import as_channels_last
 
 SHARED_MEMORY_LIMIT = 232448  # bytes per block on sm_90 (H100), with the opt-in carve-out
 
@@ -368,7 +368,7 @@ class CrissCrossAttentionFunction(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
     def forward(ctx, q, k, v):
-        q, k, v = (_channels_last(t) for t in (q, k, v))
+        q, k, v = (as_channels_last(t) for t in (q, k, v))
         b, h, w, cq = q.shape
         plan = launch_plan(b, cq, v.shape[3], h, w, q.dtype)
         out, lse = _forward(q, k, v, plan)
@@ -380,7 +380,7 @@ class CrissCrossAttentionFunction(torch.autograd.Function):
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad_out):
         q, k, v, out, lse = ctx.saved_tensors
-        dq, dk, dv = _backward(q, k, v, out, lse, _channels_last(grad_out.to(q.dtype)), ctx.plan)
+        dq, dk, dv = _backward(q, k, v, out, lse, as_channels_last(grad_out.to(q.dtype)), ctx.plan)
         return _nchw(dq), _nchw(dk), _nchw(dv)
 
 
