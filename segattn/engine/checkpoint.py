@@ -115,6 +115,18 @@ def save_atomic(obj: dict, path: str):
         raise
 
 
+def write_failure(err: Exception, path: str) -> str:
+    """Why a checkpoint write failed and what is left at ``path``, for the one line that says so (torch's zip
+    writer wraps a full disk's OSError in a RuntimeError: the OSError's reason is given)."""
+    inner = err.__cause__ or err.__context__
+    cause = inner if not isinstance(err, OSError) and isinstance(inner, OSError) else err
+    reason = getattr(cause, "strerror", None) or (str(cause).strip().splitlines() or [""])[0][:160]
+    name = os.path.basename(path)
+    kept = (f"the previous {name} is kept" if os.path.isfile(path)
+            else f"no {name} exists" if not os.path.exists(path) else "it is not a file")
+    return f"({reason}); {kept}"
+
+
 def load_checkpoint(path: str) -> dict:
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: checkpoint not found")

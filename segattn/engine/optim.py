@@ -37,3 +37,9 @@ def build_scheduler(optimizer, cfg):
     t = cfg.train
     factor = poly_lambda(t.max_iters, t.poly_power, t.lr, t.min_lr, t.poly_to_last)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def gradients_finite(model) -> bool:
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    # a float64 sum is NaN or inf exactly when an element is (float32 values cannot overflow it): one cheap pass
+    return bool(torch.isfinite(torch.stack([g.sum(dtype=torch.float64) for g in grads]).sum())) if grads else True

@@ -50,3 +50,19 @@ class RunLock:
 
     def __del__(self):
         self.release()
+
+
+def refuse_replacing_another_run(folder: str, resumed_from, iteration: int):
+    """RunError where a run would replace another run's checkpoints in ``folder``: a new run (not resumed, at
+    iteration 0) in a folder that holds some, or a resume of a checkpoint from elsewhere (``resumed_from``, a real
+    path: ``--resume CKPT train.experiment=OTHER``) into one."""
+    earlier = [n for n in ("last.pth", "best.pth") if os.path.isfile(os.path.join(folder, n))]
+    if not earlier:
+        return
+    if not resumed_from and iteration == 0:
+        raise RunError(f"{folder} holds another run's {' and '.join(earlier)}: a new run would replace them; continue "
+                       "it with --resume, give another train.experiment, or set train.overwrite=true to start over")
+    if resumed_from and os.path.dirname(resumed_from) != os.path.realpath(folder):
+        raise RunError(f"{folder} holds another run's {' and '.join(earlier)}: resuming {resumed_from} there would "
+                       "replace them; give a train.experiment whose folder holds no run (or the checkpoint's own), or "
+                       "set train.overwrite=true to replace them")

@@ -30,6 +30,7 @@ from .checkpoint import (
     non_finite,
     remove_stale_temporaries,
     save_atomic,
+    write_failure,
 )
 from .device import autocast_dtype, memory_format, resolve_device
 from .distributed import all_ranks, gather_objects, init_distributed_mode, mean_over_ranks
@@ -39,8 +40,8 @@ from .losses import build_loss
 from .metrics import format_table
 from .loggers import open_loggers
 from .rng import rank_seed, rng_state, seed_everything, set_rng_state
-from .optim import build_optimizer, build_scheduler
-from .run_folder import RunLock, experiment_dir
+from .optim import build_optimizer, build_scheduler, gradients_finite
+from .run_folder import RunLock, experiment_dir, refuse_replacing_another_run
 from .signals import Preempted, preemption_signal
 from .tensorboard import NullWriter, Visualiser
 
@@ -49,12 +50,6 @@ log = logging.getLogger("segattn")
 
 class NonFiniteLoss(RunError):
     """Too many non-finite losses in a row: the run stops, its last good checkpoint kept."""
-
-
-def gradients_finite(model) -> bool:
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    # a float64 sum is NaN or inf exactly when an element is (float32 values cannot overflow it): one cheap pass
-    return bool(torch.isfinite(torch.stack([g.sum(dtype=torch.float64) for g in grads]).sum())) if grads else True
 
 
 class Trainer:
@@ -152,12 +147,7 @@ class Trainer:
                 try:
                     save_atomic(state, path)
                 except (OSError, RuntimeError) as err:  # torch's zip writer wraps a full disk in a RuntimeError
-                    inner = err.__cause__ or err.__context__
-                    cause = inner if not isinstance(err, OSError) and isinstance(inner, OSError) else err
-                    reason = getattr(cause, "strerror", None) or (str(cause).strip().splitlines() or [""])[0][:160]
-                    kept = (f"the previous {name} is kept" if os.path.isfile(path)
-                            else f"no {name} exists" if not os.path.exists(path) else "it is not a file")
-                    failure = f"{path}: could not be written at iteration {self.iteration} ({reason}); {kept}"
+                    failure = f"{path}: could not be written at iteration {self.iteration} {write_failure(err, path)}"
                     if not final:
                         then = ("it was the last iteration" if self.iteration >= self.cfg.train.max_iters else
                                 "training goes on, " + ("a later validation's new best writes it" if name == "best.pth"
@@ -303,7 +293,11 @@ class Trainer:
         if self.main and self._lock is None:  # a second fit() of this trainer: the folder is its again
             self._lock = RunLock(self.dir)
         if self.main and not self.cfg.train.overwrite:
-            self._refuse_another_runs_files()
+            try:
+                refuse_replacing_another_run(self.dir, self.resumed, self.iteration)
+            except RunError:
+                self.close()
+                raise
         with preemption_signal() as signalled:
             try:
                 return self._fit(until, signalled)
@@ -314,23 +308,6 @@ class Trainer:
                 raise
             finally:
                 self.close()
-
-    def _refuse_another_runs_files(self):
-        """RunError where this run would replace another run's checkpoints: a new run in a folder that holds
-        some, or a resume of a checkpoint from elsewhere (``--resume CKPT train.experiment=OTHER``) into one."""
-        earlier = [n for n in ("last.pth", "best.pth") if os.path.isfile(os.path.join(self.dir, n))]
-        if not earlier:
-            return
-        if not self.resumed and self.iteration == 0:
-            self.close()
-            raise RunError(f"{self.dir} holds another run's {' and '.join(earlier)}: a new run would replace "
-                           "them; continue it with --resume, give another train.experiment, or set "
-                           "train.overwrite=true to start over")
-        if self.resumed and os.path.dirname(self.resumed) != os.path.realpath(self.dir):
-            self.close()
-            raise RunError(f"{self.dir} holds another run's {' and '.join(earlier)}: resuming {self.resumed} there "
-                           "would replace them; give a train.experiment whose folder holds no run (or the "
-                           "checkpoint's own), or set train.overwrite=true to replace them")
 
     def kept(self) -> str:
         """Which iteration ``last.pth`` holds, as the messages of a stopped run say it (only what is on disk)."""
