@@ -23,7 +23,8 @@ def get_args_parser():
     p = argparse.ArgumentParser(description="Write a checkpoint as a pretrained folder (config, safetensors, card).")
     p.add_argument("checkpoint", help="a .pth of tools/train.py or tools/convert_checkpoint.py")
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
-    p.add_argument("--output", required=True, help="folder to write: new, empty, or an earlier publish of the same model (its old weights replaced)")
+    p.add_argument("--output", required=True,
+                   help="folder to write: new, empty, or an earlier publish of the same model (its weights replaced)")
     p.add_argument("--config", help="YAML config (default: the one saved in the checkpoint)")
     p.add_argument("--title", help="the model card's title (default: head, encoder and dataset)")
     p.add_argument("--push", metavar="REPO", help="also upload the folder to this Hugging Face Hub repo")
