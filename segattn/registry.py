@@ -51,7 +51,12 @@ class Registry:
 
     def register(self, name: str):
         def add(cls):
-            assert name not in self._classes, f"{self.kind} {name!r} registered twice"
+            known = self._classes.get(name)
+            if known is not None and cls.__module__ == "__main__" and known.__qualname__ == cls.__qualname__:
+                # a module of the package run with ``python -m`` defines its classes a second time, as __main__:
+                # the package's own registration stands
+                return cls
+            assert known is None, f"{self.kind} {name!r} registered twice"
             self._classes[name] = cls
             return cls
         return add

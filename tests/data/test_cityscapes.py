@@ -47,7 +47,9 @@ def test_discovery_and_loading(tmp_path):
 def test_train_id_labels_are_not_remapped(tmp_path):
     _tree(tmp_path, "train", [("a", "a_000000_000019")], label_kind="labelTrainIds")
     _, mask, _, notes = CityscapesDataset(str(tmp_path), "train")[0]
-    assert (mask == 26).all()  # taken as train ids already
+    # taken as train ids, not remapped as labelIds (where 26 is car, train id 13): 26 is none of the 19 train ids,
+    # so it is trained as ignore, as the note says
+    assert (mask == 255).all()
     assert len(notes) == 1 and "label values [26] are not ids of this dataset" in notes[0]  # 19 train ids only
 
 
