@@ -40,6 +40,12 @@ class OutputError(SegattnError, OSError):
     """A result could not be written where the user asked (permissions, full disk, outside --output)."""
 
 
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, at most ``limit`` characters: what a one-line error quotes of a
+    library's own (often multi-line) message."""
+    return (str(err).strip().splitlines() or [""])[0][:limit]
+
+
 def run(main, argv=None):
     """Run ``main(argv)`` as a command (every tool, every ``python -m`` entry point of the package).
 

@@ -33,7 +33,7 @@ def get_args_parser():
 
 
 def push(folder: str, repo: str):
-    from segattn.errors import MissingPackageError, OutputError
+    from segattn.errors import MissingPackageError, OutputError, first_line
 
     try:
         from huggingface_hub import HfApi
@@ -44,7 +44,7 @@ def push(folder: str, repo: str):
         api.create_repo(repo, exist_ok=True)
         return api.upload_folder(folder_path=folder, repo_id=repo, commit_message="segattn: tools/publish.py")
     except Exception as err:  # noqa: BLE001 - offline, not logged in, no rights: one line, the folder stays
-        first = (str(err).strip().splitlines() or [""])[0][:200]
+        first = first_line(err)
         raise OutputError(f"--push {repo}: upload failed ({type(err).__name__}: {first}); the folder {folder} is "
                           "written and can be pushed later") from None
 

@@ -14,7 +14,7 @@ import sys
 import time
 
 from ..data.io import UnreadableImage, read_image
-from ..errors import MissingPackageError, SegattnError
+from ..errors import MissingPackageError, SegattnError, first_line
 from .attention_maps import query_maps
 from .explorer import TITLES, Explorer, OpenImage
 
@@ -73,7 +73,7 @@ class ExplorerPage:
         except (UnreadableImage, SegattnError) as err:
             return self.unchanged(f"⚠️ {err}")
         except Exception as err:  # noqa: BLE001 - one image must not take the page down
-            first = (str(err).strip().splitlines() or [""])[0][:200]
+            first = first_line(err)
             return self.unchanged(f"⚠️ {name}: {type(err).__name__}: {first}")
         took = time.perf_counter() - start
         h, w = image.shape[:2]
@@ -122,7 +122,7 @@ class _OneLine:
     @staticmethod
     def print_exc(*args, **kwargs):
         kind, err, _ = sys.exc_info()
-        first = (str(err).strip().splitlines() or [""])[0][:200]
+        first = first_line(err)
         print(f"explorer: a call was refused ({kind.__name__ if kind else 'error'}: {first})", file=sys.stderr,
               flush=True)
 

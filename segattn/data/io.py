@@ -235,5 +235,5 @@ def png_text(path: str) -> dict:
     try:
         with Image.open(path) as image:
             return {k: v for k, v in image.info.items() if isinstance(v, str)} if image.format == "PNG" else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, Image.DecompressionBombError):  # a huge foreign PNG: not ours either
         return {}

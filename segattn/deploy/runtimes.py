@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from ..errors import CheckpointError, ConfigError, DataError, MissingFileError, MissingPackageError
+from ..errors import CheckpointError, ConfigError, DataError, MissingFileError, MissingPackageError, first_line
 
 BACKENDS = ("onnxruntime", "openvino")
 INSTALL = 'pip install -e ".[deploy]"'
@@ -73,7 +73,7 @@ class Runtime:
 
 
 def unreadable(path: str, err: Exception) -> CheckpointError:
-    first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    first = first_line(err) or type(err).__name__
     return CheckpointError(f"--model {path}: not a readable ONNX model ({first}); export it again with tools/export.py")
 
 

@@ -6,9 +6,10 @@ dict), ``metrics`` and ``rng`` states, and ``payload_digest``: a SHA-256 of
 everything else in the file (every tensor, number, string and key), checked on
 reading, so a damaged file is refused instead of loading other weights, another
 optimiser state or another config (files of earlier versions carry ``digest``,
-of the model's tensors alone, and are checked against that). Weights that are not finite are refused too. Writing goes
-to a temporary file in the same folder, is fsynced, then renamed over the
-target, so a kill mid-write leaves the previous checkpoint intact.
+of the model's tensors alone, and are checked against that). Weights that are
+not finite are refused too. Writing goes to a temporary file in the same
+folder, is fsynced, then renamed over the target, so a kill mid-write leaves
+the previous checkpoint intact.
 """
 import hashlib
 import glob
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from ..data.io import current_umask
-from ..errors import CheckpointError, MissingFileError
+from ..errors import CheckpointError, MissingFileError, first_line
 from ..weights import describe_fit, fit_report, read_weights
 
 log = logging.getLogger("segattn")
@@ -120,7 +121,7 @@ def write_failure(err: Exception, path: str) -> str:
     writer wraps a full disk's OSError in a RuntimeError: the OSError's reason is given)."""
     inner = err.__cause__ or err.__context__
     cause = inner if not isinstance(err, OSError) and isinstance(inner, OSError) else err
-    reason = getattr(cause, "strerror", None) or (str(cause).strip().splitlines() or [""])[0][:160]
+    reason = getattr(cause, "strerror", None) or first_line(cause, 160)
     name = os.path.basename(path)
     kept = (f"the previous {name} is kept" if os.path.isfile(path)
             else f"no {name} exists" if not os.path.exists(path) else "it is not a file")

@@ -17,14 +17,14 @@ import os
 
 from omegaconf import OmegaConf
 
-from ..errors import MissingPackageError, OutputError
+from ..errors import MissingPackageError, OutputError, first_line
 
 LOGGERS = ("tensorboard", "mlflow")
 log = logging.getLogger("segattn")
 
 
 def _reason(err: Exception) -> str:
-    return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:160]}"
+    return f"{type(err).__name__}: {first_line(err, 160)}"
 
 
 class Loggers:

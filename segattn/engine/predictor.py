@@ -11,7 +11,7 @@ from ..configure import config_changes, describe_changes, with_defaults
 from ..data.io import IMAGE_EXTENSIONS, UnreadableImage, read_image, write_image, write_png
 from ..data.palette import colorize, legend_strip
 from ..data.transforms import normalize_image, resize_keep_ratio
-from ..errors import CheckpointError, MissingFileError, OutputError
+from ..errors import CheckpointError, MissingFileError, OutputError, first_line
 from ..models import build_model
 from .checkpoint import load_checkpoint, load_model_weights
 from .device import memory_format, resolve_device
@@ -129,7 +129,7 @@ def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=F
         except UnreadableImage as err:
             failed.append((path, str(err)))
         except Exception as err:  # noqa: BLE001 - one image's failure must not stop the others
-            first = (str(err).strip().splitlines() or [""])[0][:200]
+            first = first_line(err)
             failed.append((path, f"{path}: {type(err).__name__}: {first}"))
         else:
             done += 1

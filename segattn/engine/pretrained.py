@@ -14,7 +14,7 @@ import re
 from omegaconf import OmegaConf
 
 from ..data.io import output_file
-from ..errors import CheckpointError, ConfigError, MissingFileError, MissingPackageError, OutputError
+from ..errors import CheckpointError, ConfigError, MissingFileError, MissingPackageError, OutputError, first_line
 from ..weights import sha256_of
 from .checkpoint import non_finite
 
@@ -97,7 +97,7 @@ def resolve_folder(name: str) -> str:
     try:
         return snapshot_download(name, allow_patterns=["config.yaml", "*.safetensors", "README.md"])
     except Exception as err:  # noqa: BLE001 - offline, no such repo, no access: one line either way
-        first = (str(err).strip().splitlines() or [""])[0][:160]
+        first = first_line(err, 160)
         raise MissingFileError(f"{name}: not a local folder, and the Hugging Face Hub did not give it "
                                f"({type(err).__name__}: {first}); offline, only a repo already in the local cache "
                                "loads") from None
@@ -145,7 +145,7 @@ def read_folder_config(path: str) -> dict:
         saved = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     except Exception as err:  # noqa: BLE001 - YAML syntax, a constructor tag, interpolation: one line each
         raise ConfigError(f"{path}: not a readable config ({type(err).__name__}: "
-                          f"{(str(err).strip().splitlines() or [''])[0][:120]})") from None
+                          f"{first_line(err, 120)})") from None
     if not isinstance(saved, dict):
         raise ConfigError(f"{path}: expected a mapping of config sections, got {type(saved).__name__}")
     missing = [key for key in SECTIONS if not isinstance(saved.get(key), dict)]

@@ -39,10 +39,10 @@ def as_rgb(image, what: str = "image") -> np.ndarray:
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8:
             raise DataError(f"{what}: a numpy image must be uint8 (0..255), got {image.dtype}")
-        if image.ndim == 2:
-            return np.repeat(image[..., None], 3, axis=2)
         if image.ndim in (2, 3) and min(image.shape[:2]) < 1:
             raise DataError(f"{what}: an empty image ({image.shape[0]}x{image.shape[1]} pixels)")
+        if image.ndim == 2:
+            return np.repeat(image[..., None], 3, axis=2)
         if image.ndim == 3 and image.shape[2] in (3, 4):
             return np.ascontiguousarray(image[..., :3])
         raise DataError(f"{what}: a numpy image must be HxWx3 RGB (or HxW grey), got shape {image.shape}")

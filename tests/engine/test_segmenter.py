@@ -318,6 +318,18 @@ def test_a_pil_image_is_read_as_its_file_is(checkpoint, tmp_path):
         segmenter = Segmenter.from_checkpoint(ckpt, device="cpu")
         np.testing.assert_array_equal(segmenter.predict(image), segmenter.predict(str(path)))
     assert from_pil.max() == 255 and 120 < from_pil.mean() < 135  # scaled, not saturated at 255
+    # an EXIF-rotated JPEG: the path reader (OpenCV) turns it upright, and so does the PIL path
+    photo = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees to view
+    Image.fromarray(np.tile(np.linspace(0, 255, 96, dtype=np.uint8), (64, 1))[..., None].repeat(3, 2)).save(
+        photo, exif=exif.tobytes(), quality=95)
+    upright = read_image(str(photo))
+    with Image.open(photo) as image:
+        assert image.size == (96, 64)
+        turned = as_rgb(image)
+    assert upright.shape == turned.shape == (96, 64, 3)
+    assert np.abs(upright.astype(int) - turned.astype(int)).mean() < 2  # two JPEG decoders, the same picture
 
 
 def test_a_pretrained_config_missing_a_section_or_unreadable_is_named(checkpoint, tmp_path):
@@ -351,6 +363,8 @@ def test_empty_inputs_and_a_file_as_output_are_one_line(checkpoint, demo_root, t
     segmenter = Segmenter.from_checkpoint(ckpt, device="cpu")
     with pytest.raises(DataError, match=r"predict: image: an empty image \(0x5 pixels\)"):
         segmenter.predict(np.zeros((0, 5, 3), np.uint8))
+    with pytest.raises(DataError, match=r"an empty image \(4x0 pixels\)"):
+        segmenter.predict(np.zeros((4, 0), np.uint8))  # grey too
     (tmp_path / "out").write_text("a file")
     images = tmp_path / "images"
     images.mkdir()
