@@ -78,7 +78,8 @@ def map_kinds_table() -> str:
 
 
 def demo_rows() -> dict:
-    """``{demo config: results row}`` of the demo results files docs/benchmarks.md cites (the first citing wins)."""
+    """``{demo config: results row}`` of the demo results files docs/benchmarks.md cites (the first citing wins);
+    each row also holds its file's ``machine`` and ``file`` name."""
     import json
 
     with open(os.path.join(ROOT, "docs", "benchmarks.md")) as f:
@@ -86,10 +87,24 @@ def demo_rows() -> dict:
     rows = {}
     for name in cited:
         with open(os.path.join(ROOT, "benchmarks", "results", name + ".json")) as f:
-            for row in json.load(f)["rows"]:
-                config = re.search(r"`(configs/demo/\w+\.yaml)`", row["name"])
-                rows.setdefault(config.group(1) if config else row["name"], row)
+            results = json.load(f)
+        for row in results["rows"]:
+            config = re.search(r"`(configs/demo/\w+\.yaml)`", row["name"])
+            rows.setdefault(config.group(1) if config else row["name"], {**row, "machine": results["machine"],
+                                                                         "file": name + ".json"})
     return rows
+
+
+def first_run() -> str:
+    """The README's sentence on how long its first command takes: the demo CCNet's wall time in the results file,
+    with that file's machine."""
+    row = demo_rows()["configs/demo/ccnet.yaml"]
+    minutes, seconds = divmod(round(row["seconds"]), 60)
+    machine = row["machine"]
+    return (f"This run took {minutes} min {seconds} s on a {machine['cores']}-core {machine['cpu']} with "
+            f"{machine['torch_threads']} torch threads (`benchmarks/results/{row['file']}`, written by "
+            "`python benchmarks/demo.py`); the demo's `train.amp: auto` trains in bf16 autocast where the CPU has "
+            "native bf16, else in float32.")
 
 
 def results_table() -> str:
@@ -143,7 +158,7 @@ def _wrapped(names, indent: int, width: int = 110) -> str:
 
 
 GENERATORS = {"heads": heads_table, "blocks": blocks_table, "map-kinds": map_kinds_table, "results": results_table,
-              "layout": layout}
+              "first-run": first_run, "layout": layout}
 
 
 def generate(text: str) -> str:

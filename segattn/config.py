@@ -97,6 +97,8 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     class_names: List[str] = field(default_factory=list)  # folder datasets only
+    palette: List[Any] = field(default_factory=list)  # [[R, G, B], ...] one per class: the colours every picture
+    # draws classes in; empty: the dataset's own (official; a folder's ROOT/palette.txt; else a fixed palette)
     ignore_index: int = 255
     crop_size: List[int] = field(default_factory=lambda: [769, 769])  # H, W
     scale_range: List[float] = field(default_factory=lambda: [0.5, 2.0])

@@ -14,7 +14,7 @@ import importlib
 
 from omegaconf import OmegaConf
 
-from .config import Config, apply_overrides, config_from_dict, load_config, parse_overrides
+from .config import TYPED_KEYS, Config, apply_overrides, config_from_dict, load_config, parse_overrides
 from .errors import ConfigError
 
 
@@ -104,7 +104,7 @@ def import_modules(names):
 # config keys that say where and how often to log, save or evaluate: a resume may change them and stay exact
 HARMLESS_CHANGES = ("train.out_dir", "train.log_dir", "train.overwrite", "train.experiment", "train.val_interval",
                     "train.log_interval", "train.checkpoint_interval", "train.num_vis", "train.threads", "train.device",
-                    "data.root", "data.workers", "data.max_bad_samples", "eval.")
+                    "data.root", "data.workers", "data.max_bad_samples", "data.palette", "eval.")
 
 
 def with_defaults(saved: dict) -> dict:
@@ -116,13 +116,36 @@ def with_defaults(saved: dict) -> dict:
     return merge(OmegaConf.to_container(OmegaConf.structured(Config)), saved)
 
 
+def typed_as_mappings(tree: dict, prefix: str = "") -> dict:
+    """``tree`` with each typed node given by name alone (``context_block: none``) written as ``{type: name}``: the
+    two spellings of one choice, which a config loaded from a file and one built in memory may hold. ``prefix``:
+    where ``tree`` sits in a whole config (``"model."`` for a model section)."""
+    tree = dict(tree)
+    for key in (k[len(prefix):] for k in TYPED_KEYS if k.startswith(prefix)):
+        *parents, leaf = key.split(".")
+        node = tree
+        for name in parents:
+            if not isinstance(node.get(name), dict):
+                break
+            node[name] = node = dict(node[name])
+        else:
+            if isinstance(node.get(leaf), str):
+                node[leaf] = {"type": node[leaf]}
+    return tree
+
+
 def config_changes(old: dict, new: dict, prefix: str = "") -> dict:
-    """``{dotted key: (old, new)}`` where two config trees differ (a key only one has counts as a change)."""
+    """``{dotted key: (old, new)}`` where two config trees differ (a key only one has counts as a change; a typed
+    node's name alone and ``{type: name}`` are the same)."""
+    return _changes(typed_as_mappings(old, prefix), typed_as_mappings(new, prefix), prefix)
+
+
+def _changes(old: dict, new: dict, prefix: str) -> dict:
     out = {}
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key, "(absent)"), new.get(key, "(absent)")
         if isinstance(a, dict) and isinstance(b, dict):
-            out.update(config_changes(a, b, f"{prefix}{key}."))
+            out.update(_changes(a, b, f"{prefix}{key}."))
         elif a != b:
             out[f"{prefix}{key}"] = (a, b)
     return out

@@ -12,12 +12,32 @@ the list of valid ones; a ``ValueError`` the constructor raises for a bad value
 becomes a :class:`ConfigError` naming the config key.
 """
 import difflib
+import importlib
 import inspect
+import pkgutil
+import sys
 from typing import Any, Dict, Iterable, Tuple
 
 from omegaconf import OmegaConf
 
 from .errors import ConfigError
+
+
+def running_module() -> str:
+    """The module ``python -m`` runs in this process ('' if none): runpy imports its package first, and the
+    package's registration loop must leave that module for runpy to run once, as ``__main__``."""
+    argv = getattr(sys, "orig_argv", [])
+    return next((name for flag, name in zip(argv, argv[1:]) if flag == "-m"), "")
+
+
+def import_all(package: str, path) -> None:
+    """Import every module of ``package`` (its ``__path__``), so what each defines registers itself; the module
+    ``python -m`` is running is left to runpy (importing it here too would run it twice, with runpy's warning)."""
+    skip = running_module()
+    for module in pkgutil.iter_modules(path):
+        name = f"{package}.{module.name}"
+        if name != skip:
+            importlib.import_module(name)
 
 
 def parse_spec(spec: Any, key: str) -> Tuple[str, dict]:
@@ -52,9 +72,12 @@ class Registry:
     def register(self, name: str):
         def add(cls):
             known = self._classes.get(name)
-            if known is not None and cls.__module__ == "__main__" and known.__qualname__ == cls.__qualname__:
-                # a module of the package run with ``python -m`` defines its classes a second time, as __main__:
-                # the package's own registration stands
+            if known is not None and "__main__" in (cls.__module__, known.__module__) \
+                    and known.__qualname__ == cls.__qualname__:
+                # a module of the package run with ``python -m`` (as __main__) and imported by its name too defines
+                # its classes twice: the package's own class stands
+                if known.__module__ == "__main__":
+                    self._classes[name] = cls
                 return cls
             assert known is None, f"{self.kind} {name!r} registered twice"
             self._classes[name] = cls

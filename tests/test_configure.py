@@ -46,3 +46,14 @@ def test_config_changes_name_each_differing_key():
     changes = config_changes(saved, new)
     assert changes == {"model.head.recurrence": ("(absent)", 1), "train.lr": (0.01, 0.02)}
     assert describe_changes(changes) == "model.head.recurrence '(absent)' -> 1, train.lr 0.01 -> 0.02"
+
+
+def test_a_typed_node_by_name_and_as_a_mapping_is_no_change():
+    """A config built in memory holds ``context_block: none``; the same config read back from its YAML holds
+    ``{type: none}``: one choice, not a change (a resume with the run's own config.yaml relies on it)."""
+    saved = with_defaults({"model": {"context_block": "none", "encoder": {"block_attention": "se"}}})
+    new = with_defaults({"model": {"context_block": {"type": "none"}, "encoder": {"block_attention": {"type": "se"}}}})
+    assert config_changes(saved, new) == {}
+    assert config_changes(saved["model"], new["model"], "model.") == {}
+    other = with_defaults({"model": {"context_block": {"type": "se"}}})
+    assert config_changes(saved, other)["model.context_block.type"] == ("none", "se")

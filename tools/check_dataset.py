@@ -20,12 +20,10 @@ def main(argv):
     add_print_config(p)
     args = p.parse_intermixed_args(argv)
     cfg = load_tool_config(args.config, args.overrides, print_config=args.print_config)
+    from segattn.data import dataset_class
     from segattn.data.check import check_split
 
-    if cfg.data.demo:
-        from segattn.data.demo import generate
-
-        generate(cfg.data.root)
+    dataset_class(cfg.data).prepare(cfg.data)  # a generated set (the demo, the probe) is made first, as training does
     ok = True
     for split in args.split or [cfg.data.train_split, cfg.data.val_split]:
         report = check_split(cfg.data, split, decode=True, progress=not args.no_progress)

@@ -9,11 +9,13 @@
 Cityscapes' own evaluator (csEvalPixelLevelSemanticLabeling) and test server
 take as it is; ``--save-color`` gets one PNG per image: prediction, ground
 truth and errors side by side, with a legend of the classes. The metrics are also
-written as JSON next to the checkpoint (eval_<split>_<checkpoint>.json, e.g.
-eval_val_best.json: best.pth's and last.pth's apart), with the confusion
-matrix: its pixel counts (confusion_<split>_<checkpoint>.json, rows the ground
-truth) and a picture of it, each row divided by its pixels (.png);
-``--save-plots`` adds the per-class IoU as bars (iou_<split>_<checkpoint>.png).
+written as JSON next to the checkpoint, one file per checkpoint, split and
+inference setting (eval_<split>_<checkpoint>_<setting>.json, e.g.
+eval_val_best_whole_s1.json or eval_val_best_slide769x769-513x513_s0.75-1-1.25_flip.json;
+the settings are inside too), with the confusion matrix: its pixel counts
+(confusion_<split>_<checkpoint>_<setting>.json, rows the ground truth) and a
+picture of it, each row divided by its pixels (.png); ``--save-plots`` adds the
+per-class IoU as bars (iou_<split>_<checkpoint>_<setting>.png).
 Under ``torchrun --nproc_per_node=N`` the images are sharded across processes.
 """
 import argparse
@@ -34,7 +36,7 @@ def get_args_parser():
     p.add_argument("--save-color", metavar="DIR",
                    help="write prediction | ground truth | errors PNGs (with a class legend) here")
     p.add_argument("--save-plots", action="store_true",
-                   help="also draw the per-class IoU as bars (iou_<split>_<checkpoint>.png)")
+                   help="also draw the per-class IoU as bars (iou_<split>_<checkpoint>_<setting>.png)")
     return p
 
 
@@ -51,7 +53,7 @@ def main(argv):
     require_checkpoint(args)
 
     from segattn.data import build_dataset
-    from segattn.engine.evaluator import claim_prediction_folders, evaluate
+    from segattn.engine.evaluator import claim_prediction_folders, eval_setting, evaluate
     from segattn.engine.distributed import all_ranks, init_distributed_mode
     from segattn.analysis.plots import confusion_figure, iou_figure
     from segattn.engine.metrics import format_table, save_confusion_json, save_json
@@ -71,9 +73,11 @@ def main(argv):
         return 0
     print(format_table(metrics, dataset.class_names))
     folder = os.path.dirname(os.path.abspath(args.checkpoint))
-    tag = f"{split}_{os.path.splitext(os.path.basename(args.checkpoint))[0]}"  # best.pth and last.pth apart
+    setting, settings = eval_setting(cfg)  # one file per checkpoint, split and inference setting
+    tag = f"{split}_{os.path.splitext(os.path.basename(args.checkpoint))[0]}_{setting}"
     out = os.path.join(folder, f"eval_{tag}.json")
-    save_json(metrics, dataset.class_names, out)
+    save_json(metrics, dataset.class_names, out, {"checkpoint": os.path.abspath(args.checkpoint), "split": split,
+                                                  **settings})
     written = [out, os.path.join(folder, f"confusion_{tag}.json"), os.path.join(folder, f"confusion_{tag}.png")]
     save_confusion_json(metrics["confusion"], dataset.class_names, written[1])
     name = os.path.basename(args.checkpoint)

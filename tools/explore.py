@@ -65,7 +65,7 @@ def _interrupt(signum, frame):
 def serve(args, cfg, ckpt, uploads):
 
     from segattn.analysis.explorer import Explorer
-    from segattn.analysis.explorer_app import ExplorerPage, build_app, one_line_per_failed_call
+    from segattn.analysis.explorer_app import ExplorerPage, build_app, describe_model, one_line_per_failed_call
     from segattn.data import dataset_class_names, dataset_palette
     from segattn.engine.predictor import list_images, load_model, resolve_device
     from segattn.errors import ConfigError
@@ -78,9 +78,7 @@ def serve(args, cfg, ckpt, uploads):
     model, _ = load_model(cfg, args.checkpoint, device, ckpt=ckpt)
     images = list_images(args.images, recursive=True) if args.images else default_images(cfg)
     explorer = Explorer(model, cfg, device, dataset_class_names(cfg.data), dataset_palette(cfg.data), args.max_side)
-    head = cfg.model.head.type if "type" in cfg.model.head else cfg.model.head
-    describe = (f"`{os.path.basename(args.config or args.checkpoint)}` ({head} head), checkpoint "
-                f"`{os.path.basename(args.checkpoint)}`; {len(images)} images to choose from.")
+    describe = describe_model(cfg, args.checkpoint, args.config, len(images))
     app = build_app(ExplorerPage(explorer, images, describe))
     print(f"attention explorer on http://{args.host}:{args.port} (Ctrl-C stops it); uploads up to "
           f"{args.max_upload_mb:g} MB, kept in {uploads} until it stops", flush=True)

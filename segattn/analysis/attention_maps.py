@@ -148,7 +148,7 @@ def save_panel(path: str, image_rgb: np.ndarray, results: dict, palette, stride:
         ax = axes[r, 0]
         ax.imshow(image_rgb)
         ax.plot([cx], [cy], "o", ms=8, mec="white", mfc="red")
-        where = f"pixel ({pixels[r][0]}, {pixels[r][1]})" if pixels else f"cell ({qy}, {qx})"
+        where = f"pixel y={pixels[r][0]}, x={pixels[r][1]}" if pixels else f"feature cell y={qy}, x={qx}"
         ax.set_title(f"query: {where}", fontsize=9)
         for c, name in enumerate(names, start=1):
             ax = axes[r, c]

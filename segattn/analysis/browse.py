@@ -70,6 +70,14 @@ def draw(sample: Sample, palette, ignore_index: int = 255, alpha: float = 0.5) -
     return out.round().astype(np.uint8)
 
 
+def grid_columns(n: int, columns: int = 4) -> int:
+    """How many columns ``n`` samples take: all in one row up to ``columns``, else ``columns`` or one fewer,
+    whichever leaves fewer cells empty (6 samples: 3 x 2, not 4 + 2)."""
+    if n <= columns:
+        return max(1, n)
+    return min((columns, columns - 1), key=lambda c: (-n % c, -c))
+
+
 def grid_figure(samples, class_names, palette, path: str, title: str, ignore_index: int = 255, columns: int = 4):
     """The samples in a grid, file names as titles, and a legend of the classes present (and unknown values)."""
     import os
@@ -80,7 +88,7 @@ def grid_figure(samples, class_names, palette, path: str, title: str, ignore_ind
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    columns = max(1, min(columns, len(samples)))
+    columns = grid_columns(len(samples), columns)
     rows = (len(samples) + columns - 1) // columns
     h, w = samples[0].image.shape[:2]
     cell = 4.0
@@ -103,4 +111,4 @@ def grid_figure(samples, class_names, palette, path: str, title: str, ignore_ind
     plt.close(fig)
 
 
-__all__ = ["Sample", "browse_samples", "draw", "grid_figure"]
+__all__ = ["Sample", "browse_samples", "draw", "grid_columns", "grid_figure"]

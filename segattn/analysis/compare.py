@@ -11,6 +11,7 @@ several seeds (``train.seed``) share a name; :func:`markdown` gives their mean
 and, in brackets, their range.
 """
 import copy
+import json
 import os
 import time
 
@@ -118,6 +119,23 @@ def markdown(rows) -> str:
     if seeds > 1:
         lines.append(f"\n{seeds} seeds (train.seed) per config: mean (min–max).")
     return "\n".join(lines)
+
+
+def out_dir_overrides(out_dir: str) -> list:
+    """The overrides that put every run of a comparison in ``out_dir`` (checkpoints) and ``out_dir/runs`` (logs),
+    so a comparison never meets a run trained on its own (``checkpoints/<experiment>``)."""
+    return [f"train.out_dir={out_dir}", f"train.log_dir={os.path.join(out_dir, 'runs')}"]
+
+
+def write_results(out_dir: str, rows: list, table: str, command: str) -> list:
+    """The table as ``compare.md`` (its command above it) and the rows as ``compare.json``; returns both paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    md, js = os.path.join(out_dir, "compare.md"), os.path.join(out_dir, "compare.json")
+    with output_file(md) as tmp, open(tmp, "w") as f:
+        f.write(f"`{command}`\n\n{table}\n")
+    with output_file(js) as tmp, open(tmp, "w") as f:
+        json.dump({"command": command, "rows": rows}, f, indent=1)
+    return [md, js]
 
 
 def write_into(path: str, table: str, command: str):

@@ -35,6 +35,7 @@ TITLES = {view: title for view, title in VIEW_TITLES.items() if view not in TABL
 from .attention_maps import head_maps, query_maps
 
 VIEW_SIDE = 1024  # pictures are sent to the browser at most this large (the click is mapped back)
+SCALE_HEIGHT = 34  # the colour scale under each map picture
 
 
 @dataclass
@@ -63,6 +64,27 @@ def heat_colors(values: np.ndarray, clip: float) -> np.ndarray:
     top = float(values.max()) * min(max(clip, 1e-6), 1.0)
     scaled = np.clip(values / top, 0, 1) if top > 0 else np.zeros_like(values)
     return (matplotlib.colormaps["inferno"](scaled)[..., :3] * 255).round().astype(np.uint8)
+
+
+def colour_scale(width: int, top: float, clip: float) -> np.ndarray:
+    """A strip for under a heat map: the inferno ramp from 0 to the weight drawn at full colour (``clip`` times
+    the map's maximum ``top``; '+' where the clip saturates larger weights), its ends labelled."""
+    import matplotlib
+
+    ramp = matplotlib.colormaps["inferno"](np.linspace(0, 1, max(1, width - 16)))[:, :3]
+    strip = np.full((SCALE_HEIGHT, width, 3), 255, np.uint8)
+    strip[4:16, 8:width - 8] = (ramp[None] * 255).round().astype(np.uint8)
+    saturate = top * min(max(clip, 1e-6), 1.0)
+    right = f"{saturate:.3g}" + ("+" if clip < 1 else "")
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.4
+    cv2.putText(strip, "0", (8, 30), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    size = cv2.getTextSize(right, font, scale, 1)[0][0]
+    cv2.putText(strip, right, (width - 8 - size, 30), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    middle = "attention weight"
+    size = cv2.getTextSize(middle, font, scale, 1)[0][0]
+    if width > 2 * size:
+        cv2.putText(strip, middle, ((width - size) // 2, 30), font, scale, (90, 90, 90), 1, cv2.LINE_AA)
+    return strip
 
 
 def mark(image: np.ndarray, y: int, x: int) -> np.ndarray:
@@ -122,7 +144,7 @@ class Explorer:
         Each picture is the view image blended with the heat map (``opacity`` 1:
         the heat map alone), the map drawn block by block over the image (one
         block per feature cell, no smoothing that would blur a row into its
-        neighbours), the query ringed.
+        neighbours), the query ringed, and a colour scale below (0 to the weight drawn at full colour).
         """
         vh, vw = opened.view.shape[:2]
         y, x = min(max(int(y), 0), vh - 1), min(max(int(x), 0), vw - 1)
@@ -133,16 +155,18 @@ class Explorer:
             return {}, [], where
         qy, qx = self.cell(opened, y, x)
         gh, gw = opened.maps["grid"]
-        where += f"; feature cell ({qy}, {qx}) of {gh} x {gw}"
+        where += f"; feature cell (y={qy}, x={qx}) of {gh} x {gw}"
         pictures, channels = {}, []
         for key, value in query_maps(opened.maps, qy, qx).items():
             if key in TABLE_VIEWS:  # the channel table: (channel, indices, weights)
                 channel, idx, weights = value
                 channels = [(channel, int(i), float(v)) for i, v in zip(idx, weights)]
                 continue
-            heat = cv2.resize(heat_colors(value.float().numpy(), clip), (vw, vh), interpolation=cv2.INTER_NEAREST)
-            pictures[key] = mark(overlay(opened.view, heat, opacity), y, x)
+            weights = value.float().numpy()
+            heat = cv2.resize(heat_colors(weights, clip), (vw, vh), interpolation=cv2.INTER_NEAREST)
+            pictures[key] = np.concatenate([mark(overlay(opened.view, heat, opacity), y, x),
+                                            colour_scale(vw, float(weights.max()), clip)])
         return pictures, channels, where
 
 
-__all__ = ["Explorer", "OpenImage", "TITLES", "heat_colors"]
+__all__ = ["SCALE_HEIGHT", "Explorer", "OpenImage", "TITLES", "colour_scale", "heat_colors"]

@@ -15,6 +15,7 @@ import time
 
 from ..data.io import UnreadableImage, read_image
 from ..errors import MissingPackageError, SegattnError, first_line
+from ..registry import parse_spec
 from .attention_maps import query_maps
 from .explorer import TITLES, Explorer, OpenImage
 
@@ -26,6 +27,20 @@ except ImportError:  # pragma: no cover - the [demo] extra is missing
 MAP_KEYS = tuple(TITLES)
 HOW = ("Click a pixel of the prediction to see where the head looks from there. **clip**: weights above this "
        "share of a map's maximum are drawn at full colour (lower it to see the weak ones).")
+
+
+def describe_model(cfg, checkpoint: str, config: str = None, images: int = 0) -> str:
+    """The page's header: the head, its encoder, where the weights and the config came from (relative to the
+    working folder where they lie in it), the images offered."""
+    def shown(path):
+        relative = os.path.relpath(path)
+        return path if relative.startswith("..") else relative
+
+    checkpoint, config = shown(checkpoint), config and shown(config)
+    model = f"{parse_spec(cfg.model.head, 'model.head')[0]} head on {cfg.model.encoder.name}"
+    source = (f"config `{config}`, checkpoint `{checkpoint}`" if config
+              else f"checkpoint `{checkpoint}` (with the config saved in it)")
+    return f"{model}: {source}; {images} images to choose from."
 
 
 def percent(share: float) -> str:

@@ -36,7 +36,7 @@ def confusion_figure(counts, class_names, path: str, title: str = "confusion mat
     # 120 dpi): 150 or 171 classes at 0.42 in would be a 9000 px picture that takes 20 s to draw
     size = min(max(6.0, 0.42 * k + 2), 20.0)
     fig, ax = plt.subplots(figsize=(size + 1.2, size))
-    im = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    im = ax.imshow(100 * rows, cmap="Blues", vmin=0, vmax=100)  # in %, as the cells and the colour bar read
     ticks = range(k)
     small = 8 if k <= 30 else 5 if k <= 100 else 4
     ax.set_xticks(ticks, class_names, rotation=90, fontsize=small)
@@ -50,7 +50,7 @@ def confusion_figure(counts, class_names, path: str, title: str = "confusion mat
                 if rows[i, j] >= 0.005:
                     ax.text(j, i, f"{100 * rows[i, j]:.0f}", ha="center", va="center", fontsize=6,
                             color="white" if rows[i, j] > 0.5 else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).set_label("% of the ground-truth class's pixels")
     fig.tight_layout()
     with output_file(path) as tmp:
         fig.savefig(tmp, dpi=120)

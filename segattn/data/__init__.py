@@ -6,28 +6,28 @@ knows a dataset by name. Registration is the loop below, as for heads and
 blocks: every module of this folder is imported, so a dataset registers itself
 in ``DATASETS`` by being a file here.
 """
-import importlib
-import pkgutil
-
 from omegaconf import OmegaConf
 
 from ..config import check_once
+from ..registry import import_all
 from .cityscapes import CLASS_NAMES, PALETTE, CityscapesDataset
 from .folder import FolderDataset
 from .io import set_max_pixels
-from .palette import colorize, default_palette
+from .palette import colorize, default_palette, parse_palette
 from .registry import DATASETS, dataset_class
 from .transforms import eval_preset, train_preset
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+import_all(__name__, __path__)
 
 
 def check_data_config(cfg):
     """ConfigError where ``data`` names an unknown dataset or ``model.num_classes`` does not fit it (once per
     contents: a tool's load, then the trainer, check it once)."""
-    check_once("data", (OmegaConf.to_yaml(cfg.data, resolve=True), int(cfg.model.num_classes)),
-               lambda: dataset_class(cfg.data).check_config(cfg.data, cfg.model.num_classes))
+    def check():
+        dataset_class(cfg.data).check_config(cfg.data, cfg.model.num_classes)
+        dataset_palette(cfg.data)  # data.palette, or a folder's palette file: the right count of colours
+
+    check_once("data", (OmegaConf.to_yaml(cfg.data, resolve=True), int(cfg.model.num_classes)), check)
 
 
 def train_transform(d):
@@ -46,7 +46,10 @@ def build_dataset(data_cfg, split: str, train: bool = False, need_labels: bool =
         from .check import startup_check
 
         startup_check(data_cfg, [split])
-    return cls.from_config(data_cfg, split, transform, need_labels)
+    dataset = cls.from_config(data_cfg, split, transform, need_labels)
+    if data_cfg.palette:
+        dataset.palette = dataset_palette(data_cfg)
+    return dataset
 
 
 def dataset_class_names(data_cfg):
@@ -55,8 +58,12 @@ def dataset_class_names(data_cfg):
 
 
 def dataset_palette(data_cfg):
-    """The colours predictions are drawn in: the dataset's official palette, else a fixed one per class."""
-    return dataset_class(data_cfg).palette_for(data_cfg)
+    """The colours classes are drawn in: ``data.palette`` where the config gives one, else the dataset's (its
+    official palette, a folder's ``palette.txt``, or a fixed one per class)."""
+    cls = dataset_class(data_cfg)
+    if data_cfg.palette:
+        return parse_palette(data_cfg.palette, len(cls.classes(data_cfg)), "data.palette")
+    return cls.palette_for(data_cfg)
 
 
 __all__ = ["CLASS_NAMES", "DATASETS", "PALETTE", "CityscapesDataset", "FolderDataset", "build_dataset",

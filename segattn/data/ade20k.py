@@ -35,6 +35,7 @@ ALIASES = {"train": "training", "val": "validation"}
 @register
 class ADE20KDataset(ListedDataset):
     name = "ade20k"
+    title = "ADE20K"
     class_names = CLASS_NAMES
     labels = {".png": reduce_zero(150)}
     layout = ("ROOT/images/{training,validation}/*.jpg and ROOT/annotations/{training,validation}/*.png, as "

@@ -85,6 +85,7 @@ class CityscapesDataset(ListedDataset):
     """Cityscapes-layout split; items are ``(image HxWx3 uint8 RGB, mask HxW uint8 train ids, image path)``."""
 
     name = "cityscapes"
+    title = "Cityscapes"
     class_names = CLASS_NAMES
     palette = PALETTE
     ignore_index = IGNORE_INDEX
@@ -110,6 +111,12 @@ class CityscapesDataset(ListedDataset):
     def missing_split(cls, root, split):
         if not os.path.isdir(os.path.join(root, "leftImg8bit", split)):
             raise MissingFileError(missing_cityscapes(root, split))
+
+    @classmethod
+    def trained_on(cls, data_cfg) -> tuple:
+        if data_cfg.demo:  # generated in this layout: not the dataset's images
+            return "segattn's procedural demo data (in the Cityscapes layout; not Cityscapes images)", "segattn-demo"
+        return cls.title, cls.name
 
     @classmethod
     def prepare(cls, data_cfg):

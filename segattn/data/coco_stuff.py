@@ -44,6 +44,7 @@ TRAIN_IDS = "_labelTrainIds.png"
 @register
 class COCOStuffDataset(ListedDataset):
     name = "coco_stuff"
+    title = "COCO-Stuff"
     class_names = CLASS_NAMES
     labels = {TRAIN_IDS: table({k: k for k in range(171)}), ".png": table(RAW_TO_TRAIN)}
     layout = ("ROOT/images/{train2017,val2017}/*.jpg and ROOT/annotations/{train2017,val2017}/*.png "

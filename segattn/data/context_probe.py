@@ -46,7 +46,7 @@ import os
 import numpy as np
 
 from ..errors import MissingFileError
-from .demo import finish_generating, generator_main, start_generating
+from .generated import finish_generating, generator_main, start_generating
 from .io import write_png
 from .listed import ListedDataset, folder_pairs, identity, register
 
@@ -188,6 +188,7 @@ def read_keys(root: str, split: str) -> dict:
 @register
 class ContextProbeDataset(ListedDataset):
     name = "context_probe"
+    title = "segattn's context probe (generated)"
     class_names = CLASS_NAMES
     palette = PALETTE
     labels = {".png": identity(len(CLASS_NAMES))}

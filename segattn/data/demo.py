@@ -13,13 +13,12 @@ shared palettes (a car may be the colour of a building or of the sky), with
 texture, noise, and global lighting changes; shape, position and context
 decide the class. Generation is deterministic for a given seed.
 """
-import argparse
 import os
 
 import cv2
 import numpy as np
 
-from ..errors import ConfigError
+from .generated import finish_generating, generator_main, start_generating
 from .io import write_png
 
 # Cityscapes label ids of the classes drawn
@@ -225,37 +224,6 @@ def _write_scene(job):
         write_png(os.path.join(folder, name + suffix), array)
 
 
-def refuse_foreign_folder(root: str):
-    """ConfigError when ``root`` holds files and is not a demo set: demo data is never written among a user's."""
-    if not os.path.isdir(root) or any(os.path.isfile(os.path.join(root, m)) for m in (".demo", ".complete")):
-        return
-    for folder, _, files in os.walk(root):
-        if files:
-            example = os.path.join(folder, files[0])
-            raise ConfigError(f"data.root={root!r} holds files that are not the demo set (e.g. {example}); "
-                              "data.demo=true only generates into an empty folder or an earlier demo set: set "
-                              "data.demo=false to use the data there, or another data.root")
-
-
-def start_generating(root: str, settings: str, note: str) -> bool:
-    """False when ``root`` holds a complete generated set of ``settings`` already; else claim the folder (refused if
-    it holds someone's files) by writing ``.demo`` with ``note``, and return True. :func:`finish_generating`
-    writes ``.complete`` after the last file."""
-    marker = os.path.join(root, ".complete")
-    if os.path.isfile(marker) and open(marker).read().strip() == settings:
-        return False
-    refuse_foreign_folder(root)
-    os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, ".demo"), "w") as f:
-        f.write(note + "\n")
-    return True
-
-
-def finish_generating(root: str, settings: str):
-    with open(os.path.join(root, ".complete"), "w") as f:
-        f.write(settings + "\n")
-
-
 def generate(root: str, num_train: int = 300, num_val: int = 50, seed: int = 0, size=SIZE, progress=True) -> str:
     """Write the demo dataset under ``root`` (skips it when already complete).
 
@@ -283,19 +251,6 @@ def generate(root: str, num_train: int = 300, num_val: int = 50, seed: int = 0, 
             _write_scene(job)
     finish_generating(root, expected)
     return root
-
-
-def generator_main(generate_set, description: str, root: str, train: int, val: int, argv=None):
-    """The command line of a generated set's module (``python -m segattn.data.demo``, ``...context_probe``):
-    ``--root``, ``--train``, ``--val`` (image counts) and ``--seed``, then ``generate_set(root, train, val, seed)``."""
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--root", default=root)
-    p.add_argument("--train", type=int, default=train, help="training images")
-    p.add_argument("--val", type=int, default=val, help="validation images")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    generate_set(args.root, args.train, args.val, args.seed)
-    print(f"ready in {args.root}")
 
 
 def main(argv=None):

@@ -10,14 +10,21 @@ import os
 from ..errors import ConfigError, MissingFileError
 from .io import IMAGE_EXTENSIONS
 from .listed import ListedDataset, identity, register
-from .palette import default_palette
+from .palette import PALETTE_FILE, default_palette, read_palette_file
 
 LAYOUT = "<root>/<split>/images and <root>/<split>/masks with matching file stems (masks .png)"
+
+
+def folder_palette(root: str, num_classes: int) -> list:
+    """``<root>/palette.txt`` where the folder has one (one ``R G B`` line per class), else the fixed palette."""
+    path = os.path.join(root, PALETTE_FILE)
+    return read_palette_file(path, num_classes) if os.path.isfile(path) else default_palette(num_classes)
 
 
 @register
 class FolderDataset(ListedDataset):
     name = "folder"
+    title = "a folder dataset of one's own"
     layout = LAYOUT
 
     def __init__(self, root: str, split: str, class_names, transform=None, ignore_index: int = 255,
@@ -27,7 +34,7 @@ class FolderDataset(ListedDataset):
         super().__init__(root, split, transform, need_labels, unknown_labels)
 
     def colours(self):
-        return default_palette(len(self.class_names))
+        return folder_palette(self.root, len(self.class_names))
 
     @classmethod
     def from_config(cls, data_cfg, split, transform=None, need_labels=True):
@@ -39,8 +46,12 @@ class FolderDataset(ListedDataset):
         return list(data_cfg.class_names)
 
     @classmethod
+    def trained_on(cls, data_cfg):
+        return cls.title, "custom-data"
+
+    @classmethod
     def palette_for(cls, data_cfg):
-        return default_palette(len(data_cfg.class_names))
+        return folder_palette(data_cfg.root, len(data_cfg.class_names))
 
     @classmethod
     def label_table(cls, kind, data_cfg):

@@ -165,6 +165,19 @@ def read_mask(path: str) -> np.ndarray:
     return mask.astype(np.uint8)
 
 
+def label_is_colour(path: str) -> bool:
+    """Whether a label file holds colours (three or four channels that differ somewhere) rather than ids: a
+    colour-coded mask, which :func:`read_mask` would read as its first channel."""
+    data = np.fromfile(path, dtype=np.uint8) if os.path.isfile(path) else None
+    if data is None or not data.size or (data.size > 26 and data[:8].tobytes() == b"\x89PNG\r\n\x1a\n"
+                                         and data[25] in (0, 3, 4)):  # grey, palette, grey + alpha: ids
+        return False
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None or image.ndim != 3 or image.shape[2] < 3:
+        return False
+    return bool((image[..., 0] != image[..., 1]).any() or (image[..., 1] != image[..., 2]).any())
+
+
 def _palette_indices(path: str) -> np.ndarray:
     from PIL import Image
 

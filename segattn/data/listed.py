@@ -59,6 +59,7 @@ class ListedDataset(PairDataset):
     ignore_index = 255
     labels = {}
     layout = ""  # the expected layout, for errors
+    title = ""   # the dataset's name as a person writes it (what a model card says it trained on)
 
     def __init__(self, root: str, split: str, transform=None, need_labels: bool = True,
                  unknown_labels: str = "warn"):
@@ -99,6 +100,11 @@ class ListedDataset(PairDataset):
         """ConfigError where the config cannot describe this dataset."""
         if num_classes != len(cls.class_names):
             raise ConfigError(f"model.num_classes: must be {len(cls.class_names)} for {cls.name}, got {num_classes}")
+
+    @classmethod
+    def trained_on(cls, data_cfg) -> tuple:
+        """``(name, tag)``: the data a model of this config trained on, as its model card names and tags it."""
+        return cls.title or cls.name, cls.name
 
     @classmethod
     def prepare(cls, data_cfg):

@@ -28,6 +28,7 @@ CLASS_NAMES = [
 @register
 class PascalContextDataset(ListedDataset):
     name = "pascal_context"
+    title = "Pascal Context"
     class_names = CLASS_NAMES
     labels = {"": reduce_zero(59)}
     layout = ("ROOT/JPEGImages/<id>.jpg, ROOT/SegmentationClassContext/<id>.png and "

@@ -42,6 +42,7 @@ def voc_palette(n: int = 256):
 @register
 class VOCDataset(ListedDataset):
     name = "voc"
+    title = "Pascal VOC 2012"
     class_names = CLASS_NAMES
     palette = voc_palette(21)
     labels = {"": table({k: k for k in range(21)})}

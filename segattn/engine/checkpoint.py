@@ -90,6 +90,23 @@ def non_finite(state: dict) -> list:
             and not bool(torch.isfinite(v).all())]
 
 
+RESUME_STATE = ("optimizer", "scheduler", "scaler", "rng", "rng_ranks", "nonfinite_steps")  # beyond the weights
+
+
+def weights_only(state: dict) -> dict:
+    """What ``best.pth`` holds: the weights a user deploys, with the config, iteration and metrics that describe
+    them, and none of the resume state (the optimiser's momentum alone is as large as the weights)."""
+    return {k: v for k, v in state.items() if k not in RESUME_STATE}
+
+
+def require_resume_state(ckpt: dict, path: str):
+    """CheckpointError where ``ckpt`` cannot continue a run: it holds the weights only."""
+    if "optimizer" not in ckpt:
+        raise CheckpointError(f"{path}: holds the weights only (as best.pth does), not the optimiser state a resume "
+                              "continues; resume from the run's last.pth, or start a new run from these weights with "
+                              f"model.init_from={path}")
+
+
 def save_atomic(obj: dict, path: str):
     """Write ``obj`` to ``path`` atomically; a checkpoint (a dict with ``model``) gets its ``digest``."""
     if isinstance(obj.get("model"), dict):
@@ -197,13 +214,15 @@ def init_from(model: torch.nn.Module, path: str, key: str = "model.init_from") -
 
 
 def newest_valid_checkpoint(folder: str) -> str:
-    """The most recently written checkpoint in ``folder`` that loads; skips damaged files."""
+    """The most recently written checkpoint in ``folder`` that loads and can continue a run; skips damaged files
+    and weights-only ones (best.pth)."""
     candidates = sorted(glob.glob(os.path.join(folder, "*.pth")), key=os.path.getmtime, reverse=True)
     for path in candidates:
         try:
-            load_checkpoint(path)
+            ckpt = load_checkpoint(path)
         except Exception as err:  # damaged or foreign file: say so and try the next
             log.warning("skipping %s: %s", path, err)
             continue
-        return path
+        if "optimizer" in ckpt:
+            return path
     raise MissingFileError(f"--resume: no readable checkpoint in {folder!r}; train without --resume to start")

@@ -14,11 +14,14 @@ from .loader import BadSampleCounter, ShardSampler, SkipBadSamples, make_loader
 from .metrics import ConfusionMatrix
 
 
-ERROR_COLOURS = (("correct", (40, 40, 40)), ("wrong", (255, 40, 40)), ("ignore", (255, 255, 255)))
+# the errors panel: right white and wrong pink, far from every Cityscapes colour (a dark "correct" read as its
+# building grey, a pure red as its rider); ignore black, as the prediction and ground-truth panels draw it
+ERROR_COLOURS = (("correct", (255, 255, 255)), ("wrong", (255, 0, 128)), ("ignore", (0, 0, 0)))
 
 
 def color_panel(pred: np.ndarray, mask: np.ndarray, palette, class_names, ignore_index: int = 255) -> np.ndarray:
-    """Prediction | ground truth | errors (wrong red, right dark, ignore white), a legend of the classes below."""
+    """Prediction | ground truth | errors (right white, wrong pink, ignore black), a legend of the classes and the
+    three error colours below."""
     import cv2
 
     from ..data.palette import legend_strip
@@ -33,7 +36,7 @@ def color_panel(pred: np.ndarray, mask: np.ndarray, palette, class_names, ignore
     for i, title in enumerate(("prediction", "ground truth", "errors")):
         cv2.putText(header, title, (8 + i * (pred.shape[1] + 4), 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
                     cv2.LINE_AA)
-    return np.concatenate([header, row, legend_strip(present, class_names, palette, row.shape[1], ERROR_COLOURS[:2])])
+    return np.concatenate([header, row, legend_strip(present, class_names, palette, row.shape[1], ERROR_COLOURS)])
 
 
 def save_prediction(pred: np.ndarray, image_path: str, out_dir: str, palette, to_label_ids=None, color_dir=None,
@@ -58,6 +61,22 @@ def save_prediction(pred: np.ndarray, image_path: str, out_dir: str, palette, to
         picture = (color_panel(pred, mask, palette, class_names, ignore_index) if mask is not None and class_names
                    else colorize(pred, palette))
         write_png(os.path.join(color_dir, stem + "_color.png"), picture, text={"software": MARK})
+
+
+def eval_setting(cfg) -> tuple:
+    """``(tag, settings)`` of an evaluation: a file-name part that tells one inference setting from another
+    (``whole_s1``, ``slide769x769-513x513_s0.75-1-1.25_flip``, ``..._resize2048x512``) and the settings as a dict,
+    for the results file to hold."""
+    e, d = cfg.eval, cfg.data
+    mode = e.mode + (f"{e.crop_size[0]}x{e.crop_size[1]}-{e.stride[0]}x{e.stride[1]}" if e.mode == "slide" else "")
+    parts = [mode, "s" + "-".join(f"{s:g}" for s in e.scales)] + (["flip"] if e.flip else [])
+    if d.test_resize:
+        parts.append(f"resize{d.test_resize[0]}x{d.test_resize[1]}")
+    settings = {"mode": e.mode, "scales": list(e.scales), "flip": bool(e.flip),
+                "test_resize": list(d.test_resize) if d.test_resize else None}
+    if e.mode == "slide":
+        settings.update(crop_size=list(e.crop_size), stride=list(e.stride))
+    return "_".join(parts), settings
 
 
 MARK = "segattn tools/eval.py"  # the PNG text chunk every prediction eval writes carries: what it may replace

@@ -11,9 +11,17 @@ A tracker is never worth a run: one that cannot be opened stops the run
 before its first step (one line naming the store), and one that fails later
 (its store unwritable, its disk full) is dropped with one line while training
 goes on, as a failed checkpoint write is.
+
+Beside the checkpoints, whatever the trackers, a run keeps what
+mmsegmentation's work folder keeps: ``scalars.json`` (:class:`ScalarsFile`,
+one JSON object per line: an iteration's losses, learning rate and validation
+metrics) and ``train.log`` (:class:`RunLog`: the run's log lines and what it
+printed, the validation lines and the last table included).
 """
+import json
 import logging
 import os
+import time
 
 from omegaconf import OmegaConf
 
@@ -96,10 +104,92 @@ class MLflowWriter:
         self.client.set_terminated(self.run_id)
 
 
-def open_loggers(cfg, log_dir: str, experiment: str) -> Loggers:
+class ScalarsFile:
+    """``scalars.json`` in the run folder: per logged iteration one line ``{"iteration": N, "loss/main": ..., "lr":
+    ..., "val/mIoU": ...}``, appended (a resumed run goes on in the same file; a reader keeps an iteration's last
+    line). Images are TensorBoard's and MLflow's, not this file's."""
+
+    def __init__(self, path: str):
+        self.path, self.step, self.values = path, None, {}
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "a"):  # a folder that cannot take the file is said before the first step
+            pass
+
+    def add_scalar(self, tag, value, step):
+        if step != self.step:
+            self.flush()
+            self.step = int(step)
+        self.values[tag] = float(value)
+
+    def add_image(self, tag, image, step, dataformats="HWC"):
+        pass
+
+    def flush(self):
+        if self.values:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"iteration": self.step, **self.values}, allow_nan=True) + "\n")
+        self.values = {}
+
+    def close(self):
+        self.flush()
+
+
+class RunLog:
+    """``train.log`` in the run folder: the segattn logger's lines while the run trains (:meth:`open`) and the
+    lines the run prints (:meth:`print`: to the terminal above the progress bar, and here), each with its time.
+    ``path`` None (a rank other than 0): prints, keeps nothing. A file that cannot be written is said once and
+    the run goes on without it."""
+
+    def __init__(self, path: str = None):
+        self.path, self.handler = path, None
+
+    def open(self):
+        if self.path and self.handler is None:
+            try:
+                self.handler = logging.FileHandler(self.path, encoding="utf-8")
+            except OSError as err:
+                log.error("%s: the run's log cannot be written (%s); training goes on without it", self.path,
+                          err.strerror)
+                self.path = None
+                return
+            self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+            self.handler.addFilter(lambda record: not getattr(record, "in_run_log", False))  # written by line()
+            log.addHandler(self.handler)
+
+    def line(self, text: str):
+        """``text`` into the file only (a line the progress bar shows on the terminal)."""
+        if self.path:
+            try:
+                with open(self.path, "a", encoding="utf-8") as f:
+                    f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} INFO {text}\n")
+            except OSError:
+                pass  # the log is never worth the run; a full disk is said by the next checkpoint write
+
+    def print(self, text: str):
+        from tqdm import tqdm
+
+        tqdm.write(text)
+        self.line(text)
+
+    def close(self):
+        if self.handler is not None:
+            log.removeHandler(self.handler)
+            self.handler.close()
+            self.handler = None
+
+
+def open_loggers(cfg, log_dir: str, experiment: str, run_dir: str = None) -> Loggers:
     """The trackers ``cfg.train.loggers`` names (checked in the config's validation), each opened now: one that
-    cannot be (its store unwritable) is an OutputError naming it, before any training step."""
+    cannot be (its store unwritable) is an OutputError naming it, before any training step. ``run_dir``: also
+    ``scalars.json`` there."""
     writers = []
+    if run_dir:
+        path = os.path.join(run_dir, "scalars.json")
+        try:
+            writers.append(("scalars.json", ScalarsFile(path)))
+        except OSError as err:
+            raise OutputError(f"{path} cannot be written ({err.strerror or err}); no iteration was trained: fix "
+                              "train.out_dir or free space") from None
     for name in cfg.train.loggers:
         try:
             if name == "tensorboard":
@@ -119,4 +209,4 @@ def open_loggers(cfg, log_dir: str, experiment: str) -> Loggers:
     return Loggers(writers)
 
 
-__all__ = ["LOGGERS", "Loggers", "MLflowWriter", "open_loggers"]
+__all__ = ["LOGGERS", "Loggers", "MLflowWriter", "RunLog", "ScalarsFile", "open_loggers"]

@@ -78,10 +78,11 @@ def _json_safe(value):
     return value
 
 
-def save_json(metrics: dict, class_names, path: str):
-    """The metrics and a per-class table as strict JSON (``null`` where a class's IoU or accuracy is undefined);
-    the confusion matrix goes to :func:`save_confusion_json`'s file, not here."""
-    data = {k: v for k, v in metrics.items() if k != "confusion"}
+def save_json(metrics: dict, class_names, path: str, settings: dict = None):
+    """The metrics and a per-class table as strict JSON (``null`` where a class's IoU or accuracy is undefined),
+    with ``settings`` (what was evaluated and how) first; the confusion matrix goes to
+    :func:`save_confusion_json`'s file, not here."""
+    data = ({"settings": settings} if settings else {}) | {k: v for k, v in metrics.items() if k != "confusion"}
     data["per_class"] = {n: {"IoU": i, "Acc": a} for n, i, a in zip(class_names, metrics["IoU"], metrics["Acc"])}
     with output_file(path) as tmp, open(tmp, "w") as f:
         json.dump(_json_safe(data), f, indent=2, allow_nan=False)

@@ -7,13 +7,15 @@ source and licence of converted weights.
 """
 import math
 
+from ..data import dataset_class
+from ..registry import parse_spec
+
 LICENCES = {"mmseg": ("apache-2.0", "Apache-2.0, as mmsegmentation's model zoo releases them")}
 
 
 def _architecture(model) -> str:
-    head = dict(model.head) if hasattr(model.head, "keys") else {"type": model.head}
-    kind = head.pop("type")
-    options = ", ".join(f"{k} {v}" for k, v in head.items() if v is not None)
+    kind, options = parse_spec(model.head, "model.head")
+    options = ", ".join(f"{k} {v}" for k, v in options.items() if v is not None)
     aux = f"; auxiliary FCN head on layer3 (loss weight {model.aux.loss_weight})" if model.aux.enabled else ""
     return (f"`{kind}` head{f' ({options})' if options else ''} on `{model.encoder.name}`, output stride "
             f"{model.encoder.output_stride}{aux}")
@@ -37,8 +39,9 @@ def model_card(cfg, class_names, palette, info: dict, title: str = None) -> str:
         "other", "not set: these weights were trained with segattn; set their licence before sharing them "
                  "(the training data's terms apply too)"))
     model, data, train = cfg.model, cfg.data, cfg.train
-    kind = model.head.type if hasattr(model.head, "keys") else model.head
-    title = title or f"{kind} ({model.encoder.name}) on {data.dataset}"
+    kind = parse_spec(model.head, "model.head")[0]
+    trained_on, tag = dataset_class(data).trained_on(data)
+    title = title or f"{kind} ({model.encoder.name}) on {trained_on}"
     if source:
         origin = f"converted from {source.get('format')} weights: {source.get('address')}"
         recipe = "as released by the source above (the card's config is segattn's equivalent)"
@@ -49,11 +52,12 @@ def model_card(cfg, class_names, palette, info: dict, title: str = None) -> str:
                   f"loss {train.loss}" + (f"; this checkpoint is from iteration {info['iteration']}"
                                           if info.get("iteration") else ""))
     lines = ["---", "library_name: segattn", "pipeline_tag: image-segmentation", f"license: {licence}",
-             f"tags: [semantic-segmentation, {kind}, {data.dataset}]", "---", "", f"# {title}", "",
+             f"tags: [semantic-segmentation, {kind}, {tag}]", "---", "", f"# {title}", "",
              "| | |", "|---|---|",
              f"| architecture | {_architecture(model)} |",
              f"| classes | {len(class_names)} (table below) |",
-             f"| training data | `{data.dataset}` (`{data.root}`), split `{data.train_split}` |",
+             f"| training data | {trained_on}: `data.dataset: {data.dataset}` at `{data.root}`, split "
+             f"`{data.train_split}` |",
              f"| training | {recipe} |",
              f"| validation | {_metrics(info, cfg)} |",
              f"| weights | {origin} |",

@@ -25,6 +25,7 @@ from ..data import dataset_class_names, dataset_palette
 from ..data.io import pil_to_rgb, read_image
 from ..data.palette import colorize
 from ..errors import DataError
+from ..registry import parse_spec
 from .checkpoint import load_checkpoint
 from .predictor import class_probabilities, infer_folder, load_model, overlay, predict_labels
 from .device import resolve_device
@@ -57,6 +58,14 @@ class Segmenter:
         self.info = dict(info or {})
         self.class_names = list(dataset_class_names(cfg.data))
         self.palette = [tuple(c) for c in dataset_palette(cfg.data)]
+
+    def __repr__(self) -> str:
+        kind = parse_spec(self.cfg.model.head, "model.head")[0]
+        names = ", ".join(self.class_names[:4]) + (", ..." if len(self.class_names) > 4 else "")
+        origin = self.info.get("folder") or (f"iteration {self.info['iteration']}" if "iteration" in self.info
+                                             else None)
+        return (f"Segmenter({kind} head on {self.cfg.model.encoder.name}, {len(self.class_names)} classes ({names}), "
+                f"device {self.device}" + (f", {origin}" if origin else "") + ")")
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -132,6 +141,7 @@ class Segmenter:
         from .pretrained import write_folder
 
         config = OmegaConf.to_container(self.cfg, resolve=True)
+        config["data"]["palette"] = [list(c) for c in self.palette]  # the colours travel (a palette.txt stays)
         card = model_card(self.cfg, self.class_names, self.palette, self.info, title)
         return write_folder(os.fspath(folder), self.model.state_dict(), config, card, hashed)
 

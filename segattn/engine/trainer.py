@@ -3,7 +3,8 @@
 ``train(cfg)`` is everything ``tools/train.py`` does: builds the model, data,
 loss, optimiser and schedule from the config; logs to a tqdm bar and
 TensorBoard; writes ``<out_dir>/<experiment>/last.pth`` every
-``checkpoint_interval`` iterations and ``best.pth`` on a new best val mIoU.
+``checkpoint_interval`` iterations (everything a resume needs) and ``best.pth``
+(the weights alone, to deploy) on a new best val mIoU.
 The run folder and its lock are :mod:`.run_folder`'s, SIGTERM handling
 :mod:`.signals`', the optimiser and schedule :mod:`.optim`'s, and comparing a
 resume's config with the checkpoint's :mod:`segattn.configure`'s.
@@ -22,23 +23,15 @@ from ..data import build_dataset, check_data_config
 from ..data.io import output_file
 from ..errors import ConfigError, DataError, OutputError, RunError
 from ..models import build_model
-from .checkpoint import (
-    init_from,
-    load_checkpoint,
-    load_model_weights,
-    newest_valid_checkpoint,
-    non_finite,
-    remove_stale_temporaries,
-    save_atomic,
-    write_failure,
-)
+from .checkpoint import (init_from, load_checkpoint, load_model_weights, newest_valid_checkpoint, non_finite,
+                         remove_stale_temporaries, require_resume_state, save_atomic, weights_only, write_failure)
 from .device import autocast_dtype, memory_format, resolve_device
 from .distributed import all_ranks, gather_objects, init_distributed_mode, mean_over_ranks
 from .evaluator import evaluate
 from .loader import BadSampleCounter, EpochSampler, SkipBadSamples, make_loader
 from .losses import build_loss
 from .metrics import format_table
-from .loggers import open_loggers
+from .loggers import RunLog, open_loggers
 from .rng import rank_seed, rng_state, seed_everything, set_rng_state
 from .optim import build_optimizer, build_scheduler, gradients_finite
 from .run_folder import RunLock, experiment_dir, refuse_replacing_another_run
@@ -108,7 +101,7 @@ class Trainer:
         if self.main and os.path.isdir(self.dir):
             for path in remove_stale_temporaries(self.dir):
                 log.info("removed %s, left by a write that was killed", path)
-        self._writer = None
+        self._writer, self.run_log = None, RunLog()
         self.step_seconds = []  # wall time of each training step of this process, for comparisons
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -137,7 +130,7 @@ class Trainer:
         failure, written = None, not self.main
         rngs = gather_objects(rng_state())  # every rank's generators, so a DDP resume is exact with dropout too
         if self.main:  # one writer; the others wait so nobody reads a half-made run folder
-            state = self.state(rngs)
+            state = self.state(rngs) if name != "best.pth" else weights_only(self.state(rngs))
             broken = non_finite(state["model"])
             path = os.path.join(self.dir, name)
             if broken:
@@ -171,6 +164,7 @@ class Trainer:
         schedule), not just recorded.
         """
         ckpt = load_checkpoint(path)
+        require_resume_state(ckpt, path)
         saved = with_defaults(ckpt.get("config") or {})
         changed = config_changes(saved, OmegaConf.to_container(self.cfg, resolve=True))
         breaking = {k: v for k, v in changed.items() if not k.startswith(HARMLESS_CHANGES)}
@@ -303,8 +297,8 @@ class Trainer:
                 return self._fit(until, signalled)
             except KeyboardInterrupt:
                 if self.main:
-                    tqdm.write(f"interrupted at iteration {self.iteration}: {self.kept()}; --resume continues from "
-                               "there")
+                    self.run_log.print(f"interrupted at iteration {self.iteration}: {self.kept()}; --resume "
+                                       "continues from there")
                 raise
             finally:
                 self.close()
@@ -320,6 +314,7 @@ class Trainer:
 
     def close(self):
         """Let go of the experiment folder's lock (the run ended); a later run may take it."""
+        self.run_log.close()  # its lines stop; train() still adds the last table and summary
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -330,7 +325,8 @@ class Trainer:
         precision = "float32" if self.amp_dtype is None else f"{str(self.amp_dtype).split('.')[-1]} autocast"
         on_disk = [n for n in ("last.pth", "best.pth") if os.path.isfile(os.path.join(self.dir, n))]
         files = [n + (f" (best val mIoU {100 * self.best_miou:.2f})" if n == "best.pth" and self.best_miou >= 0
-                      else "") for n in on_disk] + ["config.yaml"]
+                      else "") for n in on_disk] + [n for n in ("config.yaml", "train.log", "scalars.json")
+                                                    if os.path.isfile(os.path.join(self.dir, n))]
         checkpoint = os.path.join(self.dir, "best.pth" if "best.pth" in on_disk else "last.pth")
         logs = os.path.join(t.log_dir, t.experiment)
         return "\n".join([
@@ -355,6 +351,9 @@ class Trainer:
             except OSError as err:  # a full disk before the first step: said, nothing trained or lost
                 raise OutputError(f"{os.path.join(self.dir, 'config.yaml')} could not be written ({err.strerror}); "
                                   f"no iteration was trained: free space or give another train.out_dir") from None
+            self.run_log = RunLog(os.path.join(self.dir, "train.log"))  # the run's lines beside its checkpoints
+            self.run_log.open()
+            self.run_log.line(f"training {t.experiment} from iteration {self.iteration} to {stop} on {self.device}")
         bar = tqdm(total=t.max_iters, initial=self.iteration, desc=f"train {t.experiment}", disable=not self.progress,
                    dynamic_ncols=True)
         batches, preempted = self.batches(), False
@@ -389,8 +388,10 @@ class Trainer:
             saved_now = self.iteration % t.checkpoint_interval == 0 or self.iteration in (t.max_iters, stop)
             if saved_now:
                 self.save("last.pth", final=self.iteration == stop)
-            if self.main and not self.progress and self.iteration % t.log_interval == 0:
-                log.info("iter %d/%d loss %.4f lr %.2e", self.iteration, t.max_iters, terms["total"], lr)
+            if self.main and self.iteration % t.log_interval == 0:  # the terminal has the bar, the file each line
+                self.run_log.line(line := f"iter {self.iteration}/{t.max_iters} loss {terms['total']:.4f} lr {lr:.2e}")
+                if not self.progress:
+                    log.info(line, extra={"in_run_log": True})
             if self.iteration < stop and not all_ranks(not signalled):  # one rank's signal stops every rank
                 if not saved_now:  # decided alike on every rank: save() is collective
                     self.save("last.pth", final=True)
@@ -412,7 +413,7 @@ class Trainer:
         """``train.loggers`` on rank 0 (opened on first use, so validate() works without fit()); a no-op elsewhere."""
         if self._writer is None:
             t = self.cfg.train
-            self._writer = open_loggers(self.cfg, t.log_dir, t.experiment) if self.main else NullWriter()
+            self._writer = open_loggers(self.cfg, t.log_dir, t.experiment, self.dir) if self.main else NullWriter()
         return self._writer
 
     def validate(self):
@@ -426,7 +427,8 @@ class Trainer:
             if iou == iou:  # not NaN
                 self.writer.add_scalar(f"val_IoU/{name}", iou, self.iteration)
         if self.main:
-            tqdm.write(f"[iter {self.iteration}] val mIoU {100 * metrics['mIoU']:.2f} ({time.time() - start:.0f}s)")
+            self.run_log.print(f"[iter {self.iteration}] val mIoU {100 * metrics['mIoU']:.2f} "
+                               f"({time.time() - start:.0f}s)")
         if metrics["mIoU"] > self.best_miou:
             previous, self.best_miou = self.best_miou, metrics["mIoU"]  # best.pth records its own mIoU
             if not self.save("best.pth"):  # the best is what best.pth holds: a later new best writes it
@@ -441,6 +443,6 @@ def train(cfg, resume=None, progress=True, allow_changes=False) -> dict:
         trainer.resume(path, allow_changes)
     metrics = trainer.fit()
     if metrics and trainer.main:
-        tqdm.write(format_table(metrics, trainer.val_set.class_names))
-        tqdm.write(trainer.summary())
+        trainer.run_log.print(format_table(metrics, trainer.val_set.class_names))
+        trainer.run_log.print(trainer.summary())
     return metrics

@@ -88,3 +88,36 @@ def test_all_pairs_maps_form_only_the_queried_row(head, kind):
     assert peak < 4096 * 4096 * 4 / 16
     row = torch.softmax(maps[kind].q[0, 10 * 64 + 33] @ maps[kind].k[0].t() * maps[kind].scale, -1)
     torch.testing.assert_close(got[name], row.view(64, 64))
+
+
+def test_the_panel_titles_name_y_and_x(tmp_path, monkeypatch):
+    """A query given as --query 40,120 is titled with which number is y and which x (pixels, or feature cells)."""
+    from matplotlib.figure import Figure
+
+    from segattn.analysis.attention_maps import save_panel
+
+    drawn = []
+    real = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: drawn.append(self) or real(self, *a, **k))
+    result = attention_maps(_model("ccnet"), torch.randn(1, 3, 64, 64), [(2, 3)])
+    save_panel(str(tmp_path / "p.png"), np.zeros((64, 64, 3), np.uint8), result, [(0, 0, 0)] * 19, 8,
+               pixels=[(20, 28)])
+    save_panel(str(tmp_path / "c.png"), np.zeros((64, 64, 3), np.uint8), result, [(0, 0, 0)] * 19, 8)
+    assert drawn[0].axes[0].get_title() == "query: pixel y=20, x=28"
+    assert drawn[1].axes[0].get_title() == "query: feature cell y=2, x=3"
+
+
+def test_the_explorer_header_names_the_model_and_where_its_config_came_from():
+    from omegaconf import OmegaConf
+
+    pytest.importorskip("gradio", reason="the explorer's page comes with the demo extra")
+    from segattn.analysis.explorer_app import describe_model
+
+    cfg = OmegaConf.create({"model": {"head": {"type": "ccnet"}, "encoder": {"name": "resnet18"}}})
+    assert describe_model(cfg, "checkpoints/demo_ccnet/best.pth", None, 50) == (
+        "ccnet head on resnet18: checkpoint `checkpoints/demo_ccnet/best.pth` (with the config saved in it); 50 "
+        "images to choose from.")
+    import os
+
+    assert describe_model(cfg, os.path.abspath("best.pth"), "configs/demo/ccnet.yaml", 3).startswith(
+        "ccnet head on resnet18: config `configs/demo/ccnet.yaml`, checkpoint `best.pth`;")  # no machine's folders

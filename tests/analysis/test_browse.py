@@ -47,3 +47,10 @@ def test_tool_writes_the_grid(demo_root, tmp_path):
     grid = cv2.imread(str(tmp_path / "grid.png"))
     assert grid is not None and grid.shape[1] > 800
     assert os.path.getsize(tmp_path / "grid.png") > 10000
+
+
+def test_the_grid_fills_its_rows_where_the_count_allows():
+    """6 samples are drawn 3 x 2 (not 4 + 2 with two empty cells); up to 4 in one row; 7 as 4 + 3."""
+    from segattn.analysis.browse import grid_columns
+
+    assert [grid_columns(n) for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 12)] == [1, 2, 3, 4, 3, 3, 4, 4, 3, 4]

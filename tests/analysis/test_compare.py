@@ -65,3 +65,27 @@ def test_with_seed_trains_each_seed_in_its_own_folder_and_a_bad_seeds_list_is_on
     proc = run_tool("compare.py", "configs/probe/fcn.yaml", "--seeds", "0,x", check=False)
     assert proc.returncode != 0 and "--seeds '0,x': expected comma-separated integers" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_compare_after_a_first_run_trains_in_its_own_folder_and_keeps_its_table(demo_root, tmp_path):
+    """tools/compare.py run where tools/train.py trained the same config: the first run's folder is untouched; the
+    comparison's runs, table (markdown) and rows (JSON) land in --out-dir."""
+    import json
+
+    from helpers import run_tool
+    from omegaconf import OmegaConf
+
+    cfg = tiny_config(demo_root, tmp_path, head="fcn", max_iters=1, val_interval=1)
+    path = tmp_path / "fcn.yaml"
+    OmegaConf.save(cfg, path)
+    run_tool("train.py", path, "--no-progress")
+    first = (tmp_path / "t" / "last.pth").read_bytes()
+    out = tmp_path / "cmp"
+    proc = run_tool("compare.py", path, "--no-progress", "--out-dir", out)
+    assert (tmp_path / "t" / "last.pth").read_bytes() == first
+    assert (out / "t" / "last.pth").is_file() and (out / "runs" / "t").is_dir()
+    table = (out / "compare.md").read_text()
+    assert "| fcn | fcn | none |" in table and table.startswith("`python tools/compare.py ")
+    rows = json.loads((out / "compare.json").read_text())["rows"]
+    assert [r["name"] for r in rows] == ["fcn"] and 0 <= rows[0]["mIoU"] <= 1
+    assert str(out / "compare.md") in proc.stdout

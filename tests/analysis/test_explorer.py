@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from helpers import tiny_config
 from segattn import build_model
-from segattn.analysis.explorer import Explorer
+from segattn.analysis.explorer import SCALE_HEIGHT, Explorer, colour_scale
 from segattn.data import dataset_class_names, dataset_palette
 from segattn.data.io import read_image
 from segattn.engine.predictor import eval_settings, predict_labels
@@ -59,7 +59,8 @@ def test_every_registered_head_is_explored_or_says_why_not(head, demo_root, tmp_
         assert pictures == {} and channels == [] and "has no attention maps" in opened.no_maps
         return
     assert set(pictures) == EXPECTED.get(head, set(pictures)) and pictures
-    assert all(p.shape == image.shape and p.dtype == np.uint8 for p in pictures.values())
+    h, w = image.shape[:2]  # the map over the image, its colour scale below
+    assert all(p.shape == (h + SCALE_HEIGHT, w, 3) and p.dtype == np.uint8 for p in pictures.values())
     assert bool(channels) == (head == "danet")
 
 
@@ -71,10 +72,10 @@ def test_ccnet_one_loop_lights_only_the_query_row_and_column(demo_root, tmp_path
         pictures, _, _ = explorer.click(opened, y, x, opacity=1.0)
         on = band(explorer, opened, y, x)
         ring = np.hypot(*np.mgrid[:on.shape[0], :on.shape[1]] - np.array([y, x])[:, None, None]) <= 12
-        lum = pictures["cca_loop1"].astype(float).mean(-1)
+        lum = pictures["cca_loop1"][:on.shape[0]].astype(float).mean(-1)
         assert lum[~on & ~ring].max() <= 2  # inferno's zero is (0, 0, 4)
         assert lum[on & ~ring].mean() > 40
-        composed = pictures["cca_effective"].astype(float).mean(-1)
+        composed = pictures["cca_effective"][:on.shape[0]].astype(float).mean(-1)
         assert composed[~on & ~ring].max() > 2  # two loops reach beyond the cross
 
 
@@ -84,11 +85,11 @@ def test_opacity_and_clip(demo_root, tmp_path):
     clear, _, _ = explorer.click(opened, 50, 50, opacity=0.0)
     ring = np.zeros(opened.view.shape[:2], bool)
     ring[30:71, 30:71] = True
-    np.testing.assert_array_equal(clear["nonlocal"][~ring], opened.view[~ring])  # opacity 0: the image itself
+    np.testing.assert_array_equal(clear["nonlocal"][:ring.shape[0]][~ring], opened.view[~ring])  # opacity 0: the image itself
     full, _, _ = explorer.click(opened, 50, 50, opacity=1.0, clip=1.0)
     clipped, _, _ = explorer.click(opened, 50, 50, opacity=1.0, clip=0.1)
     top = np.array([252, 255, 164])  # inferno at 1: weights at or above the clip
-    saturated = lambda p: (np.abs(p[~ring].astype(int) - top).max(-1) <= 2).mean()  # noqa: E731
+    saturated = lambda p: (np.abs(p[:ring.shape[0]][~ring].astype(int) - top).max(-1) <= 2).mean()  # noqa: E731
     assert saturated(clipped["nonlocal"]) > saturated(full["nonlocal"])
 
 
@@ -98,7 +99,7 @@ def test_a_1x1_image_and_a_huge_one(demo_root, tmp_path):
     tiny = explorer.open(np.full((1, 1, 3), 128, np.uint8))
     assert tiny.labels.shape == (1, 1) and tiny.maps["grid"] == (1, 1)
     pictures, _, where = explorer.click(tiny, 0, 0)
-    assert pictures["cca_loop1"].shape == (1, 1, 3) and "feature cell (0, 0) of 1 x 1" in where
+    assert pictures["cca_loop1"].shape == (1 + SCALE_HEIGHT, 1, 3) and "feature cell (y=0, x=0) of 1 x 1" in where
     # a sliding-window prediction (as for any image far larger than a window), kept short on 2 cores
     explorer.cfg.eval.merge_with({"scales": [0.05], "crop_size": [64, 96], "stride": [48, 64]})
     rng = np.random.default_rng(0)
@@ -108,7 +109,7 @@ def test_a_1x1_image_and_a_huge_one(demo_root, tmp_path):
     assert huge.size == (4000, 6000) and huge.view.shape == (683, 1024, 3) and huge.labels.shape == (683, 1024)
     assert max(huge.maps["grid"]) == 256 // 8
     pictures, _, where = explorer.click(huge, 682, 1023)
-    assert "pixel (y=3994, x=5994)" in where and pictures["cca_loop1"].shape == (683, 1024, 3)
+    assert "pixel (y=3994, x=5994)" in where and pictures["cca_loop1"].shape == (683 + SCALE_HEIGHT, 1024, 3)
 
 
 def test_page_says_why_a_file_cannot_be_opened_and_keeps_the_image(demo_root, tmp_path):
@@ -130,7 +131,7 @@ def test_page_says_why_a_file_cannot_be_opened_and_keeps_the_image(demo_root, tm
         assert all(v == {"__type__": "update"} for v in out[:2] + out[3:])  # nothing else on the page changes
     drawn = page.draw(opened, (10, 20), 0.6, 1.0)
     query, pam = drawn[0], drawn[3]
-    assert query == (10, 20) and pam["value"].shape == (256, 512, 3)
+    assert query == (10, 20) and pam["value"].shape == (256 + SCALE_HEIGHT, 512, 3)
     assert "| channel | weight |" in drawn[-2] and "Answered in" in drawn[-1]
 
 
@@ -156,3 +157,19 @@ def test_converted_mmseg_danet_checkpoint(demo_root, tmp_path):
     assert opened.maps["grid"] == (32, 64)
     pictures, channels, _ = explorer.click(opened, 128, 256)
     assert set(pictures) == {"pam"} and len(channels) == 10
+
+
+def test_each_map_has_a_colour_scale_from_zero_to_the_weight_drawn_at_full_colour():
+    """The strip under a map: inferno from black-purple to yellow, 0 at the left; the right end labelled with the
+    weight that saturates (the map's maximum, or the clip's share of it with a '+')."""
+    import cv2
+
+    strip = colour_scale(400, 0.02, 1.0)
+    assert strip.shape == (SCALE_HEIGHT, 400, 3)
+    ramp = strip[10, 8:392].astype(int)
+    assert ramp[0].sum() < 30 and ramp[-1].sum() > 600  # inferno's dark end, then its bright one
+    assert (np.diff(ramp.sum(-1)) >= -3).all()  # brighter left to right
+    clipped = colour_scale(400, 0.02, 0.5)
+    assert not np.array_equal(strip[18:], clipped[18:])  # "0.02" against "0.01+"
+    text = cv2.getTextSize("0.01+", cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)[0][0]
+    assert (clipped[18:, 392 - text:392] < 128).any() and (clipped[18:, 8:16] < 128).any()

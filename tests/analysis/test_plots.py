@@ -19,3 +19,17 @@ def test_confusion_picture_of_many_classes_stays_a_readable_size(tmp_path):
     blue = rgb[..., 2] - rgb[..., 0] > 100  # the matrix's cells above about 0.5 of a row (Blues); text is grey
     ys, xs = np.nonzero(blue[:, : int(0.85 * rgb.shape[1])])  # left of the colour bar
     assert len(ys) > 1000 and abs(np.corrcoef(ys, xs)[0, 1]) > 0.95  # the cells lie on a line: the diagonal
+
+
+def test_the_confusion_colour_bar_reads_in_percent_as_the_cells_do(tmp_path, monkeypatch):
+    """Cells print percentages (0..100): the colour bar goes 0..100 too, and says what it counts."""
+    from matplotlib.figure import Figure
+
+    drawn = []
+    real = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: drawn.append(self) or real(self, *a, **k))
+    counts = np.array([[8, 2], [1, 9]])
+    confusion_figure(counts, ["a", "b"], str(tmp_path / "c.png"))
+    matrix, bar = drawn[0].axes
+    assert bar.get_ylim() == (0.0, 100.0) and "%" in bar.get_ylabel()
+    assert sorted(t.get_text() for t in matrix.texts) == ["10", "20", "80", "90"]

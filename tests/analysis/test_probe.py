@@ -106,7 +106,7 @@ def test_probe_checkpoints_open_in_visualize_attention_and_the_explorer(tmp_path
     """A CCNet probe checkpoint, as tools/train.py writes it, in the two map tools (config from the checkpoint)."""
     from helpers import run_tool
 
-    from segattn.analysis.explorer import Explorer
+    from segattn.analysis.explorer import SCALE_HEIGHT, Explorer
     from segattn.configure import load_tool_config
     from segattn.data import dataset_class_names, dataset_palette
     from segattn.data.io import read_image
@@ -129,4 +129,4 @@ def test_probe_checkpoints_open_in_visualize_attention_and_the_explorer(tmp_path
     opened = explorer.open(read_image(image_path))
     pictures, _, where = explorer.click(opened, y, x, opacity=1.0)
     assert set(pictures) == {"cca_loop1", "cca_effective"} and f"pixel (y={y}, x={x})" in where
-    assert all(p.shape == (256, 256, 3) for p in pictures.values())
+    assert all(p.shape == (256 + SCALE_HEIGHT, 256, 3) for p in pictures.values())  # the map, its colour scale

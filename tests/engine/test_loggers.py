@@ -16,7 +16,11 @@ def test_unknown_logger_is_one_line(demo_root, tmp_path):
         validate(cfg)
 
 
-def test_mlflow_and_tensorboard_get_the_same_scalars_and_images(demo_root, tmp_path):
+def test_mlflow_and_tensorboard_get_the_same_scalars_and_images(demo_root, tmp_path, caplog):
+    """... and scalars.json beside the checkpoints holds the same scalars, train.log the run's lines and table."""
+    import json
+    import logging
+
     pytest.importorskip("mlflow", reason="MLflow comes with the mlflow extra")
     from mlflow import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -26,7 +30,8 @@ def test_mlflow_and_tensorboard_get_the_same_scalars_and_images(demo_root, tmp_p
     cfg = tiny_config(demo_root, tmp_path, max_iters=2, val_interval=2, log_interval=1)
     cfg.train.loggers = ["tensorboard", "mlflow"]
     cfg.train.num_vis = 1
-    metrics = train(cfg, progress=False)
+    with caplog.at_level(logging.INFO, logger="segattn"):  # as the tools log: a line reaches train.log once
+        metrics = train(cfg, progress=False)
     client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("t").experiment_id])
     assert run.info.run_name == "t" and run.info.status == "FINISHED"
@@ -46,6 +51,15 @@ def test_mlflow_and_tensorboard_get_the_same_scalars_and_images(demo_root, tmp_p
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
     assert any("val_0" in a for a in artifacts), artifacts
     assert OmegaConf.load(tmp_path / "t" / "config.yaml").train.loggers == ["tensorboard", "mlflow"]
+    lines = [json.loads(line) for line in (tmp_path / "t" / "scalars.json").read_text().splitlines()]
+    assert [line["iteration"] for line in lines] == [1, 2]
+    for tag in tags:
+        board = [(e.step, e.value) for e in events.Scalars(tag)]
+        kept = [(line["iteration"], line[tag]) for line in lines if tag in line]
+        torch.testing.assert_close(kept, board, rtol=1e-6, atol=0)
+    log = (tmp_path / "t" / "train.log").read_text()
+    assert log.count("iter 1/2 loss ") == 1 and log.count("iter 2/2 loss ") == 1
+    assert f"[iter 2] val mIoU {100 * metrics['mIoU']:.2f}" in log and "| road |" in log and "next:" in log
 
 
 def test_a_store_that_cannot_be_written_stops_the_run_before_its_first_step(demo_root, tmp_path):

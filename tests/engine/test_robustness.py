@@ -66,10 +66,13 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 
 
 def test_resume_skips_damaged_newest_checkpoint(tmp_path):
+    """The newest file that loads and holds a resume state: a truncated last.pth and a weights-only best.pth (both
+    newer) are passed over."""
+    save_atomic({"model": {}, "optimizer": {}, "iteration": 4}, str(tmp_path / "step4.pth"))
     save_atomic({"model": {}, "iteration": 4}, str(tmp_path / "best.pth"))
     (tmp_path / "last.pth").write_bytes(b"truncated")
-    os.utime(tmp_path / "best.pth", (1, 1))
-    assert newest_valid_checkpoint(str(tmp_path)).endswith("best.pth")
+    os.utime(tmp_path / "step4.pth", (1, 1))
+    assert newest_valid_checkpoint(str(tmp_path)).endswith("step4.pth")
     with pytest.raises(FileNotFoundError, match="no readable checkpoint"):
         newest_valid_checkpoint(str(tmp_path / "empty"))
 
@@ -137,6 +140,7 @@ def test_a_skipped_step_changes_nothing(demo_root, tmp_path):
 
 def test_a_diverging_run_keeps_the_checkpoint_from_before_trouble(demo_root, tmp_path):
     cfg = tiny_config(demo_root, tmp_path, max_iters=30, max_nonfinite=3, checkpoint_interval=1, lr=1e6)
+    cfg.model.encoder.name = "resnet18"  # diverges through its loss first (the narrow one's weights overflow first)
     trainer = Trainer(cfg, progress=False)
     with pytest.raises(NonFiniteLoss) as err:
         trainer.fit()
@@ -169,7 +173,7 @@ def test_stale_temporaries_are_removed_and_checkpoints_follow_the_umask(demo_roo
         Trainer(tiny_config(demo_root, tmp_path, max_iters=1, val_interval=10), progress=False).fit()
     finally:
         os.umask(old)
-    assert sorted(os.listdir(run)) == [".lock", "best.pth", "config.yaml", "last.pth"]  # .lock: the run lock
+    assert sorted(os.listdir(run)) == [".lock", "best.pth", "config.yaml", "last.pth", "scalars.json", "train.log"]
     assert stat.S_IMODE(os.stat(run / "last.pth").st_mode) == 0o644
 
 
@@ -348,7 +352,7 @@ def test_the_summary_names_no_best_that_was_never_written(demo_root, tmp_path):
     trainer = Trainer(cfg, progress=False)
     os.makedirs(os.path.join(trainer.dir, "best.pth"))  # the one validation's best.pth cannot be written
     trainer.fit()
-    assert f"checkpoints: {trainer.dir}/ (last.pth, config.yaml)" in trainer.summary()
+    assert f"checkpoints: {trainer.dir}/ (last.pth, config.yaml, train.log, scalars.json)" in trainer.summary()
     assert f"--checkpoint {trainer.dir}/last.pth" in trainer.summary()
 
 

@@ -10,9 +10,9 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from helpers import run_tool, tiny_config
+from helpers import ENCODER, run_tool, tiny_config
 from segattn import Segmenter, build_model
-from segattn.data.cityscapes import CityscapesDataset
+from segattn.data.cityscapes import PALETTE, CityscapesDataset
 from segattn.data.io import current_umask, read_mask
 from segattn.errors import CheckpointError, ConfigError, DataError, MissingFileError, OutputError
 
@@ -78,7 +78,8 @@ def test_inputs_logits_and_pictures(checkpoint, demo_root):
     assert ((logits.argmax(0) == expected) | tied).all() and tied.mean() < 1e-3
     np.testing.assert_allclose(np.exp(logits).sum(0), 1, rtol=1e-4)  # log class probabilities
     color = segmenter.colorize(expected)
-    assert color.shape == array.shape and tuple(color[expected == 0][0]) == (128, 64, 128)  # road, Cityscapes' colour
+    shown = int(expected.flat[0])  # a class the model predicts, in Cityscapes' colour
+    assert color.shape == array.shape and tuple(color[expected == shown][0]) == PALETTE[shown]
     blended = segmenter.overlay(array, expected, alpha=1.0)
     np.testing.assert_array_equal(blended, color)
     tiny = segmenter.predict(np.zeros((1, 1, 3), np.uint8))
@@ -111,11 +112,43 @@ def test_save_pretrained_round_trip_and_card(checkpoint, demo_root, tmp_path):
     assert set(load_file(weights)) == set(segmenter.model.state_dict())  # weights only
     card = (tmp_path / "folder" / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: segattn\npipeline_tag: image-segmentation\n")
-    assert "`ccnet` head on `resnet18`, output stride 8; auxiliary FCN head on layer3" in card
+    assert f"`ccnet` head on `{ENCODER}`, output stride 8; auxiliary FCN head on layer3" in card
     assert "mIoU 43.21" in card and "| 13 | car | (0, 0, 142) |" in card and "license: other" in card
+    assert f"# ccnet ({ENCODER}) on Cityscapes\n" in card and "tags: [semantic-segmentation, ccnet, cityscapes]" in card
     loaded = Segmenter.from_pretrained(str(tmp_path / "folder"), device="cpu")
     image = val_images(demo_root)[1]
     np.testing.assert_array_equal(loaded.predict(image), segmenter.predict(image))
+
+
+def test_the_card_names_the_data_a_model_trained_on(checkpoint, tmp_path):
+    """The demo recipe trains on generated data in the Cityscapes layout: its card says so, and does not tag the
+    model as a Cityscapes one; a folder dataset is one's own data."""
+    from omegaconf import OmegaConf
+
+    from layouts import make_folder
+    from segattn.engine.model_card import model_card
+
+    segmenter = Segmenter.from_checkpoint(checkpoint[0], device="cpu")
+    demo = OmegaConf.merge(segmenter.cfg, {"data": {"demo": True}})
+    card = model_card(demo, segmenter.class_names, segmenter.palette, {})
+    assert f"# ccnet ({ENCODER}) on segattn's procedural demo data (in the Cityscapes layout; not Cityscapes " \
+        "images)" in card
+    assert "tags: [semantic-segmentation, ccnet, segattn-demo]" in card and "cityscapes]" not in card
+    root = make_folder(tmp_path / "mine")
+    folder = OmegaConf.merge(segmenter.cfg, {"data": {"dataset": "folder", "root": str(root),
+                                                      "class_names": ["sky", "tree", "road"]}})
+    card = model_card(folder, ["sky", "tree", "road"], segmenter.palette[:3], {})
+    assert "on a folder dataset of one's own" in card and "custom-data]" in card and f"at `{root}`" in card
+
+
+def test_a_segmenter_says_what_it_is(tmp_path):
+    from helpers import tiny_config
+    from segattn.models import build_model
+
+    cfg = tiny_config("data/demo", tmp_path)
+    text = repr(Segmenter(build_model(cfg), cfg, "cpu", {"iteration": 6}))
+    assert text == (f"Segmenter(ccnet head on {ENCODER}, 19 classes (road, sidewalk, building, wall, ...), device "
+                    "cpu, iteration 6)")
 
 
 def test_card_of_converted_weights_names_their_source_and_licence(checkpoint):
@@ -347,7 +380,7 @@ def test_a_pretrained_config_missing_a_section_or_unreadable_is_named(checkpoint
     (folder / "config.yaml").write_text(full[: full.index("\ndata:")])  # cut short after the model section
     with pytest.raises(ConfigError, match=r"no data, eval sections"):
         Segmenter.from_pretrained(str(folder), device="cpu")
-    (folder / "config.yaml").write_text(full[: len(full) // 3])  # cut mid-way through the model section
+    (folder / "config.yaml").write_text(full[: full.index("\ndata:") // 2])  # cut mid-way through the model section
     with pytest.raises(ConfigError, match=r"config.yaml: (no data, eval sections|not a readable config)"):
         Segmenter.from_pretrained(str(folder), device="cpu")
     (folder / "config.yaml").write_text("model: !!python/object/apply:os.system ['true']\n")

@@ -27,6 +27,26 @@ def test_loss_decreases_and_checkpoints_are_written(demo_root, tmp_path):
         ckpt = load_checkpoint(os.path.join(tmp_path, "t", name))
         assert ckpt["iteration"] == 25 and ckpt["config"]["model"]["head"] == "ccnet"
     assert os.listdir(tmp_path / "runs" / "t")  # TensorBoard event file
+    assert_best_is_the_weights_alone(tmp_path / "t", cfg)
+
+
+def assert_best_is_the_weights_alone(folder, cfg):
+    """best.pth holds what a user deploys (the weights, their config, iteration and metrics), not the optimiser's
+    state, so it is about half last.pth's size with SGD's momentum; a resume never starts from it."""
+    from segattn.engine.checkpoint import newest_valid_checkpoint
+    from segattn.errors import CheckpointError
+
+    best, last = load_checkpoint(str(folder / "best.pth")), load_checkpoint(str(folder / "last.pth"))
+    assert set(best) == {"model", "iteration", "best_miou", "metrics", "config"}
+    assert {"optimizer", "scheduler", "scaler", "rng"} <= set(last)
+    assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])  # one validation: same weights
+    assert os.path.getsize(folder / "best.pth") < 0.6 * os.path.getsize(folder / "last.pth")
+    later = os.path.getmtime(folder / "last.pth") + 10
+    os.utime(folder / "best.pth", (later, later))  # newer than last.pth: still not a resume's start
+    assert newest_valid_checkpoint(str(folder)) == str(folder / "last.pth")
+    with pytest.raises(CheckpointError, match=r"best.pth: holds the weights only .*resume from the run's last.pth, "
+                                              r"or start a new run from these weights with model.init_from="):
+        Trainer(cfg, progress=False).resume(str(folder / "best.pth"))
 
 
 def test_resume_continues_with_identical_state(demo_root, tmp_path):

@@ -34,3 +34,24 @@ def test_options_are_listed_from_the_signature():
     assert HEADS.options("ccnet") == {"recurrence": 2}
     assert HEADS.options("nonlocal") == {"reduction": 2, "use_scale": True, "block_norm": False}
     assert "toy_gate" in HEADS.names() and HEADS.options("toy_gate") == {"gate_bias": 0.0}
+
+
+def test_a_module_run_as_main_and_imported_by_name_registers_once():
+    """``python -m`` runs a registering module as __main__; if its package's copy is imported later too, the
+    package's class takes the name (and in the other order it keeps it); a real second class is still an error."""
+    import pytest
+
+    from segattn.registry import Registry
+
+    def define(module):
+        return type("Thing", (), {"__module__": module})
+
+    table = Registry("thing")
+    as_main = table.register("t")(define("__main__"))
+    assert table["t"] is as_main
+    package = table.register("t")(define("pkg.thing"))
+    assert table["t"] is package
+    table.register("t")(define("__main__"))
+    assert table["t"] is package
+    with pytest.raises(AssertionError, match="registered twice"):
+        table.register("t")(define("pkg.other"))

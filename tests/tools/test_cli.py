@@ -30,6 +30,9 @@ def trained(demo_root, tmp_path_factory):
     run_dir = tmp / "t"
     assert f"checkpoints: {run_dir}/ (last.pth, best.pth" in proc.stdout and "in float32 (train.amp=" in proc.stdout
     assert f"python tools/eval.py {run_dir}/config.yaml --checkpoint {run_dir}/best.pth" in proc.stdout
+    log = (run_dir / "train.log").read_text()  # what the run printed, kept beside its checkpoints
+    assert "[iter 2] val mIoU" in log and "| road |" in log and f"checkpoints: {run_dir}/" in log
+    assert '"val/mIoU"' in (run_dir / "scalars.json").read_text()
     return path, tmp / "t" / "best.pth"
 
 
@@ -53,7 +56,9 @@ def test_eval_prints_table_writes_json_and_predictions(trained, demo_root, tmp_p
     proc = tool("eval.py", cfg, "--checkpoint", ckpt, "--save-pred", tmp_path / "pred", "--save-color",
                 tmp_path / "color", "--mode", "slide", "--flip")
     assert "| road |" in proc.stdout and "mIoU" in proc.stdout
-    metrics = json.loads((ckpt.parent / "eval_val_best.json").read_text())
+    metrics = json.loads((ckpt.parent / "eval_val_best_slide769x769-513x513_s0.3_flip.json").read_text())
+    assert metrics["settings"] == {"checkpoint": str(ckpt), "split": "val", "mode": "slide", "scales": [0.3],
+                                   "flip": True, "test_resize": None, "crop_size": [769, 769], "stride": [513, 513]}
     assert set(metrics["per_class"]) >= {"road", "sky", "bicycle"} and 0 <= metrics["mIoU"] <= 1
     assert metrics["images"] == 3 and metrics["skipped"] == []
     names = sorted(os.listdir(tmp_path / "pred"))  # label ids only: what the official evaluator searches
@@ -66,23 +71,25 @@ def test_eval_prints_table_writes_json_and_predictions(trained, demo_root, tmp_p
 
 
 def test_eval_writes_the_confusion_matrix_and_plots(trained, demo_root):
-    """The counts sum to the evaluated (non-ignored) pixels and give back eval_val_best.json's per-class IoU."""
+    """The counts sum to the evaluated (non-ignored) pixels and give back eval_val_best_whole_s0.3.json's per-class
+    IoU."""
     from segattn.configure import load_tool_config
     from segattn.data import build_dataset
 
     cfg, ckpt = trained
     proc = tool("eval.py", cfg, "--checkpoint", ckpt, "--save-plots")
     folder = ckpt.parent
-    for name in ("confusion_val_best.json", "confusion_val_best.png", "iou_val_best.png"):
+    for name in ("confusion_val_best_whole_s0.3.json", "confusion_val_best_whole_s0.3.png",
+                 "iou_val_best_whole_s0.3.png"):
         assert str(folder / name) in proc.stdout
-    confusion = json.loads((folder / "confusion_val_best.json").read_text())
+    confusion = json.loads((folder / "confusion_val_best_whole_s0.3.json").read_text())
     counts = np.array(confusion["counts"], np.int64)
     assert confusion["rows"] == "ground truth" and len(confusion["classes"]) == counts.shape[0] == counts.shape[1]
     dataset = build_dataset(load_tool_config(str(cfg)).data, "val")
     labelled = sum(int((dataset[i][1] != 255).sum()) for i in range(len(dataset)))
     assert counts.sum() == confusion["pixels"] == labelled
     tp, union = np.diag(counts), counts.sum(0) + counts.sum(1) - np.diag(counts)
-    metrics = json.loads((folder / "eval_val_best.json").read_text())
+    metrics = json.loads((folder / "eval_val_best_whole_s0.3.json").read_text())
     for k, name in enumerate(confusion["classes"]):
         expected = metrics["per_class"][name]["IoU"]
         assert (expected is None) == (union[k] == 0)
@@ -90,7 +97,7 @@ def test_eval_writes_the_confusion_matrix_and_plots(trained, demo_root):
             assert abs(tp[k] / union[k] - expected) < 1e-12, name
     import cv2
 
-    for name in ("confusion_val_best.png", "iou_val_best.png"):
+    for name in ("confusion_val_best_whole_s0.3.png", "iou_val_best_whole_s0.3.png"):
         picture = cv2.imread(str(folder / name))
         assert picture is not None and min(picture.shape[:2]) > 300
 
@@ -102,6 +109,20 @@ def test_training_writes_its_resolved_config(trained):
 
     assert OmegaConf.to_container(written) == OmegaConf.to_container(load_tool_config(str(cfg)), resolve=True)
     assert load_tool_config(str(ckpt.parent / "config.yaml")) == load_tool_config(str(cfg))  # a config the tools take
+
+
+def test_resume_with_the_runs_own_config_yaml(demo_root, tmp_path):
+    """The command a stopped run points to, ``train.py <run>/config.yaml --resume``, continues it: the config the run
+    wrote and the one its checkpoint holds are the same run (no change reported, no --allow-changes needed)."""
+    from segattn.engine.checkpoint import load_checkpoint
+    from segattn.engine.trainer import Trainer
+
+    cfg = tiny_config(demo_root, tmp_path, max_iters=3, val_interval=100, checkpoint_interval=1)
+    Trainer(cfg, progress=False).fit(until=2)  # stopped at iteration 2, as a preempted run is
+    own = tmp_path / "t" / "config.yaml"
+    proc = tool("train.py", own, "--resume")
+    assert "differs" not in proc.stderr, proc.stderr
+    assert load_checkpoint(str(tmp_path / "t" / "last.pth"))["iteration"] == 3
 
 
 @pytest.mark.parametrize("name", ["train.py", "eval.py", "infer.py"])  # its own parser; --checkpoint; --input
@@ -119,7 +140,7 @@ def test_official_cityscapes_evaluator_on_the_folder_eval_wrote(trained, demo_ro
 
     cfg, ckpt = trained
     tool("eval.py", cfg, "--checkpoint", ckpt, "--save-pred", tmp_path / "pred", "--save-color", tmp_path / "color")
-    ours = json.loads((ckpt.parent / "eval_val_best.json").read_text())["mIoU"]
+    ours = json.loads((ckpt.parent / "eval_val_best_whole_s0.3.json").read_text())["mIoU"]
     export = tmp_path / "export"
     export.mkdir()
     env = {**os.environ, "CITYSCAPES_DATASET": str(demo_root), "CITYSCAPES_RESULTS": str(tmp_path / "pred"),
@@ -145,7 +166,7 @@ def test_eval_counts_an_unreadable_val_image_and_says_it_is_not_in_the_numbers(t
     assert proc.returncode == 1
     assert "1 of 3 images could not be read and are NOT in these numbers:" in proc.stdout
     assert os.path.basename(bad) in proc.stdout
-    metrics = json.loads((ckpt.parent / "eval_val_best.json").read_text())
+    metrics = json.loads((ckpt.parent / "eval_val_best_whole_s0.3.json").read_text())
     assert metrics["images"] == 2 and len(metrics["skipped"]) == 1
 
 
@@ -330,7 +351,8 @@ def test_paper_config_without_cityscapes_says_where_it_comes_from(tmp_path):
 def test_weights_that_cannot_be_fetched_are_one_line_with_the_ways_round(trained, tmp_path):
     cfg, _ = trained
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train.py"), str(cfg),
-                           "model.encoder.weights=imagenet", "--no-progress"], capture_output=True, text=True,
+                           "model.encoder.name=resnet18", "model.encoder.weights=imagenet", "--no-progress"],
+                          capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
     assert proc.returncode == 2
     line, = proc.stderr.strip().splitlines()

@@ -20,6 +20,7 @@ import torch
 from omegaconf import OmegaConf
 
 from helpers import tiny_config
+from segattn.analysis.explorer import SCALE_HEIGHT
 
 pytest.importorskip("gradio", reason="the explorer comes with the demo extra: pip install -e '.[demo]'")
 pytest.importorskip("selenium", reason="the browser test drives Chromium through selenium (test extra)")
@@ -139,9 +140,12 @@ def test_click_two_pixels_and_see_where_ccnet_looks(server, browser, demo_root):
     for y, x in ((60, 100), (200, 400)):
         click_pixel(browser, prediction, y, x)
         src, loop1 = shown_image(wait, "#map-cca_loop1 img", seen[-1][0] if seen else None)
-        text = wait.until(lambda d: re.search(r"pixel \(y=(\d+), x=(\d+)\).*feature cell \((\d+), (\d+)\) of (\d+) x "
-                                              r"(\d+)", d.find_element(By.ID, "query").text))
+        text = wait.until(lambda d: re.search(r"pixel \(y=(\d+), x=(\d+)\).*feature cell \(y=(\d+), x=(\d+)\) of (\d+) "
+                                              r"x (\d+)", d.find_element(By.ID, "query").text))
         py, px, qy, qx, gh, gw = map(int, text.groups())
+        scale = loop1[-SCALE_HEIGHT:]  # the map's colour scale below it: white, the inferno ramp
+        assert (scale[:3] == 255).all() and scale[10, 8:-8].astype(int).sum(-1).std() > 50
+        loop1 = loop1[:-SCALE_HEIGHT]
         assert abs(py - y) <= 1 and abs(px - x) <= 1, text.group(0)
         h, w = loop1.shape[:2]
         on = (np.arange(h)[:, None] * gh // h == qy) | (np.arange(w)[None, :] * gw // w == qx)
@@ -153,7 +157,7 @@ def test_click_two_pixels_and_see_where_ccnet_looks(server, browser, demo_root):
         seen.append((src, loop1))
     assert np.abs(seen[0][1].astype(int) - seen[1][1]).mean() > 5  # the second click shows another map
     _, composed = shown_image(wait, "#map-cca_effective img")
-    assert composed.shape == seen[1][1].shape
+    assert composed.shape == (seen[1][1].shape[0] + SCALE_HEIGHT, *seen[1][1].shape[1:])
     browser.save_screenshot(str(tmp / "explorer.png"))
 
 

@@ -9,13 +9,10 @@ so a block registers itself in ``ATTENTION`` by being a file here. Import a
 block's class from its own module (``from segattn.models.attention.eca import
 ECABlock``).
 """
-import importlib
-import pkgutil
-
+from ...registry import import_all
 from ..registry import ATTENTION
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+import_all(__name__, __path__)
 
 
 def is_none(spec) -> bool:

@@ -4,8 +4,6 @@ Registration is this one loop: every module of the folder is imported, so a
 head registers itself in ``HEADS`` by being a file here. Import a head's class
 from its own module (``from segattn.models.heads.ccnet import RCCAHead``).
 """
-import importlib
-import pkgutil
+from ...registry import import_all
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+import_all(__name__, __path__)
