@@ -108,8 +108,10 @@ def first_run() -> str:
 
 
 def results_table() -> str:
-    """The README's table: per registered head, its demo mIoU (results files, where it has a demo config) and
-    mmsegmentation's published Cityscapes figure of the ResNet-50 D8 80k model (the configs/mmseg header)."""
+    """The README's table: per registered head with a demo result (results files), its demo mIoU and
+    mmsegmentation's published Cityscapes figure of the ResNet-50 D8 80k model (the configs/mmseg header); the
+    heads not yet run on the demo (or without a demo config) in one line after it, so the README keeps its length
+    as heads are added."""
     from segattn.interop.zoo import zoo_rows
     from segattn.models import HEADS
 
@@ -117,14 +119,19 @@ def results_table() -> str:
     zoo = {row["name"]: row for row in zoo_rows(os.path.join(ROOT, "configs", "mmseg"))}
     lines = ["| head | demo val mIoU (2 CPU cores) | mmseg Cityscapes val mIoU | released-model config |",
              "|---|---|---|---|"]
+    not_run = []
     for name in HEADS:
         config = f"configs/demo/{name}.yaml"
-        has_demo = os.path.isfile(os.path.join(ROOT, config))
-        row, released = demo.get(config), zoo.get(f"{name}_r50-d8_769x769_80k_cityscapes")
-        miou = f"{row['miou']:.2f}" if row else "not run" if has_demo else "no demo config"
-        published = (released["ss"], f"`configs/mmseg/{released['name']}.yaml`") if released else ("—", "—")
         title = HEADS[name].title or name
-        lines.append(f"| {title + (f' (`{config}`)' if has_demo else '')} | {miou} | {published[0]} | {published[1]} |")
+        row, released = demo.get(config), zoo.get(f"{name}_r50-d8_769x769_80k_cityscapes")
+        if row is None:
+            has_demo = os.path.isfile(os.path.join(ROOT, config))
+            not_run.append(f"{title} (`{config}`)" if has_demo else f"{title} (no demo config)")
+            continue
+        published = (released["ss"], f"`configs/mmseg/{released['name']}.yaml`") if released else ("—", "—")
+        lines.append(f"| {title} (`{config}`) | {row['miou']:.2f} | {published[0]} | {published[1]} |")
+    if not_run:
+        lines += ["", "Not yet run by `benchmarks/demo.py`: " + ", ".join(not_run) + "."]
     return "\n".join(lines)
 
 

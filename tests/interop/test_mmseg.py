@@ -1,6 +1,7 @@
 """mmsegmentation's own models (the real package, run on CPU) against their conversion into segattn."""
 import glob
 import os
+import re
 
 import pytest
 import torch
@@ -50,12 +51,21 @@ def convert(name, tmp_path, seed=1):
 
 
 def test_every_released_checkpoint_of_our_heads_has_a_config():
-    """mmseg's model zoo: Cityscapes 769x769 40k/80k, ADE20K 512x512 80k/160k, VOC12aug 512x512 20k/40k."""
+    """Every ResNet-50/101 D8 model that mmseg 1.2.2 ships for our heads at the papers' crops (Cityscapes 769x769,
+    ADE20K and VOC12aug 512x512; each head's zoo folder has the datasets and schedules it has) has our config."""
+    from segattn.interop.mmseg_peer import BATCH, mmseg_config_path
+
     names = {os.path.basename(p)[:-5] for p in CONFIGS}
-    heads, depths = mmseg_heads(), (50, 101)
-    expected = {f"{h}_r{d}-d8_{crop}_{i}k_{ds}" for h in heads for d in depths
-                for crop, ds, iters in (("769x769", "cityscapes", (40, 80)), ("512x512", "ade20k", (80, 160)),
-                                        ("512x512", "voc12aug", (20, 40))) for i in iters}
+    expected, found = set(), {}
+    for head in mmseg_heads():
+        folder = os.path.dirname(mmseg_config_path(f"{head}_r50-d8_769x769_80k_cityscapes"))
+        for depth in (50, 101):
+            for crop, ds in (("769x769", "cityscapes"), ("512x512", "ade20k"), ("512x512", "voc12aug")):
+                for path in glob.glob(os.path.join(folder, f"{head}_r{depth}-d8_{BATCH[ds]}-*k_{ds}-{crop}.py")):
+                    iters = re.search(r"-(\d+)k_", os.path.basename(path)).group(1)
+                    expected.add(f"{head}_r{depth}-d8_{crop}_{iters}k_{ds}")
+                    found[head] = found.get(head, 0) + 1
+    assert set(found) == set(mmseg_heads()), found  # mmseg's files were found for every head
     assert names == expected
 
 
