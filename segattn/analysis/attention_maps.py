@@ -11,6 +11,11 @@ feature-map coordinates), each kind's views over the feature grid, which sum to
   context of the CCNet paper's Fig. 1);
 * ``position`` / ``non_local``: ``pam`` / ``nonlocal``, the query's row;
 * ``context``: ``context``, the one map of a query-independent head;
+* ``interlaced``: ``isa_short`` (the query's own block) and ``isa_effective``
+  (ISA's long-range step then its short-range one, composed);
+* ``em_bases``: ``ema``, the positions the query's EM bases pool: ``z_q W^T``
+  with ``W`` the responsibilities normalised over the positions (a sum of the
+  bases' weights, each weighted by the query's responsibility for it);
 * ``channel``: the top channel-attention weights (``cam_top``: channel index,
   weight) of the channel most active at the query.
 """
@@ -63,6 +68,19 @@ def _context(maps: dict, qy: int, qx: int) -> dict:
     return {"context": maps["context"][0].reshape(h, w).cpu()}
 
 
+def _interlaced(maps: dict, qy: int, qx: int) -> dict:
+    h, w = maps["grid"]
+    rows, i = maps["interlaced"], qy * w + qx
+    return {"isa_short": rows.short(0, i).view(h, w).cpu(), "isa_effective": rows[0, i].view(h, w).cpu()}
+
+
+def _em_bases(maps: dict, qy: int, qx: int) -> dict:
+    h, w = maps["grid"]
+    z = maps["em_bases"][0].float().cpu()                         # (HW, K)
+    weights = z / z.sum(0, keepdim=True).clamp_min(1e-12)         # each basis' weights over the positions
+    return {"ema": (weights @ z[qy * w + qx]).reshape(h, w)}
+
+
 def _channel(maps: dict, qy: int, qx: int) -> dict:
     channel = int(maps["channel_input"][0, :, qy, qx].argmax())
     weights = maps["channel"][0, channel].cpu()
@@ -72,7 +90,7 @@ def _channel(maps: dict, qy: int, qx: int) -> dict:
 
 # one reader per kind of segattn.models.maps.MAP_KINDS: (maps, qy, qx) -> the kind's views for that query
 READERS = {"criss_cross": _criss_cross, "position": _query_row("position"), "non_local": _query_row("non_local"),
-           "context": _context, "channel": _channel}
+           "context": _context, "interlaced": _interlaced, "em_bases": _em_bases, "channel": _channel}
 
 
 def query_maps(maps: dict, qy: int, qx: int) -> dict:

@@ -35,6 +35,16 @@ MAP_KINDS = {
         "(B, HW): weights over the positions, the same for every query",
         {"context": "global context (the same for every query)"},
         "one map for the image (a pooled context), whatever the query"),
+    "interlaced": MapKind(
+        "(B, HW, HW), as position (an InterlacedRows: ISA's two sparse steps, composed when a row is indexed; "
+        "its short(b, i) the short-range step alone)",
+        {"isa_short": "interlaced: the short-range step (own block)",
+         "isa_effective": "interlaced: long- then short-range composed"},
+        "per query, its block; the two steps composed reach the whole image"),
+    "em_bases": MapKind(
+        "(B, HW, K): each position's responsibilities over K bases (a softmax over K), the last EM step's",
+        {"ema": "EM attention: pooled through the bases"},
+        "per query, the positions its bases pool (its responsibilities times each basis' weights)"),
     "channel": MapKind(
         "(B, C, C), with channel_input (B, C, H, W): the features whose channels it weighs",
         {"cam_top": "channel attention: top weights"},

@@ -92,6 +92,9 @@ def test_attention_maps_are_the_kinds_the_head_declares(head):
             assert tuple(value.shape) == (1, h * w)
         elif kind == "channel":
             assert value.shape == (1, 16, 16)
+        elif kind == "em_bases":  # responsibilities: per position a softmax over the bases
+            assert value.shape[:2] == (1, h * w)
+            torch.testing.assert_close(value.sum(-1), torch.ones(1, h * w))
         else:  # all pairs: row i is query i
             assert value[0, 0].shape == (h * w,)
 
@@ -178,3 +181,33 @@ def test_checkpoint_of_the_first_head_layout_still_loads():
         load_model_weights(dst, old_state)
         for (k, a), b in zip(src.state_dict().items(), dst.state_dict().values()):
             torch.testing.assert_close(a, b, msg=k)
+
+
+def test_interlaced_rows_are_the_two_steps_multiplied():
+    """ISANet's map of a query: its short-range row times the long-range rows, the product of the two sparse
+    (padded HW x padded HW) matrices the head applies, cropped to the image; the short step alone is its block."""
+    from segattn.models.heads.isanet import ISAHead
+
+    head = ISAHead(8, 8, 3, isa_channels=4, down_factor=(3, 4)).eval()
+    x = torch.randn(2, 8, 7, 10)  # neither side a multiple of the block: padded to 9 x 12
+    with torch.no_grad():
+        rows = head.attention_maps(x)["interlaced"]
+        grouped = head._regroup(head.in_conv(x))
+        long_w = head.global_relation.weights(grouped)
+        short_w = head.local_relation.weights(head._short_groups(head.global_relation(grouped), 2))
+    (top, left), (hp, wp) = (1, 1), (9, 12)
+    index = torch.arange(hp * wp).reshape(1, 1, hp, wp)
+    long_groups = index.reshape(1, 1, 3, 3, 3, 4).permute(0, 3, 5, 1, 2, 4).reshape(-1, 3 * 3)   # (12, 9)
+    short_groups = head._short_groups(long_groups.reshape(-1, 1, 3, 3).float(), 1).reshape(-1, 12).long()
+    for b in range(2):
+        long_m, short_m = torch.zeros(hp * wp, hp * wp), torch.zeros(hp * wp, hp * wp)
+        for g, members in enumerate(long_groups):
+            long_m[members[:, None], members[None, :]] = long_w[b * 12 + g]
+        for g, members in enumerate(short_groups):
+            short_m[members[:, None], members[None, :]] = short_w[b * 9 + g]
+        inside = torch.zeros(hp, wp, dtype=torch.bool)
+        inside[top:top + 7, left:left + 10] = True
+        keep = inside.reshape(-1)
+        expected = (short_m @ long_m)[keep][:, keep]
+        torch.testing.assert_close(torch.stack([rows[b, i] for i in range(70)]), expected)
+        torch.testing.assert_close(torch.stack([rows.short(b, i) for i in range(70)]), short_m[keep][:, keep])
