@@ -38,12 +38,11 @@ MAP_KINDS = {
     "interlaced": MapKind(
         "(B, HW, HW), as position (an InterlacedRows: ISA's two sparse steps, composed when a row is indexed; "
         "its short(b, i) the short-range step alone)",
-        {"isa_short": "interlaced: the short-range step (own block)",
-         "isa_effective": "interlaced: long- then short-range composed"},
+        {"isa_short": "interlaced: own block", "isa_effective": "interlaced: both steps composed"},
         "per query, its block; the two steps composed reach the whole image"),
     "em_bases": MapKind(
         "(B, HW, K): each position's responsibilities over K bases (a softmax over K), the last EM step's",
-        {"ema": "EM attention: pooled through the bases"},
+        {"ema": "EM attention: via the bases"},
         "per query, the positions its bases pool (its responsibilities times each basis' weights)"),
     "channel": MapKind(
         "(B, C, C), with channel_input (B, C, H, W): the features whose channels it weighs",
