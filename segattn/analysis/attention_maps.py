@@ -13,6 +13,8 @@ feature-map coordinates), each kind's views over the feature grid, which sum to
 * ``context``: ``context``, the one map of a query-independent head;
 * ``interlaced``: ``isa_short`` (the query's own block) and ``isa_effective``
   (ISA's long-range step then its short-range one, composed);
+* ``pyramid``: ``ann_fusion`` and ``ann_context``, ANN's two attentions over
+  pooled regions, each region's weight shared by the pixels it averages;
 * ``em_bases``: ``ema``, the positions the query's EM bases pool: ``z_q W^T``
   with ``W`` the responsibilities normalised over the positions (a sum of the
   bases' weights, each weighted by the query's responsibility for it);
@@ -74,6 +76,12 @@ def _interlaced(maps: dict, qy: int, qx: int) -> dict:
     return {"isa_short": rows.short(0, i).view(h, w).cpu(), "isa_effective": rows[0, i].view(h, w).cpu()}
 
 
+def _pyramid(maps: dict, qy: int, qx: int) -> dict:
+    h, w = maps["grid"]
+    fusion, context = maps["pyramid"]
+    return {"ann_fusion": fusion[0, qy * w + qx].view(h, w), "ann_context": context[0, qy * w + qx].view(h, w)}
+
+
 def _em_bases(maps: dict, qy: int, qx: int) -> dict:
     h, w = maps["grid"]
     z = maps["em_bases"][0].float().cpu()                         # (HW, K)
@@ -90,7 +98,8 @@ def _channel(maps: dict, qy: int, qx: int) -> dict:
 
 # one reader per kind of segattn.models.maps.MAP_KINDS: (maps, qy, qx) -> the kind's views for that query
 READERS = {"criss_cross": _criss_cross, "position": _query_row("position"), "non_local": _query_row("non_local"),
-           "context": _context, "interlaced": _interlaced, "em_bases": _em_bases, "channel": _channel}
+           "context": _context, "interlaced": _interlaced, "pyramid": _pyramid,
+           "em_bases": _em_bases, "channel": _channel}
 
 
 def query_maps(maps: dict, qy: int, qx: int) -> dict:
@@ -119,8 +128,8 @@ def head_maps(model, image: torch.Tensor) -> dict:
     from the result. A head without attention maps is a :class:`ConfigError`.
     """
     model.eval()
-    features = model.features(image)[1]
-    maps = dict(model.head.attention_maps(features))
+    aux_features, features = model.features(image)
+    maps = dict(model.head.attention_maps(model.head_input(aux_features, features)))
     if not maps:
         with_maps = [name for name in HEADS if HEADS[name].map_kinds]
         raise ConfigError(f"model.head: {type(model.head).__name__} has no attention maps to show; "

@@ -31,12 +31,15 @@ MARK_START, MARK_END = "<!-- compare:start -->", "<!-- compare:end -->"
 
 
 class _Head(nn.Module):
+    """The model after its encoder: the context block, if any, and the head."""
+
     def __init__(self, model):
         super().__init__()
         self.context, self.head = model.context, model.head
 
-    def forward(self, x):
-        return self.head(self.context(x) if self.context is not None else x)
+    def forward(self, aux_features, features):
+        features = self.context(features) if self.context is not None else features
+        return self.head((aux_features, features) if self.head.takes_layer3 else features)
 
 
 def _block_name(model_cfg) -> str:
@@ -70,14 +73,14 @@ def compare_row(cfg, name: str, progress: bool = False) -> dict:
     h, w = cfg.data.crop_size
     x = torch.randn(1, 3, h, w)
     with torch.no_grad():
-        feats = model.encoder(x)[1]
+        aux_feats, feats = model.encoder(x)
     head = _Head(copy.deepcopy(model)).train()  # a copy: a train-mode forward moves batch-norm statistics
     row = {
         "name": name, "head": _head_name(cfg.model), "block": _block_name(cfg.model), "seed": int(cfg.train.seed),
         "mIoU": metrics.get("mIoU", float("nan")),
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "gflops": count_flops(model, (x,)) / 1e9,
-        "head_mb": saved_activation_bytes(head, (feats.requires_grad_(),)) / 2**20,
+        "head_mb": saved_activation_bytes(head, (aux_feats.requires_grad_(), feats.requires_grad_())) / 2**20,
         "step_s": sum(times) / max(1, len(times)),
         "train_s": train_s,
     }

@@ -44,10 +44,12 @@ def _check_model(model, source: str):
         raise ConfigError(f"{source}: {err}") from None
 
 
-def build_head(model, in_channels: int, norm) -> nn.Module:
-    """The head ``model.head`` names, with its own options (checked by :func:`check_model_config`)."""
+def build_head(model, in_channels, norm) -> nn.Module:
+    """The head ``model.head`` names, with its own options (checked by :func:`check_model_config`), on the
+    encoder's ``(layer3, layer4)`` widths ``in_channels``: layer4's, or both for a head that ``takes_layer3``."""
     name, options = parse_spec(model.head, "model.head")
-    return HEADS.create(name, options, "model.head", in_channels, model.channels, model.num_classes,
+    return HEADS.create(name, options, "model.head", in_channels[1] if not HEADS[name].takes_layer3 else in_channels,
+                        model.channels, model.num_classes,
                         dropout=model.dropout, norm=norm)
 
 
@@ -60,7 +62,7 @@ def build_model(cfg=None, source: str = "config") -> Segmentor:
                       block_attention=model.encoder.block_attention,
                       attention_stages=tuple(model.encoder.attention_stages))
     aux_in, head_in = encoder.out_channels
-    head = build_head(model, head_in, norm)
+    head = build_head(model, (aux_in, head_in), norm)
     aux = AuxFCNHead(aux_in, model.num_classes, model.aux.channels, model.dropout, norm) if model.aux.enabled else None
     context = create_attention(model.context_block, head_in, "model.context_block")
     segmentor = Segmentor(encoder, head, aux, context, align_corners=model.align_corners)

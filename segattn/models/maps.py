@@ -40,6 +40,11 @@ MAP_KINDS = {
         "its short(b, i) the short-range step alone)",
         {"isa_short": "interlaced: own block", "isa_effective": "interlaced: both steps composed"},
         "per query, its block; the two steps composed reach the whole image"),
+    "pyramid": MapKind(
+        "(fusion, context): two (B, HW, HW) row readers (PyramidRows): each query's weights over the pyramid-pooled "
+        "keys, spread over the pixels each pooled cell averages",
+        {"ann_fusion": "asymmetric fusion: layer3, pooled", "ann_context": "asymmetric non-local: pooled"},
+        "per query, a softmax over pooled regions (1, 3, 6, 8 a side), spread over their pixels"),
     "em_bases": MapKind(
         "(B, HW, K): each position's responsibilities over K bases (a softmax over K), the last EM step's",
         {"ema": "EM attention: via the bases"},

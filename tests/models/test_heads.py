@@ -78,8 +78,8 @@ def test_attention_maps_are_the_kinds_the_head_declares(head):
     model = tiny(head).eval()
     assert set(model.head.map_kinds) <= set(MAP_KINDS)
     with torch.no_grad():
-        features = model.features(torch.randn(1, 3, 41, 57))[1]
-        maps = model.head.attention_maps(features)
+        layer3, features = model.features(torch.randn(1, 3, 41, 57))
+        maps = model.head.attention_maps(model.head_input(layer3, features))
     kinds = set(maps) - set(COMPANIONS)
     assert kinds == set(model.head.map_kinds)
     assert all(COMPANIONS[key] in kinds for key in set(maps) & set(COMPANIONS))
@@ -92,6 +92,9 @@ def test_attention_maps_are_the_kinds_the_head_declares(head):
             assert tuple(value.shape) == (1, h * w)
         elif kind == "channel":
             assert value.shape == (1, 16, 16)
+        elif kind == "pyramid":  # two row readers (fusion, context), each row spread over the pixels
+            assert all(rows[0, 0].shape == (h * w,) for rows in value)
+            assert all(abs(float(rows[0, 5].sum()) - 1) < 1e-5 for rows in value)
         elif kind == "em_bases":  # responsibilities: per position a softmax over the bases
             assert value.shape[:2] == (1, h * w)
             torch.testing.assert_close(value.sum(-1), torch.ones(1, h * w))

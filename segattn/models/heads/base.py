@@ -11,6 +11,9 @@ class gives every item a default, so a head states only what differs:
   weighted by ``loss_weights``;
 * its maps: ``map_kinds`` (kinds of :data:`segattn.models.maps.MAP_KINDS`) and
   ``attention_maps``, which returns exactly those;
+* its input: layer4 (after the context block, if any); with ``takes_layer3``
+  the pair ``(layer3, layer4)``, and ``in_channels`` the pair of their widths
+  (ANN's fusion of the two stages);
 * ``starts_as_identity``: the residual attention blocks (attribute names) that
   start as the identity, so the head starts as its frame without attention;
 * its names: ``title`` (tables and figures), ``legacy_keys`` and
@@ -44,6 +47,7 @@ class DecodeHead(nn.Module):
     # our output names -> mmsegmentation's names of their losses in its decode head's log (``decode.<name>``)
     mmseg_losses: Dict[str, str] = {"main": "loss_ce"}
     map_kinds: Tuple[str, ...] = ()  # the kinds attention_maps returns (segattn.models.maps.MAP_KINDS)
+    takes_layer3: bool = False  # True: forward and attention_maps take (layer3, layer4), in_channels their widths
     starts_as_identity: Tuple[str, ...] = ()  # residual attention blocks (attribute names) that start as the identity
     onnx_operators: FrozenSet[str] = frozenset()  # ONNX operators beyond the portable set its export may use
 
