@@ -34,6 +34,17 @@ class Op(nn.Module):
         return self.fn(*args)
 
 
+class TwoInputs(nn.Module):
+    """A head that takes ``(layer3, layer4)`` as a module of two arguments, as the benchmarks call modules."""
+
+    def __init__(self, head):
+        super().__init__()
+        self.head = head
+
+    def forward(self, layer3, layer4):
+        return self.head((layer3, layer4))
+
+
 def all_pairs_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Non-local style attention over all HxW positions, the same signature as the criss-cross op (unscaled, as
     the criss-cross op is; :func:`segattn.ops.full_attention.dense_attention` is the blocks' scaled form)."""
@@ -48,12 +59,21 @@ def head_cases(in_channels=2048, height=97, width=97, batch=1, channels=512, num
 
     specs = {name: {"type": name, **({"recurrence": recurrence} if "recurrence" in HEADS.options(name) else {})}
              for name in HEADS.names()}
-    heads = {name: HEADS.build(spec, "head", in_channels, channels, num_classes) for name, spec in specs.items()}
+    cases = []
+    for name, spec in specs.items():
+        if HEADS[name].takes_layer3:  # layer3 too: half layer4's width at its resolution (a dilated ResNet)
+            head = TwoInputs(HEADS.build(spec, "head", (in_channels // 2, in_channels), channels, num_classes))
 
-    def inputs():
-        return (torch.randn(batch, in_channels, height, width),)
+            def inputs():
+                return (torch.randn(batch, in_channels // 2, height, width),
+                        torch.randn(batch, in_channels, height, width))
+        else:
+            head = HEADS.build(spec, "head", in_channels, channels, num_classes)
 
-    return [Case("head", name, head, inputs) for name, head in heads.items()]
+            def inputs():
+                return (torch.randn(batch, in_channels, height, width),)
+        cases.append(Case("head", name, head, inputs))
+    return cases
 
 
 def block_cases(channels=512, height=97, width=97, batch=1):
