@@ -11,13 +11,16 @@ feature-map coordinates), each kind's views over the feature grid, which sum to
   context of the CCNet paper's Fig. 1);
 * ``position`` / ``non_local``: ``pam`` / ``nonlocal``, the query's row;
 * ``context``: ``context``, the one map of a query-independent head;
-* ``interlaced``: ``isa_short`` (the query's own block) and ``isa_effective``
-  (ISA's long-range step then its short-range one, composed);
+* ``interlaced``: ``isa_long`` (the pixels at the query's offset in every
+  block), ``isa_short`` (its own block) and ``isa_effective`` (ISA's long-range
+  step then its short-range one, composed);
 * ``pyramid``: ``ann_fusion`` and ``ann_context``, ANN's two attentions over
   pooled regions, each region's weight shared by the pixels it averages;
 * ``em_bases``: ``ema``, the positions the query's EM bases pool: ``z_q W^T``
   with ``W`` the responsibilities normalised over the positions (a sum of the
   bases' weights, each weighted by the query's responsibility for it);
+* ``channel_gate``: the most open gates of EncNet's encoding (``gate_top``:
+  None, channel indices, gates), the same for every query;
 * ``channel``: the top channel-attention weights (``cam_top``: channel index,
   weight) of the channel most active at the query.
 """
@@ -73,7 +76,8 @@ def _context(maps: dict, qy: int, qx: int) -> dict:
 def _interlaced(maps: dict, qy: int, qx: int) -> dict:
     h, w = maps["grid"]
     rows, i = maps["interlaced"], qy * w + qx
-    return {"isa_short": rows.short(0, i).view(h, w).cpu(), "isa_effective": rows[0, i].view(h, w).cpu()}
+    return {"isa_long": rows.long(0, i).view(h, w).cpu(), "isa_short": rows.short(0, i).view(h, w).cpu(),
+            "isa_effective": rows[0, i].view(h, w).cpu()}
 
 
 def _pyramid(maps: dict, qy: int, qx: int) -> dict:
@@ -96,10 +100,16 @@ def _channel(maps: dict, qy: int, qx: int) -> dict:
     return {"cam_top": (channel, top.indices.tolist(), top.values.tolist())}
 
 
+def _channel_gate(maps: dict, qy: int, qx: int) -> dict:
+    gates = maps["channel_gate"][0].float().cpu()
+    top = torch.topk(gates, min(10, gates.numel()))
+    return {"gate_top": (None, top.indices.tolist(), top.values.tolist())}
+
+
 # one reader per kind of segattn.models.maps.MAP_KINDS: (maps, qy, qx) -> the kind's views for that query
 READERS = {"criss_cross": _criss_cross, "position": _query_row("position"), "non_local": _query_row("non_local"),
            "context": _context, "interlaced": _interlaced, "pyramid": _pyramid,
-           "em_bases": _em_bases, "channel": _channel}
+           "em_bases": _em_bases, "channel": _channel, "channel_gate": _channel_gate}
 
 
 def query_maps(maps: dict, qy: int, qx: int) -> dict:
@@ -184,7 +194,7 @@ def save_panel(path: str, image_rgb: np.ndarray, results: dict, palette, stride:
                 channel, idx, wts = value
                 ax.barh(range(len(idx))[::-1], wts, color="tab:blue")
                 ax.set_yticks(range(len(idx))[::-1], [str(i) for i in idx], fontsize=7)
-                ax.set_title(f"{VIEW_TITLES[name]} of channel {channel}", fontsize=9)
+                ax.set_title(VIEW_TITLES[name] + (f" of channel {channel}" if channel is not None else ""), fontsize=9)
                 continue
             grid = value.numpy()
             ax.imshow(image_rgb)  # the map over the image, one block per feature cell

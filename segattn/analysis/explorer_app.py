@@ -15,6 +15,7 @@ import time
 
 from ..data.io import UnreadableImage, read_image
 from ..errors import MissingPackageError, SegattnError, first_line
+from ..models.maps import MAP_KINDS
 from ..registry import parse_spec
 from .attention_maps import query_maps
 from .explorer import TITLES, Explorer, OpenImage
@@ -60,8 +61,12 @@ def legend_html(entries) -> str:
 def channels_markdown(rows) -> str:
     if not rows:
         return ""
-    lines = [f"**DANet channel attention**: channel {rows[0][0]} (the most active at the query) takes most from",
-             "", "| channel | weight |", "|---:|---:|"]
+    if rows[0][0] is None:  # a gate per channel for the whole image (EncNet)
+        lines = ["**Channel gates** (the same for every query): the channels the image's encoding opens most", "",
+                 "| channel | gate |", "|---:|---:|"]
+    else:
+        lines = [f"**DANet channel attention**: channel {rows[0][0]} (the most active at the query) takes most "
+                 "from", "", "| channel | weight |", "|---:|---:|"]
     lines += [f"| {i} | {w:.4f} |" for _, i, w in rows]
     return "\n".join(lines)
 
@@ -102,7 +107,8 @@ class ExplorerPage:
         shown = self.shown(opened)
         maps = [gr.update(value=None, visible=key in shown, label=TITLES[key]) for key in MAP_KEYS]
         return [self.explorer.prediction(opened), legend_html(self.explorer.legend(opened)), status, opened, None,
-                *maps, gr.update(value="", visible="channel" in opened.maps), ""]
+                *maps, gr.update(value="", visible=any(MAP_KINDS[k].table for k in opened.maps if k in MAP_KINDS)),
+                ""]
 
     @staticmethod
     def unchanged(status: str):

@@ -32,6 +32,16 @@ def ohem_cross_entropy(logits, target, ignore_index=255, thresh=0.7, min_kept=10
     return pixel_loss[keep].mean()
 
 
+def presence_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
+    """Binary cross-entropy of ``logits (B, K)`` against the classes each label ``(B, H, W)`` holds (ignored pixels
+    and values outside 0..K-1 count for none), the mean over B x K: EncNet's SE loss, as mmsegmentation computes it."""
+    b, k = logits.shape
+    labels = target.reshape(b, -1).long()
+    labels = torch.where((labels >= 0) & (labels < k) & (labels != ignore_index), labels, k)
+    present = torch.zeros(b, k + 1, device=logits.device).scatter_(1, labels, 1.0)[:, :k]
+    return F.binary_cross_entropy_with_logits(logits, present)
+
+
 class SegmentationLoss(nn.Module):
     """Weighted sum of per-output losses: ``main`` weight 1, ``aux`` and head extras from the config.
 
@@ -39,8 +49,9 @@ class SegmentationLoss(nn.Module):
     """
 
     def __init__(self, kind="ce", ignore_index=255, weights=None, ohem_thresh=0.7, ohem_min_kept=100000,
-                 average="valid"):
+                 average="valid", presence=()):
         super().__init__()
+        self.presence = frozenset(presence)  # outputs of class presence (B, K): presence_loss
         self.kind, self.ignore_index, self.average = kind, ignore_index, average
         self.weights = {"main": 1.0, **(weights or {})}
         self.ohem_thresh, self.ohem_min_kept = ohem_thresh, ohem_min_kept
@@ -53,16 +64,18 @@ class SegmentationLoss(nn.Module):
         return F.cross_entropy(logits, target, ignore_index=self.ignore_index)
 
     def forward(self, outputs: dict, target: torch.Tensor):
-        terms = {name: self.single(logits.float(), target) for name, logits in outputs.items()
-                 if self.weights.get(name, 0) > 0}
+        terms = {name: (presence_loss(logits.float(), target, self.ignore_index) if name in self.presence
+                        else self.single(logits.float(), target))
+                 for name, logits in outputs.items() if self.weights.get(name, 0) > 0}
         total = sum(self.weights[name] * value for name, value in terms.items())
         return total, {name: float(v.detach()) for name, v in terms.items()}
 
 
-def build_loss(cfg, head_loss_weights=None) -> SegmentationLoss:
-    """The recipe's loss; ``head_loss_weights`` are the head's own extra terms (DANet's pam, cam)."""
+def build_loss(cfg, head_loss_weights=None, presence=()) -> SegmentationLoss:
+    """The recipe's loss; ``head_loss_weights`` are the head's own extra terms (DANet's pam, cam), ``presence``
+    those of them that predict class presence (EncNet's se)."""
     weights = dict(head_loss_weights or {})
     if cfg.model.aux.enabled:
         weights["aux"] = cfg.model.aux.loss_weight
     return SegmentationLoss(cfg.train.loss, cfg.data.ignore_index, weights, cfg.train.ohem_thresh,
-                            cfg.train.ohem_min_kept, cfg.train.loss_average)
+                            cfg.train.ohem_min_kept, cfg.train.loss_average, presence)

@@ -85,7 +85,7 @@ class Trainer:
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.criterion = build_loss(cfg, self.model.head.loss_weights)
+        self.criterion = build_loss(cfg, self.model.head.loss_weights, self.model.head.presence_outputs)
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg)
         self.amp_dtype = autocast_dtype(t.amp, self.device)

@@ -37,9 +37,11 @@ MAP_KINDS = {
         "one map for the image (a pooled context), whatever the query"),
     "interlaced": MapKind(
         "(B, HW, HW), as position (an InterlacedRows: ISA's two sparse steps, composed when a row is indexed; "
-        "its short(b, i) the short-range step alone)",
-        {"isa_short": "interlaced: own block", "isa_effective": "interlaced: both steps composed"},
-        "per query, its block; the two steps composed reach the whole image"),
+        "its long(b, i) and short(b, i) each step alone)",
+        {"isa_long": "interlaced: long range (its offset)", "isa_short": "interlaced: short range (its block)",
+         "isa_effective": "interlaced: both steps composed"},
+        "per query, the pixels at its offset in every block, then its block; the two composed reach the whole "
+        "image"),
     "pyramid": MapKind(
         "(fusion, context): two (B, HW, HW) row readers (PyramidRows): each query's weights over the pyramid-pooled "
         "keys, spread over the pixels each pooled cell averages",
@@ -53,6 +55,10 @@ MAP_KINDS = {
         "(B, C, C), with channel_input (B, C, H, W): the features whose channels it weighs",
         {"cam_top": "channel attention: top weights"},
         "the top weights of the channel most active at the query", table=True),
+    "channel_gate": MapKind(
+        "(B, C): the image's gate per channel (a sigmoid), the same for every query",
+        {"gate_top": "channel gates: the most open"},
+        "the channels the image's encoding opens most, whatever the query", table=True),
 }
 # keys a head returns beside a kind, read by that kind's reader, drawing nothing themselves
 COMPANIONS = {"channel_input": "channel"}

@@ -44,4 +44,6 @@ class Segmentor(nn.Module):
             return {"main": resize(out["main"], size, self.align_corners)}
         if self.aux_head is not None:
             out["aux"] = self.aux_head(aux_features)["main"]
-        return {name: resize(logits, size, self.align_corners) for name, logits in out.items()}
+        # maps to the input size; an image-level output (EncNet's class presence, (B, K)) as it is
+        return {name: resize(logits, size, self.align_corners) if logits.dim() == 4 else logits
+                for name, logits in out.items()}

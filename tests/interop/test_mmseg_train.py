@@ -139,7 +139,7 @@ def test_one_training_step_equals_mmseg(head, family, tmp_path):
     terms = trainer.train_step([our_batch(images, labels)])
 
     # every loss term (mmseg's log holds them weighted), then the total
-    weights = {"aux": 0.4}
+    weights = trainer.criterion.weights  # aux 0.4, EncNet's se 0.2, ...
     names = {term: f"decode.{key}" for term, key in HEAD_CLASSES[head].mmseg_losses.items()}
     names["aux"] = "aux.loss_ce"
     assert set(terms) == set(names) | {"total"}

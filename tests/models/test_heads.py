@@ -25,8 +25,8 @@ def test_shapes_and_gradients_reach_encoder(head, os_):
     out = model(x)
     expected = {"main", "aux"} | set(model.head.loss_weights)  # DANet: pam, cam
     assert set(out) == expected
-    for logits in out.values():
-        assert logits.shape == (2, 5, 97, 129)
+    for name, logits in out.items():  # maps at the input size; EncNet's class presence one vector an image
+        assert logits.shape == ((2, 5) if name in model.head.presence_outputs else (2, 5, 97, 129)), name
     feats = model.encoder(x)
     assert feats[1].shape[-2:] == ((97 - 1) // os_ + 1, (129 - 1) // os_ + 1)
     sum(v.sum() for v in out.values()).backward()
@@ -95,6 +95,8 @@ def test_attention_maps_are_the_kinds_the_head_declares(head):
         elif kind == "pyramid":  # two row readers (fusion, context), each row spread over the pixels
             assert all(rows[0, 0].shape == (h * w,) for rows in value)
             assert all(abs(float(rows[0, 5].sum()) - 1) < 1e-5 for rows in value)
+        elif kind == "channel_gate":  # one gate per channel of the head, in (0, 1)
+            assert value.shape == (1, model.head.channels) and 0 < float(value.min()) <= float(value.max()) < 1
         elif kind == "em_bases":  # responsibilities: per position a softmax over the bases
             assert value.shape[:2] == (1, h * w)
             torch.testing.assert_close(value.sum(-1), torch.ones(1, h * w))
@@ -188,7 +190,7 @@ def test_checkpoint_of_the_first_head_layout_still_loads():
 
 def test_interlaced_rows_are_the_two_steps_multiplied():
     """ISANet's map of a query: its short-range row times the long-range rows, the product of the two sparse
-    (padded HW x padded HW) matrices the head applies, cropped to the image; the short step alone is its block."""
+    (padded HW x padded HW) matrices the head applies, cropped to the image; each step alone is that matrix's row."""
     from segattn.models.heads.isanet import ISAHead
 
     head = ISAHead(8, 8, 3, isa_channels=4, down_factor=(3, 4)).eval()
@@ -214,3 +216,4 @@ def test_interlaced_rows_are_the_two_steps_multiplied():
         expected = (short_m @ long_m)[keep][:, keep]
         torch.testing.assert_close(torch.stack([rows[b, i] for i in range(70)]), expected)
         torch.testing.assert_close(torch.stack([rows.short(b, i) for i in range(70)]), short_m[keep][:, keep])
+        torch.testing.assert_close(torch.stack([rows.long(b, i) for i in range(70)]), long_m[keep][:, keep])

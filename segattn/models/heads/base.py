@@ -8,7 +8,9 @@ class gives every item a default, so a head states only what differs:
 * its options: keyword arguments of ``__init__`` with the paper's defaults
   (checked against the signature; the registry's reserved arguments aside);
 * its outputs: extra training outputs (DANet's single-branch predictions)
-  weighted by ``loss_weights``;
+  weighted by ``loss_weights``; those named in ``presence_outputs`` are
+  ``(B, K)`` logits of which classes an image holds, trained by a binary
+  cross-entropy against the classes its label has (EncNet's SE loss);
 * its maps: ``map_kinds`` (kinds of :data:`segattn.models.maps.MAP_KINDS`) and
   ``attention_maps``, which returns exactly those;
 * its input: layer4 (after the context block, if any); with ``takes_layer3``
@@ -47,6 +49,7 @@ class DecodeHead(nn.Module):
     # our output names -> mmsegmentation's names of their losses in its decode head's log (``decode.<name>``)
     mmseg_losses: Dict[str, str] = {"main": "loss_ce"}
     map_kinds: Tuple[str, ...] = ()  # the kinds attention_maps returns (segattn.models.maps.MAP_KINDS)
+    presence_outputs: Tuple[str, ...] = ()  # extra outputs (B, K): per class, is it in the image (binary CE)
     takes_layer3: bool = False  # True: forward and attention_maps take (layer3, layer4), in_channels their widths
     starts_as_identity: Tuple[str, ...] = ()  # residual attention blocks (attribute names) that start as the identity
     onnx_operators: FrozenSet[str] = frozenset()  # ONNX operators beyond the portable set its export may use

@@ -47,7 +47,8 @@ class GroupSelfAttention(nn.Module):
 class InterlacedRows:
     """ISA's two steps composed, ``(B, HW, HW)`` kept as the two steps' weights: ``rows[b, i]`` forms query i's row.
 
-    ``short(b, i)`` is the query's short-range step alone (its own block).
+    ``long(b, i)`` and ``short(b, i)`` are the query's own steps alone: the pixels at its offset in every
+    block, and its block.
     """
 
     def __init__(self, long_w: torch.Tensor, short_w: torch.Tensor, size, block, pad):
@@ -64,6 +65,14 @@ class InterlacedRows:
 
     def _crop(self, padded: torch.Tensor) -> torch.Tensor:
         return padded[self.top:self.top + self.h, self.left:self.left + self.w].reshape(-1)
+
+    def long(self, b: int, i: int) -> torch.Tensor:
+        _, offset, cell = self._where(b, i)
+        weights = self.long_w[b * self.lh * self.lw + offset, cell].reshape(self.gh, self.gw)
+        padded = torch.zeros(self.gh, self.lh, self.gw, self.lw, dtype=weights.dtype)
+        oy, ox = divmod(offset, self.lw)
+        padded[:, oy, :, ox] = weights
+        return self._crop(padded.reshape(self.gh * self.lh, self.gw * self.lw))
 
     def short(self, b: int, i: int) -> torch.Tensor:
         group, row, _ = self._where(b, i)
