@@ -16,6 +16,8 @@ feature-map coordinates), each kind's views over the feature grid, which sum to
   step then its short-range one, composed);
 * ``pyramid``: ``ann_fusion`` and ``ann_context``, ANN's two attentions over
   pooled regions, each region's weight shared by the pixels it averages;
+* ``point_wise``: ``psa_collect`` and ``psa_distribute``, PSANet's two
+  branches: what the query gathers, by its own window or by the others';
 * ``em_bases``: ``ema``, the positions the query's EM bases pool: ``z_q W^T``
   with ``W`` the responsibilities normalised over the positions (a sum of the
   bases' weights, each weighted by the query's responsibility for it);
@@ -86,6 +88,11 @@ def _pyramid(maps: dict, qy: int, qx: int) -> dict:
     return {"ann_fusion": fusion[0, qy * w + qx].view(h, w), "ann_context": context[0, qy * w + qx].view(h, w)}
 
 
+def _point_wise(maps: dict, qy: int, qx: int) -> dict:
+    h, w = maps["grid"]
+    return {f"psa_{branch}": rows[0, qy * w + qx].view(h, w) for branch, rows in maps["point_wise"].items()}
+
+
 def _em_bases(maps: dict, qy: int, qx: int) -> dict:
     h, w = maps["grid"]
     z = maps["em_bases"][0].float().cpu()                         # (HW, K)
@@ -109,7 +116,7 @@ def _channel_gate(maps: dict, qy: int, qx: int) -> dict:
 # one reader per kind of segattn.models.maps.MAP_KINDS: (maps, qy, qx) -> the kind's views for that query
 READERS = {"criss_cross": _criss_cross, "position": _query_row("position"), "non_local": _query_row("non_local"),
            "context": _context, "interlaced": _interlaced, "pyramid": _pyramid,
-           "em_bases": _em_bases, "channel": _channel, "channel_gate": _channel_gate}
+           "point_wise": _point_wise, "em_bases": _em_bases, "channel": _channel, "channel_gate": _channel_gate}
 
 
 def query_maps(maps: dict, qy: int, qx: int) -> dict:

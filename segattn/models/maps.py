@@ -47,6 +47,11 @@ MAP_KINDS = {
         "keys, spread over the pixels each pooled cell averages",
         {"ann_fusion": "asymmetric fusion: layer3, pooled", "ann_context": "asymmetric non-local: pooled"},
         "per query, a softmax over pooled regions (1, 3, 6, 8 a side), spread over their pixels"),
+    "point_wise": MapKind(
+        "{branch: rows}: for PSANet's collect and/or distribute branch a (B, HW, HW) row reader (ShrunkRows): "
+        "the query's weights over the sources, computed on the shrunk grid and spread back over the feature cells",
+        {"psa_collect": "point-wise: collect", "psa_distribute": "point-wise: distribute"},
+        "per query, a softmax over the positions its window (collect) or theirs (distribute) covers"),
     "em_bases": MapKind(
         "(B, HW, K): each position's responsibilities over K bases (a softmax over K), the last EM step's",
         {"ema": "EM attention: via the bases"},

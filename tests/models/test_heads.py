@@ -97,6 +97,10 @@ def test_attention_maps_are_the_kinds_the_head_declares(head):
             assert all(abs(float(rows[0, 5].sum()) - 1) < 1e-5 for rows in value)
         elif kind == "channel_gate":  # one gate per channel of the head, in (0, 1)
             assert value.shape == (1, model.head.channels) and 0 < float(value.min()) <= float(value.max()) < 1
+        elif kind == "point_wise":  # PSANet: {branch: rows}, each row over the feature cells, summing to 1
+            assert set(value) == {"collect", "distribute"}
+            assert all(abs(float(rows[0, 5].sum()) - 1) < 1e-5 and rows[0, 5].shape == (h * w,)
+                       for rows in value.values())
         elif kind == "em_bases":  # responsibilities: per position a softmax over the bases
             assert value.shape[:2] == (1, h * w)
             torch.testing.assert_close(value.sum(-1), torch.ones(1, h * w))
