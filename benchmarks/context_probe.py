@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The reach table: every head on the context probe, three seeds, accuracy split by where the key lies.
+"""The reach table: six head configurations on the context probe, three seeds, accuracy split by where the key lies.
 
     python benchmarks/context_probe.py             # FCN, CCNet R = 1, 2, 3, Non-local, DANet; seeds 0, 1, 2
 

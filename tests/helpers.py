@@ -185,3 +185,21 @@ def ddp_resume_worker(rank, world, port, root, out_dir):
         resumed.fit()
     finally:
         dist.destroy_process_group()
+
+
+def ema_bases_worker(rank, world, port, inputs, out_dir):
+    """One rank of EMANet's EM unit taking one training forward on its own batch; saves the bases after it."""
+    import torch
+    import torch.distributed as dist
+
+    from segattn.models.heads.emanet import EMAUnit
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)  # the same initial bases on every rank
+        unit = EMAUnit(8, num_bases=4, num_stages=3, momentum=0.1).train()
+        unit(inputs[rank])
+        torch.save(unit.bases, os.path.join(out_dir, f"bases{rank}.pt"))
+    finally:
+        dist.destroy_process_group()

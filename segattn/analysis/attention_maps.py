@@ -61,12 +61,17 @@ def _criss_cross(maps: dict, qy: int, qx: int) -> dict:
     return {"cca_loop1": cca_dense_map(loops[0], h, w, qy, qx), "cca_effective": cca_effective_map(loops, h, w, qy, qx)}
 
 
+def _row(rows, grid, qy: int, qx: int) -> torch.Tensor:
+    """Row ``qy * w + qx`` of batch item 0 of ``rows`` (a ``(B, HW, HW)`` tensor or row reader) on the grid."""
+    h, w = grid
+    return rows[0, qy * w + qx].view(h, w).cpu()
+
+
 def _query_row(kind: str):
     """All-pairs weights ``(B, HW, HW)``: the query's row on the grid."""
     def read(maps: dict, qy: int, qx: int) -> dict:
-        h, w = maps["grid"]
         view, = MAP_KINDS[kind].views
-        return {view: maps[kind][0, qy * w + qx].view(h, w).cpu()}
+        return {view: _row(maps[kind], maps["grid"], qy, qx)}
     return read
 
 
@@ -79,18 +84,16 @@ def _interlaced(maps: dict, qy: int, qx: int) -> dict:
     h, w = maps["grid"]
     rows, i = maps["interlaced"], qy * w + qx
     return {"isa_long": rows.long(0, i).view(h, w).cpu(), "isa_short": rows.short(0, i).view(h, w).cpu(),
-            "isa_effective": rows[0, i].view(h, w).cpu()}
+            "isa_effective": _row(rows, maps["grid"], qy, qx)}
 
 
 def _pyramid(maps: dict, qy: int, qx: int) -> dict:
-    h, w = maps["grid"]
     fusion, context = maps["pyramid"]
-    return {"ann_fusion": fusion[0, qy * w + qx].view(h, w), "ann_context": context[0, qy * w + qx].view(h, w)}
+    return {"ann_fusion": _row(fusion, maps["grid"], qy, qx), "ann_context": _row(context, maps["grid"], qy, qx)}
 
 
 def _point_wise(maps: dict, qy: int, qx: int) -> dict:
-    h, w = maps["grid"]
-    return {f"psa_{branch}": rows[0, qy * w + qx].view(h, w) for branch, rows in maps["point_wise"].items()}
+    return {f"psa_{branch}": _row(rows, maps["grid"], qy, qx) for branch, rows in maps["point_wise"].items()}
 
 
 def _em_bases(maps: dict, qy: int, qx: int) -> dict:
@@ -146,7 +149,7 @@ def head_maps(model, image: torch.Tensor) -> dict:
     """
     model.eval()
     aux_features, features = model.features(image)
-    maps = dict(model.head.attention_maps(model.head_input(aux_features, features)))
+    maps = dict(model.head.attention_maps(model.head.inputs(aux_features, features)))
     if not maps:
         with_maps = [name for name in HEADS if HEADS[name].map_kinds]
         raise ConfigError(f"model.head: {type(model.head).__name__} has no attention maps to show; "

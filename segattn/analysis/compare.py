@@ -39,7 +39,7 @@ class _Head(nn.Module):
 
     def forward(self, aux_features, features):
         features = self.context(features) if self.context is not None else features
-        return self.head((aux_features, features) if self.head.takes_layer3 else features)
+        return self.head(self.head.inputs(aux_features, features))
 
 
 def _block_name(model_cfg) -> str:

@@ -31,15 +31,10 @@ class Segmentor(nn.Module):
         aux_features, features = self.encoder(x)
         return aux_features, (self.context(features) if self.context is not None else features)
 
-    def head_input(self, aux_features: torch.Tensor, features: torch.Tensor):
-        """What the head takes: layer4 (after the context block), or ``(layer3, layer4)`` for a head that
-        ``takes_layer3``."""
-        return (aux_features, features) if self.head.takes_layer3 else features
-
     def forward(self, x: torch.Tensor) -> dict:
         size = x.shape[-2:]
         aux_features, features = self.features(x)
-        out = self.head(self.head_input(aux_features, features))
+        out = self.head(self.head.inputs(aux_features, features))
         if not self.training:
             return {"main": resize(out["main"], size, self.align_corners)}
         if self.aux_head is not None:

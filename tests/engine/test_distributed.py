@@ -100,3 +100,26 @@ def test_ddp_sigterm_on_one_rank_stops_all_and_resume_is_exact_with_dropout(demo
     assert straight["iteration"] == resumed["iteration"] == 3 and len(resumed["rng_ranks"]) == 2
     for key, value in straight["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
+
+
+def test_emanet_bases_move_by_the_mean_over_ranks(tmp_path):
+    """EMANet's moving average of the bases takes every process's batch (mmsegmentation's reduce_mean): two ranks
+    end with the same bases, those of the mean of their two fitted bases, not of either rank's own."""
+    import torch.nn.functional as F
+
+    from helpers import ema_bases_worker
+
+    from segattn.models.heads.emanet import EMAUnit
+
+    inputs = [torch.randn(2, 8, 5, 6), torch.randn(2, 8, 5, 6) + 1.0]
+    mp.spawn(ema_bases_worker, args=(2, _free_port(), inputs, str(tmp_path)), nprocs=2, join=True)
+    got = [torch.load(tmp_path / f"bases{r}.pt") for r in range(2)]
+    torch.manual_seed(0)
+    unit = EMAUnit(8, num_bases=4, num_stages=3, momentum=0.1)
+    start = unit.bases.clone()
+    fitted = [unit.fit(x.reshape(2, 8, 30))[0].mean(0, keepdim=True) for x in inputs]
+    expected = 0.9 * start + 0.1 * F.normalize((fitted[0] + fitted[1]) / 2, dim=1)
+    own = 0.9 * start + 0.1 * F.normalize(fitted[0], dim=1)
+    torch.testing.assert_close(got[0], got[1], rtol=0, atol=0)
+    torch.testing.assert_close(got[0], expected, rtol=1e-5, atol=1e-6)
+    assert (got[0] - own).abs().max() > 1e-3  # one rank's batch alone would give other bases

@@ -79,7 +79,7 @@ def test_attention_maps_are_the_kinds_the_head_declares(head):
     assert set(model.head.map_kinds) <= set(MAP_KINDS)
     with torch.no_grad():
         layer3, features = model.features(torch.randn(1, 3, 41, 57))
-        maps = model.head.attention_maps(model.head_input(layer3, features))
+        maps = model.head.attention_maps(model.head.inputs(layer3, features))
     kinds = set(maps) - set(COMPANIONS)
     assert kinds == set(model.head.map_kinds)
     assert all(COMPANIONS[key] in kinds for key in set(maps) & set(COMPANIONS))

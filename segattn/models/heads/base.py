@@ -64,6 +64,10 @@ class DecodeHead(nn.Module):
         self.cls_seg = Classifier(channels, num_classes, dropout)
         self.loss_weights: Dict[str, float] = {}  # extra outputs' loss weights; "main" is always 1
 
+    def inputs(self, layer3: torch.Tensor, layer4: torch.Tensor):
+        """What ``forward`` and ``attention_maps`` take: layer4, or ``(layer3, layer4)`` where ``takes_layer3``."""
+        return (layer3, layer4) if self.takes_layer3 else layer4
+
     def attention_maps(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Attention weights of one forward on head input ``x``, keyed by kind; empty for a head without attention.
 
