@@ -6,4 +6,6 @@ from its own module (``from segattn.models.heads.ccnet import RCCAHead``).
 """
 from ...registry import import_all
 
+from . import fcn  # noqa: F401,E402  (the baseline first: the tables list the heads in registry order)
+
 import_all(__name__, __path__)
