@@ -15,7 +15,7 @@ mmsegmentation leaves them.
 """
 from torch import nn
 
-from .layers import ConvNormReLU
+from .layers import ConvNorm, ConvNormReLU
 
 def he_fan_out(conv: nn.Conv2d):
     """mmcv's ``kaiming_init`` as ``ConvModule`` calls it: normal, fan-out, ReLU gain, bias 0."""
@@ -32,7 +32,9 @@ def small_normal(conv: nn.Conv2d, std: float = 0.01):
 
 
 def init_heads_like_mmseg(model):
-    """Every conv-norm-ReLU of the heads He fan-out, each main classifier N(0, 0.01), then each head's own rules."""
+    """Every conv-norm-ReLU and conv-norm of the heads He fan-out (mmcv's ``ConvModule``; a conv-norm-ReLU's norm
+    1 and 0, a conv-norm's left as its block set it: Non-local's starts at 0), each main classifier N(0, 0.01),
+    then each head's own rules."""
     for head in (model.head, model.aux_head):
         if head is None:
             continue
@@ -41,6 +43,8 @@ def init_heads_like_mmseg(model):
                 he_fan_out(module[0])
                 nn.init.ones_(module[1].weight)
                 nn.init.zeros_(module[1].bias)
+            elif isinstance(module, ConvNorm):
+                he_fan_out(module[0])
         small_normal(head.cls_seg[1])
         head.mmseg_init()
     return model

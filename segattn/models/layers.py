@@ -48,15 +48,27 @@ def _group_norm(groups: int, channels: int) -> nn.GroupNorm:
 
 
 class ConvNormReLU(nn.Sequential):
-    """``k x k`` convolution (no bias) -> norm -> ReLU, padding keeps the size."""
+    """``k x k`` convolution (no bias) -> norm -> ReLU; the padding keeps the size unless given (PSANet's 1x1 conv
+    with padding 1)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, norm=nn.BatchNorm2d, dilation: int = 1):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, norm=nn.BatchNorm2d, dilation: int = 1,
+                 padding: int = None):
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size, padding=dilation * (kernel_size // 2),
-                      dilation=dilation, bias=False),
+            nn.Conv2d(in_channels, out_channels, kernel_size,
+                      padding=dilation * (kernel_size // 2) if padding is None else padding, dilation=dilation,
+                      bias=False),
             norm(out_channels),
             nn.ReLU(inplace=True),
         )
+
+
+class ConvNorm(nn.Sequential):
+    """``k x k`` convolution (no bias) -> norm, no activation (mmcv's ``ConvModule`` without one: a block's output
+    projection, a fusion before a residual sum)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, norm=nn.BatchNorm2d):
+        super().__init__(nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
+                         norm(out_channels))
 
 
 class Classifier(nn.Sequential):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ...ops.full_attention import AttentionRows, check_impl
-from ..layers import as_sequence, attend_all, norm_layer
+from ..layers import ConvNorm, as_sequence, attend_all, norm_layer
 from ..registry import ATTENTION
 
 
@@ -38,9 +38,8 @@ class NonLocalBlock(nn.Module):
             nn.init.zeros_(self.conv_out.weight)
             nn.init.zeros_(self.conv_out.bias)
         else:
-            bn = norm(channels)
-            nn.init.zeros_(bn.weight)
-            self.conv_out = nn.Sequential(nn.Conv2d(inter, channels, 1, bias=False), bn)
+            self.conv_out = ConvNorm(inter, channels, 1, norm)
+            nn.init.zeros_(self.conv_out[1].weight)
 
     @property
     def scale(self) -> float:

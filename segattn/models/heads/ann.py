@@ -18,8 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..init import he_fan_out
-from ..layers import ConvNormReLU, as_sequence
+from ..layers import ConvNorm, ConvNormReLU, as_sequence
 from ..registry import HEADS
 from .base import DecodeHead
 
@@ -107,11 +106,14 @@ class PyramidAttention(nn.Module):
     def weights(self, query_feats, key_feats) -> torch.Tensor:
         """``(B, N_query, S)``: each query's softmax over the pooled cells."""
         query, key, _ = self._query_key_value(query_feats, key_feats)
+        return self._softmax(query, key)
+
+    def _softmax(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
         return torch.softmax(torch.bmm(query, key) * self.scale, dim=-1)
 
     def forward(self, query_feats: torch.Tensor, key_feats: torch.Tensor) -> torch.Tensor:
         query, key, value = self._query_key_value(query_feats, key_feats)
-        context = torch.bmm(torch.softmax(torch.bmm(query, key) * self.scale, dim=-1), value.transpose(1, 2))
+        context = torch.bmm(self._softmax(query, key), value.transpose(1, 2))
         b, _, h, w = query_feats.shape
         return self.out_project(context.transpose(1, 2).reshape(b, -1, h, w))
 
@@ -127,8 +129,7 @@ class PyramidBlock(nn.Module):
             PyramidAttention(key_channels, query_channels, channels, out_channels, not fusion, scale,
                              key_pool_scales, norm) for scale in query_scales)
         if fusion:
-            self.bottleneck = nn.Sequential(nn.Conv2d(out_channels + query_channels, out_channels, 1, bias=False),
-                                            norm(out_channels))
+            self.bottleneck = ConvNorm(out_channels + query_channels, out_channels, 1, norm)
         else:
             self.bottleneck = ConvNormReLU(2 * query_channels, out_channels, 1, norm)
 
@@ -153,16 +154,10 @@ class ANNHead(DecodeHead):
         if not query_scales or not key_pool_scales or min(*query_scales, *key_pool_scales) < 1:
             raise ValueError(f"query_scales and key_pool_scales must list sizes >= 1, got {list(query_scales)} and "
                              f"{list(key_pool_scales)}")
-        self.key_pool_scales = tuple(key_pool_scales)
         self.fusion = PyramidBlock(low, high, project_channels, high, query_scales, key_pool_scales, True, norm)
         self.bottleneck = ConvNormReLU(high, channels, norm=norm)
         self.context = PyramidBlock(channels, channels, project_channels, channels, query_scales, key_pool_scales,
                                     False, norm)
-
-    def mmseg_init(self):
-        """The fusion's 1x1 conv-norm is an mmcv ``ConvModule`` too: He fan-out (the conv-norm-ReLUs are drawn so
-        by init_heads_like_mmseg; the value projections keep PyTorch's default, as mmsegmentation leaves them)."""
-        he_fan_out(self.fusion.bottleneck[0])
 
     def forward(self, inputs) -> dict:
         low, high = inputs
@@ -173,6 +168,6 @@ class ANNHead(DecodeHead):
     def attention_maps(self, inputs) -> dict:
         low, high = inputs
         fused = self.bottleneck(self.fusion(high, low))
-        size = tuple(high.shape[-2:])
-        return {"pyramid": (PyramidRows(self.fusion.stages[0].weights(high, low), self.key_pool_scales, size),
-                            PyramidRows(self.context.stages[0].weights(fused, fused), self.key_pool_scales, size))}
+        size, scales = tuple(high.shape[-2:]), self.fusion.stages[0].key_pool_scales
+        return {"pyramid": (PyramidRows(self.fusion.stages[0].weights(high, low), scales, size),
+                            PyramidRows(self.context.stages[0].weights(fused, fused), scales, size))}

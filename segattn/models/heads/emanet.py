@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..init import he_fan_out
-from ..layers import ConvNormReLU
+from ..layers import ConvNorm, ConvNormReLU
 from ..registry import HEADS
 from .base import DecodeHead
 
@@ -83,7 +83,7 @@ class EMAHead(DecodeHead):
         self.ema_in_conv = ConvNormReLU(in_channels, ema_channels, norm=norm)
         self.ema_mid_conv = nn.Conv2d(ema_channels, ema_channels, 1)  # maps (0, inf) to (-inf, inf); no gradient
         self.ema_mid_conv.requires_grad_(False)                       # reaches it through the EM steps
-        self.ema_out_conv = nn.Sequential(nn.Conv2d(ema_channels, ema_channels, 1, bias=False), norm(ema_channels))
+        self.ema_out_conv = ConvNorm(ema_channels, ema_channels, 1, norm)
         self.bottleneck = ConvNormReLU(ema_channels, channels, norm=norm)
         self.conv_cat = ConvNormReLU(in_channels + channels, channels, norm=norm) if concat_input else None
 
@@ -96,9 +96,8 @@ class EMAHead(DecodeHead):
         return {"main": self.cls_seg(out)}
 
     def mmseg_init(self):
-        """mmcv's ``ConvModule`` draws the two 1x1 convs He fan-out too (init_heads_like_mmseg draws the others)."""
+        """The 1x1 conv before the EM steps is an mmcv ``ConvModule`` without norm: He fan-out too."""
         he_fan_out(self.ema_mid_conv)
-        he_fan_out(self.ema_out_conv[0])
 
     def attention_maps(self, x: torch.Tensor) -> dict:
         return {"em_bases": self.ema_module.responsibilities(self.ema_mid_conv(self.ema_in_conv(x)))}

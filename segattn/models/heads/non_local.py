@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..attention.non_local import NonLocalBlock
-from ..init import he_fan_out, small_normal
+from ..init import small_normal
 from ..registry import HEADS
 from .fcn import FCNHead
 
@@ -35,13 +35,11 @@ class NonLocalHead(FCNHead):
                          norm=norm, attention=block)
 
     def mmseg_init(self):
-        """mmcv's ``NonLocal2d.init_weights``: theta, phi, g N(0, 0.01); the output conv a ConvModule (He fan-out)
-        before its norm, which starts at 0 as ours does (without a norm the conv itself starts at 0)."""
+        """mmcv's ``NonLocal2d.init_weights``: theta, phi, g N(0, 0.01) (its output conv-norm is a ConvModule, drawn
+        by init_heads_like_mmseg; its norm, or without one the conv itself, starts at 0 as ours does)."""
         block = self.attention
         for conv in (block.theta, block.phi, block.g):
             small_normal(conv)
-        if isinstance(block.conv_out, nn.Sequential):
-            he_fan_out(block.conv_out[0])
 
     def attention_maps(self, x: torch.Tensor) -> dict:
         return {"non_local": self.attention.attention(self.convs[0](x))}

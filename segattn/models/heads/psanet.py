@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...ops.psa_mask import psa_mask
-from ..init import he_fan_out
 from ..layers import ConvNormReLU
 from ..registry import HEADS
 from .base import DecodeHead
@@ -65,8 +64,7 @@ class PSAHead(DecodeHead):
         if psa_type == "bi-direction":
             self.reduce_p = ConvNormReLU(in_channels, channels, 1, norm)
             self.attention_p = _predictor(channels, *mask_size, norm)
-        self.proj = nn.Sequential(nn.Conv2d(channels * len(self.branches), in_channels, 1, padding=1, bias=False),
-                                  norm(in_channels), nn.ReLU(inplace=True))
+        self.proj = ConvNormReLU(channels * len(self.branches), in_channels, 1, norm, padding=1)
         self.bottleneck = ConvNormReLU(in_channels * 2, channels, norm=norm)
 
     def _shrunk(self, h: int, w: int):
@@ -103,11 +101,6 @@ class PSAHead(DecodeHead):
         out = F.interpolate(self.proj(torch.cat(pooled, 1)), size=x.shape[-2:], mode="bilinear",
                             align_corners=corners)
         return {"main": self.cls_seg(self.bottleneck(torch.cat([x, out], 1)))}
-
-    def mmseg_init(self):
-        """The projection is an mmcv ``ConvModule`` (He fan-out); the window predictors' last convs keep PyTorch's
-        default, as mmsegmentation leaves them."""
-        he_fan_out(self.proj[0])
 
     def attention_maps(self, x: torch.Tensor) -> dict:
         branches, corners = self._branches(x)
