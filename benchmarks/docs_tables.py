@@ -109,7 +109,8 @@ def first_run() -> str:
 
 def results_table() -> str:
     """The README's table: per registered head with a demo result (results files), its demo mIoU and
-    mmsegmentation's published Cityscapes figure of the ResNet-50 D8 80k model (the configs/mmseg header); the
+    mmsegmentation's published Cityscapes figure of the ResNet-50 D8 80k model (the configs/mmseg header; a head
+    with none, its Cityscapes 80k model); the
     heads not yet run on the demo (or without a demo config) in one line after it, so the README keeps its length
     as heads are added."""
     from segattn.interop.zoo import zoo_rows
@@ -123,7 +124,11 @@ def results_table() -> str:
     for name in HEADS:
         config = f"configs/demo/{name}.yaml"
         title = HEADS[name].title or name
-        row, released = demo.get(config), zoo.get(f"{name}_r50-d8_769x769_80k_cityscapes")
+        # the R-50 769 80k model; for a head released otherwise (OCRNet: R-101, 512x1024) its Cityscapes 80k one
+        released = zoo.get(f"{name}_r50-d8_769x769_80k_cityscapes") or next(
+            (r for n, r in sorted(zoo.items()) if n.startswith(f"{name}_r") and re.search(r"_80k_.*cityscapes$", n)),
+            None)
+        row = demo.get(config)
         if row is None:
             has_demo = os.path.isfile(os.path.join(ROOT, config))
             not_run.append(f"{title} (`{config}`)" if has_demo else f"{title} (no demo config)")

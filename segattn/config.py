@@ -132,6 +132,7 @@ class TrainConfig:
     poly_power: float = 0.9
     min_lr: float = 0.0              # the poly schedule's floor: lr = (lr0 - min_lr)(1 - t/T)^power + min_lr
     poly_to_last: bool = False       # T = max_iters - 1: the floor reached at the last iteration (mmengine's PolyLR)
+    poly_iters: Optional[int] = None  # the iterations the decay spans (null: max_iters); then the lr stays at the floor
     weight_decay_all: bool = False   # true: decay norms and biases too (mmseg) | false: only weights of rank >= 2
     loss: str = "ce"                 # ce | ohem
     loss_average: str = "valid"      # ce's mean: valid (over labelled pixels) | all (over every pixel, as mmseg)
@@ -398,6 +399,8 @@ def validate(cfg: DictConfig, source: str = "config"):
              f"must be valid or all, got {t.loss_average!r}")
     _require(t.loss_average == "valid" or t.loss == "ce", source, "train.loss_average",
              "must be valid with train.loss=ohem (OHEM averages over the pixels it keeps); all is for ce")
+    _require(t.poly_iters is None or t.poly_iters >= 1, source, "train.poly_iters",
+             f"must be >= 1 (or null: the decay spans train.max_iters), got {t.poly_iters}")
     _require(0 <= t.min_lr < t.lr, source, "train.min_lr", f"must be in [0, train.lr), got {t.min_lr}")
     _require(0 < t.ohem_thresh <= 1, source, "train.ohem_thresh", "must be in (0, 1]")
     for key in ("val_interval", "log_interval", "checkpoint_interval"):

@@ -21,6 +21,9 @@ feature-map coordinates), each kind's views over the feature grid, which sum to
 * ``em_bases``: ``ema``, the positions the query's EM bases pool: ``z_q W^T``
   with ``W`` the responsibilities normalised over the positions (a sum of the
   bases' weights, each weighted by the query's responsibility for it);
+* ``object_regions``: ``ocr_context``, OCRNet's soft object regions weighted
+  by the query's relation to each (the positions its object context pools),
+  and ``ocr_region``, the region it relates to most;
 * ``channel_gate``: the most open gates of EncNet's encoding (``gate_top``:
   None, channel indices, gates), the same for every query;
 * ``channel``: the top channel-attention weights (``cam_top``: channel index,
@@ -103,6 +106,14 @@ def _em_bases(maps: dict, qy: int, qx: int) -> dict:
     return {"ema": (weights @ z[qy * w + qx]).reshape(h, w)}
 
 
+def _object_regions(maps: dict, qy: int, qx: int) -> dict:
+    h, w = maps["grid"]
+    regions = maps["object_regions"]["regions"][0].float().cpu()                  # (K, HW)
+    relation = maps["object_regions"]["relation"][0, qy * w + qx].float().cpu()   # (K,)
+    return {"ocr_context": (relation @ regions).reshape(h, w),
+            "ocr_region": regions[int(relation.argmax())].reshape(h, w)}
+
+
 def _channel(maps: dict, qy: int, qx: int) -> dict:
     channel = int(maps["channel_input"][0, :, qy, qx].argmax())
     weights = maps["channel"][0, channel].cpu()
@@ -119,7 +130,8 @@ def _channel_gate(maps: dict, qy: int, qx: int) -> dict:
 # one reader per kind of segattn.models.maps.MAP_KINDS: (maps, qy, qx) -> the kind's views for that query
 READERS = {"criss_cross": _criss_cross, "position": _query_row("position"), "non_local": _query_row("non_local"),
            "context": _context, "interlaced": _interlaced, "pyramid": _pyramid,
-           "point_wise": _point_wise, "em_bases": _em_bases, "channel": _channel, "channel_gate": _channel_gate}
+           "point_wise": _point_wise, "em_bases": _em_bases, "object_regions": _object_regions, "channel": _channel,
+           "channel_gate": _channel_gate}
 
 
 def query_maps(maps: dict, qy: int, qx: int) -> dict:

@@ -33,9 +33,10 @@ def build_optimizer(model, cfg):
 
 
 def build_scheduler(optimizer, cfg):
-    """Poly decay per iteration from ``train.lr`` to ``train.min_lr`` (:func:`poly_lambda`)."""
+    """Poly decay per iteration from ``train.lr`` to ``train.min_lr`` (:func:`poly_lambda`) over ``train.poly_iters``
+    (``max_iters`` unless set: mmsegmentation's OCRNet 80k config decays over 40k, then trains at the floor)."""
     t = cfg.train
-    factor = poly_lambda(t.max_iters, t.poly_power, t.lr, t.min_lr, t.poly_to_last)
+    factor = poly_lambda(t.poly_iters or t.max_iters, t.poly_power, t.lr, t.min_lr, t.poly_to_last)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 

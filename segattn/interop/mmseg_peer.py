@@ -4,7 +4,8 @@ Builds mmsegmentation's own ``EncoderDecoder`` from the config file it ships
 for one of ``configs/mmseg/*.yaml`` (SyncBN as plain BN: the same arithmetic
 in eval mode, and it runs without a process group), gives it random weights
 that make every part count (norm statistics and affine parameters moved off
-their initial values, attention gammas non-zero), and saves it as
+their initial values, attention gammas non-zero, a cascade's soft regions
+distinct), and saves it as
 mmsegmentation's runner does (``meta``, ``state_dict``, ``message_hub``,
 ``optimizer``). ``python -m segattn.interop.mmseg_peer NAME OUT.pth`` writes
 such a checkpoint, to try the conversion and the tools without a download.
@@ -22,9 +23,11 @@ from ..errors import ConfigError, MissingPackageError
 from ..models.registry import HEADS
 from .mmcv_stub import INSTALL, stub_mmcv_ext
 
-# ours: {head}_r{depth}-d8_{crop}_{iters}k_{dataset} (mmseg 0.x's names, those of its released checkpoints)
-NAME = re.compile(r"^(?P<head>\w+?)_r(50|101)-d8_(769x769|512x512)_(\d+)k_(cityscapes|ade20k|voc12aug)$")
-BATCH = {"cityscapes": "4xb2", "ade20k": "4xb4", "voc12aug": "4xb4"}
+# ours: {head}_r{depth}-d8_{crop}_{iters}k[_b{batch}]_{dataset} (mmseg 0.x's names, those of its released
+# checkpoints; the batch where a zoo has two, as OCRNet's b8 and b16)
+NAME = re.compile(r"^(?P<head>\w+?)_r(?P<depth>50|101)-d8_(?P<crop>769x769|512x512|512x1024)_(?P<iters>\d+)k_"
+                  r"(b(?P<batch>\d+)_)?(?P<dataset>cityscapes|ade20k|voc12aug)$")
+PER_GPU = {"cityscapes": 2, "ade20k": 4, "voc12aug": 4}  # mmseg 1.x names the batch {gpus}xb{per gpu}: 4xb2 ...
 
 
 def mmseg_heads() -> list:
@@ -51,10 +54,18 @@ def mmseg_config_path(name: str) -> str:
     if not match or match["head"] not in mmseg_heads():
         raise ConfigError(f"{name!r} is not a configs/mmseg name like ccnet_r50-d8_769x769_40k_cityscapes or "
                           f"danet_r101-d8_512x512_160k_ade20k (heads: {', '.join(mmseg_heads())})")
-    head, depth, crop, iters, dataset = match.groups()
+    head, dataset = match["head"], match["dataset"]
+    per_gpu = PER_GPU[dataset]
+    batch = f"{int(match['batch'] or 4 * per_gpu) // per_gpu}xb{per_gpu}"
     mmseg, _ = import_mmseg()
     return os.path.join(os.path.dirname(mmseg.__file__), ".mim", "configs", HEADS[head].mmseg_folder or head,
-                        f"{head}_r{depth}-d8_{BATCH[dataset]}-{iters}k_{dataset}-{crop}.py")
+                        f"{head}_r{match['depth']}-d8_{batch}-{match['iters']}k_{dataset}-{match['crop']}.py")
+
+
+def decode_heads(model) -> list:
+    """mmsegmentation's decode heads of ``model``: one, or its cascade's stages (OCRNet's FCN, then OCRHead)."""
+    heads = model.decode_head
+    return list(heads) if isinstance(heads, torch.nn.ModuleList) else [heads]
 
 
 def _plain_bn(node):
@@ -75,7 +86,9 @@ def build_mmseg_model(name: str, num_classes: int = None):
     model_cfg["pretrained"] = None  # no ImageNet download: every weight is set below or by the test
     if num_classes is not None:
         for head in ("decode_head", "auxiliary_head"):
-            model_cfg[head]["num_classes"] = num_classes
+            stages = model_cfg.get(head) or []
+            for stage in stages if isinstance(stages, list) else [stages]:  # a cascade's decode_head: its stages
+                stage["num_classes"] = num_classes
     import logging
 
     from mmengine.logging import MMLogger
@@ -100,7 +113,35 @@ def randomize(model, seed: int = 0):
     for name, p in model.named_parameters():
         if name.endswith(("gamma", "gamma.scale")):
             p.fill_(0.5 + float(torch.rand((), generator=g)))
+    stages = decode_heads(model)
+    if len(stages) > 1:
+        _soften_cascade(model, stages, g)
     return model
+
+
+def _soften_cascade(model, stages, g):
+    """A cascade (OCRNet) reads its first stage's logits as soft regions and relates each pixel to them by a
+    softmax: under the statistics drawn above the deep encoder's features reach 1e5, and every such softmax is
+    one-hot, where neither the regions nor the relation's scale would show. So: the earlier stages' classifiers
+    drawn wider (distinct regions), and every stage's norm statistics taken from one forward pass on a random
+    batch (momentum 1), so the head's activations are O(1); the encoder's stay as drawn."""
+    for stage in stages[:-1]:
+        w = stage.conv_seg.weight
+        w.copy_(torch.randn(w.shape, generator=g) * (3 / w.shape[1]) ** 0.5)
+    norms = [m for stage in stages for m in stage.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    feats = model.extract_feat(torch.randn(2, 3, 64, 64, generator=g))
+    for m in norms:
+        m.momentum = 1.0
+    for stage in stages:
+        stage.train()
+    out = stages[0].forward(feats)
+    for stage in stages[1:]:
+        out = stage.forward(feats, out)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.eval()
 
 
 def save_like_mmseg(model, path: str, iteration: int = 40000):
@@ -114,7 +155,7 @@ def save_like_mmseg(model, path: str, iteration: int = 40000):
     hub.update_info("iter", iteration)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     meta = {"mmseg_version": mmseg.__version__, "iter": iteration, "seed": 0, "time": time.strftime("%Y%m%d_%H%M%S"),
-            "dataset_meta": {"classes": tuple(f"class{i}" for i in range(model.decode_head.num_classes))}}
+            "dataset_meta": {"classes": tuple(f"class{i}" for i in range(decode_heads(model)[-1].num_classes))}}
     save_checkpoint({"meta": meta, "state_dict": weights_to_cpu(model.state_dict()), "message_hub": hub.state_dict(),
                      "optimizer": optimizer.state_dict()}, path)
 

@@ -2,7 +2,7 @@
 
 Each ``configs/mmseg/<name>.yaml`` opens with three comment lines that say which
 mmsegmentation model it builds, its published val mIoU (single scale; multi-scale
-+ flip) and the checkpoint's address. :func:`zoo_markdown` turns them into the
++ flip where its zoo gives one) and the checkpoint's address. :func:`zoo_markdown` turns them into the
 page ``configs/mmseg/README.md`` (as mmsegmentation keeps one such table per
 method beside its configs); ``python tools/mmseg_zoo.py`` writes it and a test
 checks that the file in the tree is what the configs say.
@@ -14,8 +14,8 @@ import re
 from ..errors import ConfigError
 from ..models.registry import HEADS
 
-HEADER = re.compile(r"# Published (?P<dataset>.+?) val mIoU (?P<ss>[\d.]+) \(single scale; (?P<ms>[\d.]+) multi-scale "
-                    r"\+ flip\).*\n# Checkpoint: (?P<url>\S+)")
+HEADER = re.compile(r"# Published (?P<dataset>.+?) val mIoU (?P<ss>[\d.]+) \(single scale(; (?P<ms>[\d.]+) multi-scale "
+                    r"\+ flip)?\).*\n# Checkpoint: (?P<url>\S+)")
 DATASETS = ("Cityscapes", "ADE20K", "Pascal VOC 2012")
 INTRO = """# Released models: mmsegmentation's checkpoints, converted
 
@@ -40,18 +40,20 @@ def zoo_rows(config_dir: str) -> list:
         with open(path) as f:
             match = HEADER.search(f.read(2000))
         if not match:
-            raise ConfigError(f"{path}: no '# Published ... val mIoU X (single scale; Y multi-scale + flip)' and "
+            raise ConfigError(f"{path}: no '# Published ... val mIoU X (single scale[; Y multi-scale + flip])' and "
                               "'# Checkpoint: URL' header lines; every configs/mmseg model config needs them")
-        rows.append({"name": os.path.basename(path)[:-5], **match.groupdict()})
+        rows.append({"name": os.path.basename(path)[:-5], "dataset": match["dataset"], "ss": match["ss"],
+                     "ms": match["ms"] or "—", "url": match["url"]})
     return rows
 
 
 def _order(row):
-    """Heads in registry order (an unregistered one last), then depth, then schedule."""
+    """Heads in registry order (an unregistered one last), then depth, schedule and batch (OCRNet's b8, b16)."""
     head, depth = re.match(r"(\w+?)_r(\d+)", row["name"]).groups()
     schedule = int(re.search(r"_(\d+)k_", row["name"]).group(1))
+    batch = re.search(r"_b(\d+)_", row["name"])
     heads = HEADS.names()
-    return heads.index(head) if head in heads else len(heads), int(depth), schedule
+    return heads.index(head) if head in heads else len(heads), int(depth), schedule, int(batch[1]) if batch else 0
 
 
 def zoo_markdown(config_dir: str) -> str:

@@ -56,6 +56,11 @@ MAP_KINDS = {
         "(B, HW, K): each position's responsibilities over K bases (a softmax over K), the last EM step's",
         {"ema": "EM attention: via the bases"},
         "per query, the positions its bases pool (its responsibilities times each basis' weights)"),
+    "object_regions": MapKind(
+        "{'regions': (B, K, HW), each class's soft object region (a softmax over the positions); 'relation': "
+        "(B, HW, K), each position's softmax over the regions}",
+        {"ocr_context": "object context: regions, weighted", "ocr_region": "object region: its top one"},
+        "per query, the soft object regions weighted by its relation to each (and the region it relates to most)"),
     "channel": MapKind(
         "(B, C, C), with channel_input (B, C, H, W): the features whose channels it weighs",
         {"cam_top": "channel attention: top weights"},

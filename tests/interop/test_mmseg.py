@@ -16,8 +16,8 @@ from segattn.engine.inference import slide_logits  # noqa: E402
 from segattn.engine.predictor import load_model  # noqa: E402
 from segattn.configure import load_tool_config  # noqa: E402
 from segattn.interop.convert import convert_checkpoint  # noqa: E402
-from segattn.interop.mmseg_peer import (build_mmseg_model, mmseg_heads, mmseg_logits, randomize,  # noqa: E402
-                                        save_like_mmseg)
+from segattn.interop.mmseg_peer import (build_mmseg_model, decode_heads, mmseg_heads, mmseg_logits,  # noqa: E402
+                                        randomize, save_like_mmseg)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "mmseg", "*.yaml"))
@@ -53,36 +53,43 @@ def convert(name, tmp_path, seed=1):
 def test_every_released_checkpoint_of_our_heads_has_a_config():
     """Every ResNet-50/101 D8 model that mmseg 1.2.2's model zoo releases for our heads (its metafiles: the models
     with weights) at the papers' crops (Cityscapes 769x769, ADE20K and VOC12aug 512x512) has our config; a head's
-    zoo has the datasets and schedules it has (EncNet's VOC configs, for one, have no released model)."""
+    zoo has the datasets and schedules it has (EncNet's VOC configs, for one, have no released model). A head whose
+    zoo has none at those crops has its Cityscapes 512x1024 ones (OCRNet: ResNet-101 only); a zoo with two batches
+    for one schedule (OCRNet's 4xb2 and 8xb2) names the batch in every config (mmseg 0.x's _b8_, _b16_)."""
     import yaml
 
     from segattn.interop.mmseg_peer import mmseg_config_path
 
     names = {os.path.basename(p)[:-5] for p in CONFIGS}
-    released = re.compile(r"^(\w+?)_r(50|101)-d8_4xb[24]-(\d+)k_(cityscapes-769x769|ade20k-512x512|voc12aug-512x512)$")
-    expected, found = set(), {}
+    released = re.compile(r"^(\w+?)_r(50|101)-d8_(\d)xb(\d)-(\d+)k_(cityscapes|ade20k|voc12aug)-(\d+x\d+)$")
+    papers = {"cityscapes": "769x769", "ade20k": "512x512", "voc12aug": "512x512"}
+    expected = set()
     for head in mmseg_heads():
         folder = os.path.dirname(mmseg_config_path(f"{head}_r50-d8_769x769_80k_cityscapes"))
         with open(os.path.join(folder, "metafile.yaml")) as f:
-            models = yaml.safe_load(f)["Models"]
-        for model in models:
-            match = released.match(model["Name"])
-            if match and match[1] == head and model.get("Weights"):
-                depth, iters, (ds, crop) = match[2], match[3], match[4].split("-")
-                expected.add(f"{head}_r{depth}-d8_{crop}_{iters}k_{ds}")
-                found[head] = found.get(head, 0) + 1
-    assert set(found) == set(mmseg_heads()), found  # the metafile named released models of every head
+            models = [released.match(m["Name"]) for m in yaml.safe_load(f)["Models"] if m.get("Weights")]
+        models = [m for m in models if m and m[1] == head]
+        chosen = ([m for m in models if papers[m[6]] == m[7]]
+                  or [m for m in models if (m[6], m[7]) == ("cityscapes", "512x1024")])
+        assert chosen, head  # the metafile named released models of every head
+        batches = {}
+        for m in chosen:
+            batches.setdefault((m[2], m[5], m[6]), set()).add(int(m[3]) * int(m[4]))
+        named = any(len(b) > 1 for b in batches.values())
+        expected |= {f"{head}_r{m[2]}-d8_{m[7]}_{m[5]}k_{f'b{int(m[3]) * int(m[4])}_' if named else ''}{m[6]}"
+                     for m in chosen}
     assert names == expected
 
 
 def model_groups():
-    """Configs by model: the 40k and 80k (20k/40k, 80k/160k) files of a head and depth differ in schedule only."""
+    """Configs by model: the 40k and 80k (20k/40k, 80k/160k) files of a head and depth differ in schedule only
+    (OCRNet's b8 and b16 in batch and schedule)."""
     import re
 
     groups = {}
     for path in CONFIGS:
         name = os.path.basename(path)[:-5]
-        groups.setdefault(re.sub(r"_\d+k_", "_", name), []).append(name)
+        groups.setdefault(re.sub(r"_\d+k_(b\d+_)?", "_", name), []).append(name)
     return groups
 
 
@@ -104,12 +111,13 @@ def test_converted_model_gives_mmseg_logits(group, tmp_path):
     """For every config: the model equals mmseg's. One of each group is run; the others build the same model
     on both sides (our model section and mmseg's model config, compared whole), so the same proof covers them.
     Of the ResNet-101 groups one is run; each other one must be its ResNet-50 group's model with the encoder's
-    depth alone changed, on both sides: the R-50 run proves its head, the R-101 run the deeper encoder."""
+    depth alone changed, on both sides: the R-50 run proves its head, the R-101 run the deeper encoder. A head with
+    no R-50 configs (OCRNet) is run at R-101."""
     name, *siblings = model_groups()[group]
     our_section, their_section = _model_sections(name)
     for other in siblings:
         assert _model_sections(other) == (our_section, their_section), other
-    if "_r101-" in group and group != DEPTH_101_RUN:
+    if "_r101-" in group and group != DEPTH_101_RUN and group.replace("_r101-", "_r50-") in model_groups():
         our50, their50 = _model_sections(model_groups()[group.replace("_r101-", "_r50-")][0])
         assert our_section.encoder.name == "tu-resnet101c" and our50.encoder.name == "tu-resnet50c"
         our50.encoder.name = "tu-resnet101c"
@@ -129,12 +137,14 @@ def test_converted_model_gives_mmseg_logits(group, tmp_path):
         assert relative(ours(x)["main"], expected) <= 2e-3
         ours.to(memory_format=torch.contiguous_format)  # mmseg's layout: the same sums, so a strict bound
         got = ours(x)["main"]
-        assert got.shape == expected.shape == (1, theirs.decode_head.num_classes, 69, 83)
+        assert got.shape == expected.shape == (1, decode_heads(theirs)[-1].num_classes, 69, 83)
         assert relative(got, expected) <= 1e-4
-        # the auxiliary head on layer3 too (training uses it; encode_decode does not)
-        aux_theirs = theirs.auxiliary_head(theirs.extract_feat(x))
-        aux_ours = ours.aux_head(ours.features(x)[0])["main"]
-        assert relative(aux_ours, aux_theirs) <= 1e-4
+        # the auxiliary head on layer3 too (training uses it; encode_decode does not), where there is one
+        assert (ours.aux_head is None) == (not theirs.with_auxiliary_head)
+        if ours.aux_head is not None:
+            aux_theirs = theirs.auxiliary_head(theirs.extract_feat(x))
+            aux_ours = ours.aux_head(ours.features(x)[0])["main"]
+            assert relative(aux_ours, aux_theirs) <= 1e-4
         # and the attention counts: without it (gammas 0, where a head's blocks have them) the logits are not mmseg's
         gammas = [p for n, p in ours.named_parameters() if n.endswith("gamma")]
         for p in gammas:

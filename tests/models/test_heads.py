@@ -104,6 +104,10 @@ def test_attention_maps_are_the_kinds_the_head_declares(head):
         elif kind == "em_bases":  # responsibilities: per position a softmax over the bases
             assert value.shape[:2] == (1, h * w)
             torch.testing.assert_close(value.sum(-1), torch.ones(1, h * w))
+        elif kind == "object_regions":  # OCRNet: K soft regions over the positions, each position's relation
+            assert value["regions"].shape == (1, 5, h * w) and value["relation"].shape == (1, h * w, 5)
+            torch.testing.assert_close(value["regions"].sum(-1), torch.ones(1, 5))
+            torch.testing.assert_close(value["relation"].sum(-1), torch.ones(1, h * w))
         else:  # all pairs: row i is query i
             assert value[0, 0].shape == (h * w,)
 

@@ -46,8 +46,8 @@ class DecodeHead(nn.Module):
     mmseg_keys: Dict[str, str] = {"conv_seg.": "cls_seg.1."}
     mmseg_type: str = None  # mmsegmentation's name of this head (None: mmsegmentation has no such head)
     mmseg_folder: str = None  # the folder of mmsegmentation's configs/ with its models (None: the registered name)
-    # our output names -> mmsegmentation's names of their losses in its decode head's log (``decode.<name>``)
-    mmseg_losses: Dict[str, str] = {"main": "loss_ce"}
+    # our output names -> the names of their losses in mmsegmentation's training log (its cascade's decode_0, ...)
+    mmseg_losses: Dict[str, str] = {"main": "decode.loss_ce"}
     map_kinds: Tuple[str, ...] = ()  # the kinds attention_maps returns (segattn.models.maps.MAP_KINDS)
     presence_outputs: Tuple[str, ...] = ()  # extra outputs (B, K): per class, is it in the image (binary CE)
     takes_layer3: bool = False  # True: forward and attention_maps take (layer3, layer4), in_channels their widths

@@ -74,7 +74,7 @@ class DANetHead(DecodeHead):
                   "cam_out_conv.": "conv_cam_out.", "pam.query_project.": "pam.query_conv.",
                   "pam.key_project.": "pam.key_conv.", "pam.value_project.": "pam.value_conv."}
     mmseg_type = "DAHead"
-    mmseg_losses = {"main": "pam_cam.loss_ce", "pam": "pam.loss_ce", "cam": "cam.loss_ce"}
+    mmseg_losses = {"main": "decode.pam_cam.loss_ce", "pam": "decode.pam.loss_ce", "cam": "decode.cam.loss_ce"}
     title = "DANet"
     legacy_options = {"extra_loss_weights": "loss_weights"}
     map_kinds = ("position", "channel")

@@ -68,7 +68,7 @@ class EncModule(nn.Module):
 class EncHead(DecodeHead):
     title = "EncNet"
     mmseg_type = "EncHead"
-    mmseg_losses = {"main": "loss_ce", "se": "loss_se"}
+    mmseg_losses = {"main": "decode.loss_ce", "se": "decode.loss_se"}
     presence_outputs = ("se",)
     map_kinds = ("channel_gate",)
     onnx_operators = frozenset({"ReduceSum", "Gemm"})  # the distances' squared norms; the gate's linear layer
