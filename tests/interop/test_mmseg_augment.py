@@ -215,6 +215,7 @@ def test_black_padding_equals_pad_step(shape):
 # -- the recipes hold these transforms in mmsegmentation's order, with its parameters -------------------------------
 RECIPES = {  # our config -> mmseg's config whose train pipeline and preprocessor it follows
     "mmseg/ccnet_r50-d8_769x769_80k_cityscapes.yaml": "ccnet/ccnet_r50-d8_4xb2-80k_cityscapes-769x769.py",
+    "mmseg/ccnet_r50-d8_512x1024_80k_cityscapes.yaml": "ccnet/ccnet_r50-d8_4xb2-80k_cityscapes-512x1024.py",
     "mmseg/danet_r50-d8_512x512_160k_ade20k.yaml": "danet/danet_r50-d8_4xb4-160k_ade20k-512x512.py",
     "mmseg/fcn_r50-d8_512x512_40k_voc12aug.yaml": "fcn/fcn_r50-d8_4xb4-40k_voc12aug-512x512.py",
     "ade20k/base.yaml": "danet/danet_r50-d8_4xb4-160k_ade20k-512x512.py",
@@ -266,17 +267,51 @@ def test_recipe_pipeline_is_mmsegs(ours):
     assert preset.normalize and preset.ignore_index == 255
 
 
+def mmseg_families() -> dict:
+    """configs/mmseg files by family (crop and dataset: ``769x769_cityscapes`` ...)."""
+    import re
+
+    families = {}
+    for path in sorted(glob.glob(os.path.join(ROOT, "configs", "mmseg", "*_r*.yaml"))):
+        match = re.search(r"_(\d+x\d+)_\d+k_(?:b\d+_)?(\w+)\.yaml$", path)
+        families.setdefault(f"{match[1]}_{match[2]}", []).append(path)
+    return families
+
+
 def test_every_configs_mmseg_file_uses_its_familys_pipeline():
-    """The 48 configs/mmseg files differ from the three checked above in head, depth and schedule only."""
+    """The configs/mmseg files differ from the four checked above in head, depth and schedule only."""
     from segattn.config import load_config as load
 
-    data = {}
-    for path in glob.glob(os.path.join(ROOT, "configs", "mmseg", "*_r*.yaml")):
-        family = os.path.basename(path)[:-5].rsplit("_", 1)[1]  # cityscapes / ade20k / voc12aug
-        data.setdefault(family, []).append(load(path).data)
-    assert sorted(data) == ["ade20k", "cityscapes", "voc12aug"]
-    for family, sections in data.items():
+    families = mmseg_families()
+    assert sorted(families) == ["512x1024_cityscapes", "512x512_ade20k", "512x512_voc12aug", "769x769_cityscapes"]
+    for family, paths in families.items():
+        sections = [load(path).data for path in paths]
         assert all(s == sections[0] for s in sections), family
+
+
+@pytest.mark.parametrize("family", sorted(mmseg_families()))
+def test_every_family_evaluates_as_mmseg(family):
+    """Each configs/mmseg file evaluates as mmsegmentation's config file of the same name: its test_cfg (whole
+    images, or sliding windows of its crop and stride), its test pipeline's keep-ratio Resize, the decode head's
+    align_corners (a cascade's last stage's)."""
+    import mmseg
+    from mmengine import Config
+
+    from segattn.interop.mmseg_peer import mmseg_config_path
+
+    for path in mmseg_families()[family]:
+        cfg = load_config(path)
+        mm = Config.fromfile(mmseg_config_path(os.path.basename(path)[:-5]))
+        test_cfg = mm.model.test_cfg
+        assert cfg.eval.mode == test_cfg.mode, path
+        if test_cfg.mode == "slide":
+            assert (tuple(cfg.eval.crop_size), tuple(cfg.eval.stride)) == (tuple(test_cfg.crop_size),
+                                                                           tuple(test_cfg.stride)), path
+        (resize,) = [s for s in mm.test_pipeline if s["type"] == "Resize"]
+        assert resize["keep_ratio"] and tuple(cfg.data.test_resize) == tuple(resize["scale"]), path
+        heads = mm.model.decode_head if isinstance(mm.model.decode_head, list) else [mm.model.decode_head]
+        assert cfg.model.align_corners == heads[-1].get("align_corners", False), path
+    assert mmseg.__version__ == "1.2.2"
 
 
 # -- over 2000 draws, the same distributions -----------------------------------------------------------------------
