@@ -225,3 +225,34 @@ def test_interlaced_rows_are_the_two_steps_multiplied():
         torch.testing.assert_close(torch.stack([rows[b, i] for i in range(70)]), expected)
         torch.testing.assert_close(torch.stack([rows.short(b, i) for i in range(70)]), short_m[keep][:, keep])
         torch.testing.assert_close(torch.stack([rows.long(b, i) for i in range(70)]), long_m[keep][:, keep])
+
+
+def test_psanet_keeps_no_pairwise_weights_for_backward(monkeypatch):
+    """PSANet in training keeps neither its (hw)^2 weights nor its window weights for backward (each branch is
+    recomputed from its predictor's hidden map), and its gradients are the plain path's (the same operations)."""
+    import segattn.models.heads.psanet as psanet
+
+    torch.manual_seed(0)
+    head = psanet.PSAHead(24, 16, 5, mask_size=(39, 47)).double().train()
+    x = torch.randn(2, 24, 40, 48, dtype=torch.float64, requires_grad=True)
+    n = 20 * 24  # the shrunk grid's positions
+
+    def run():
+        sizes = []
+
+        def pack(t):
+            sizes.append(t.numel())
+            return t
+        torch.manual_seed(1)  # the classifier's dropout: the same mask in both runs
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = head(x)["main"]
+        grads = torch.autograd.grad(out.square().sum(), [x, *head.parameters()])
+        return max(sizes), grads
+
+    largest, grads = run()
+    assert largest < n * n  # one image's weights; the window weights are 39 * 47 * n
+    monkeypatch.setattr(psanet, "checkpoint", lambda fn, *args, **kw: fn(*args))  # the plain path
+    largest_plain, plain = run()
+    assert largest_plain >= 2 * n * n
+    for got, expected in zip(grads, plain):
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)

@@ -14,11 +14,19 @@ concatenated with the input and fused by a 3x3 conv-norm-ReLU: mmsegmentation's
 quirks kept so its weights give its logits (the projection is a 1x1 conv with
 padding 1, whose border the resize folds in; the final resize takes the
 shrinking's corner alignment). The weights are ``(HW)^2`` at the shrunk size:
-23 MB an image at the 769 crop's 49 x 49.
+23 MB an image at the 769 crop's 49 x 49, and the window weights they are laid
+out from 90 MB (97 x 97 a position). Training keeps neither: each branch from
+its predictor's hidden map to its pooled features (the last conv, the mask op,
+the softmax, the weighted sum) is recomputed in backward
+(``torch.utils.checkpoint``; no norm in it, so no statistic is updated twice),
+for a tenth more forward work in training and the same numbers.
 """
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ...ops.psa_mask import psa_mask
 from ..layers import ConvNormReLU
@@ -77,7 +85,7 @@ class PSAHead(DecodeHead):
         return h // s, w // s, False
 
     def _branches(self, x: torch.Tensor):
-        """``[(shrunk features (N, C, h, w), weights (N, hw, hw) over sources, per target column)]`` per branch."""
+        """``[(branch, shrunk features (N, C, h, w), its predictor's hidden map, the predictor's last conv)]``."""
         h, w, corners = self._shrunk(*x.shape[-2:])
         out = []
         for branch, reduce, attention in zip(self.branches, (self.reduce, getattr(self, "reduce_p", None)),
@@ -85,19 +93,27 @@ class PSAHead(DecodeHead):
             feats = reduce(x)
             if self.shrink_factor != 1:
                 feats = F.interpolate(feats, size=(h, w), mode="bilinear", align_corners=corners)
-            weights = psa_mask(attention(feats), branch, self.mask_size)
-            if self.psa_softmax:
-                weights = torch.softmax(weights, dim=1)
-            out.append((feats, weights.reshape(x.shape[0], h * w, h * w)))
+            out.append((branch, feats, attention[0](feats), attention[1]))
         return out, corners
+
+    def _weights(self, branch: str, conv: nn.Conv2d, hidden: torch.Tensor) -> torch.Tensor:
+        """``(N, hw, hw)``: the weights over the sources (rows), per target (column)."""
+        n, _, h, w = hidden.shape
+        weights = psa_mask(conv(hidden), branch, self.mask_size)
+        if self.psa_softmax:
+            weights = torch.softmax(weights, dim=1)
+        return weights.reshape(n, h * w, h * w)
+
+    def _pooled(self, branch: str, conv: nn.Conv2d, hidden: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = feats.shape
+        weights = self._weights(branch, conv, hidden)
+        return torch.bmm(feats.reshape(n, c, h * w), weights).reshape(n, c, h, w) * (1.0 / self.normalization_factor)
 
     def forward(self, x: torch.Tensor) -> dict:
         branches, corners = self._branches(x)
-        pooled = []
-        for feats, weights in branches:
-            n, c, h, w = feats.shape
-            pooled.append(torch.bmm(feats.reshape(n, c, h * w), weights).reshape(n, c, h, w)
-                          * (1.0 / self.normalization_factor))
+        lean = torch.is_grad_enabled() and not torch.jit.is_tracing()  # recomputed in backward (module docstring)
+        pooled = [checkpoint(partial(self._pooled, branch, conv), hidden, feats, use_reentrant=False) if lean
+                  else self._pooled(branch, conv, hidden, feats) for branch, feats, hidden, conv in branches]
         out = F.interpolate(self.proj(torch.cat(pooled, 1)), size=x.shape[-2:], mode="bilinear",
                             align_corners=corners)
         return {"main": self.cls_seg(self.bottleneck(torch.cat([x, out], 1)))}
@@ -105,8 +121,9 @@ class PSAHead(DecodeHead):
     def attention_maps(self, x: torch.Tensor) -> dict:
         branches, corners = self._branches(x)
         size = tuple(x.shape[-2:])
-        return {"point_wise": {branch: ShrunkRows(weights, feats.shape[-2:], size, corners)
-                               for branch, (feats, weights) in zip(self.branches, branches)}}
+        return {"point_wise": {branch: ShrunkRows(self._weights(branch, conv, hidden), feats.shape[-2:], size,
+                                                  corners)
+                               for branch, feats, hidden, conv in branches}}
 
 
 class ShrunkRows:
