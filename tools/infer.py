@@ -11,7 +11,9 @@ instead of PyTorch (same files written; the config gives the palette and class
 count).
 
 For each image writes <stem>_pred.png (train ids), <stem>_color.png (palette)
-and <stem>_overlay.jpg. An image that fails (unreadable, truncated, an error
+and <stem>_overlay.jpg. Under torchrun the processes share the folder; a re-run
+skips the images done before with the same weights and settings
+(docs/deployment.md). An image that fails (unreadable, truncated, an error
 inside the model) is reported with its name and skipped, the run goes on, and
 the exit status is 1 at the end, with the list of failures.
 """
@@ -39,8 +41,9 @@ def main(argv):
     from segattn.errors import ConfigError
     from segattn.engine.predictor import load_model, resolve_device
     from segattn.engine.segmenter import Segmenter
+    from segattn.engine.shards import process_device, process_share
 
-    device = resolve_device(cfg.train.device)
+    device = process_device(resolve_device(cfg.train.device))
     if args.backend == "torch":
         if not args.checkpoint:
             raise ConfigError("--checkpoint is required with --backend torch (or give --backend onnxruntime|openvino "
@@ -54,8 +57,12 @@ def main(argv):
         model = open_runtime(args.backend, args.model)
         model.check_classes(cfg.model.num_classes, args.config or args.checkpoint)
         segmenter = Segmenter(model, cfg, device)
-    done, failed = segmenter.predict_folder(args.input, args.output, args.recursive, not args.no_progress)
-    print(f"{done} images segmented into {args.output}, {len(failed)} failed")
+    segmenter.info["weights_file"] = args.checkpoint if args.backend == "torch" else args.model
+    done, failed, skipped = segmenter.predict_folder(args.input, args.output, args.recursive, not args.no_progress)
+    rank, world = process_share()
+    who = f"process {rank + 1} of {world}: " if world > 1 else ""
+    print(f"{who}{done} images segmented into {args.output}, {len(failed)} failed"
+          + (f", {skipped} skipped (done before with the same weights and settings)" if skipped else ""))
     for path, reason in failed:
         print(f"  failed: {reason}")
     return 1 if failed else 0

@@ -13,6 +13,7 @@ from ..data.palette import colorize, legend_strip
 from ..data.transforms import normalize_image, resize_keep_ratio
 from ..errors import CheckpointError, MissingFileError, OutputError, first_line
 from ..models import build_model
+from . import shards
 from .checkpoint import load_checkpoint, load_model_weights
 from .device import memory_format, resolve_device
 from .inference import predict_from_config
@@ -106,11 +107,15 @@ def eval_settings(eval_cfg, image: np.ndarray):
 
 @torch.no_grad()
 def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=False, progress=True,
-                 class_names=None):
-    """Predict every image; returns ``(succeeded, [(path, reason)])``.
+                 class_names=None, source: str = None):
+    """Predict every image of this process's share (:mod:`segattn.engine.shards`: all of them outside torchrun);
+    returns ``(succeeded, [(path, reason)], skipped)``.
 
     ``model`` is a segmentor (the config's eval settings apply) or an exported
     model in a runtime (:mod:`segattn.deploy.runtimes`: its own whole-image pass).
+    An image whose outputs an earlier run made with the same weights and
+    settings is skipped (their stamp); ``source`` names the weights in the
+    manifest.
 
     A failure on one image (unreadable, truncated, an error inside the model)
     is reported with the file's name and the run goes on to the next image.
@@ -120,12 +125,22 @@ def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=F
         raise MissingFileError(f"--input: no images ({', '.join(IMAGE_EXTENSIONS)}) in {input_dir!r}")
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise OutputError(f"--output {output_dir}: a file, not a folder; give a folder for the predictions")
-    bases = plan_outputs(images, input_dir, output_dir)
+    bases = plan_outputs(images, input_dir, output_dir)  # over the whole folder: every process names alike
+    rank, world = shards.process_share()
     os.makedirs(output_dir, exist_ok=True)
+    current = shards.stamp(model, cfg)
+    if rank == 0:
+        shards.write_manifest(output_dir, current, source, len(images), world)
+    mine = shards.share(images, rank, world)
+    todo = [p for p in mine if not shards.already_done(bases[p], current, OUTPUT_SUFFIXES)]
+    skipped = len(mine) - len(todo)
     done, failed = 0, []
-    for path in tqdm(images, desc="infer", disable=not progress):
+    desc = "infer" if world == 1 else f"infer (process {rank + 1} of {world})"
+    for path in tqdm(todo, desc=desc, unit="img", disable=not progress or rank != 0):
         try:
-            infer_one(model, cfg, path, input_dir, output_dir, palette, device, bases[path], class_names)
+            shards.remove_leftovers(bases[path], OUTPUT_SUFFIXES)
+            infer_one(model, cfg, path, input_dir, output_dir, palette, device, bases[path], class_names,
+                      {shards.STAMP_KEY: current})
         except UnreadableImage as err:
             failed.append((path, str(err)))
         except Exception as err:  # noqa: BLE001 - one image's failure must not stop the others
@@ -135,7 +150,7 @@ def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=F
             done += 1
             continue
         tqdm.write(f"skipped {failed[-1][1]}")
-    return done, failed
+    return done, failed, skipped
 
 
 @torch.no_grad()
@@ -165,21 +180,22 @@ def class_probabilities(model, cfg, image: np.ndarray, device, out_size=None) ->
     return probs[0].float().cpu()
 
 
-def infer_one(model, cfg, path, input_dir, output_dir, palette, device, base=None, class_names=None):
+def infer_one(model, cfg, path, input_dir, output_dir, palette, device, base=None, class_names=None, text=None):
     """``<base>_pred.png`` (train ids), ``<base>_color.png`` and ``<base>_overlay.jpg`` for one image (``base``:
-    :func:`plan_outputs`' name, else ``<stem>`` under ``output_dir``)."""
+    :func:`plan_outputs`' name, else ``<stem>`` under ``output_dir``). ``_pred.png`` is written last, with
+    ``text`` (the run's stamp): where it exists, so do the others."""
     image = read_image(path)
     base = base or safe_output_path(output_dir, os.path.splitext(os.path.relpath(path, input_dir))[0])
     os.makedirs(os.path.dirname(base), exist_ok=True)
     pred = predict_labels(model, cfg, image, device)
     color = colorize(pred, palette)
-    write_png(base + "_pred.png", pred)
     write_png(base + "_color.png", color)  # the palette's colours alone: a label picture other tools read
     picture = overlay(image, color)
     if class_names and picture.shape[1] >= 64:  # for a person: which colour is which class (if there is room)
         present = [int(c) for c in np.unique(pred)]
         picture = np.concatenate([picture, legend_strip(present, class_names, palette, picture.shape[1])])
     write_image(base + "_overlay.jpg", picture)
+    write_png(base + "_pred.png", pred, text=text)
 
 
 __all__ = ["infer_folder", "load_model", "predict_labels", "resolve_device", "safe_output_path"]

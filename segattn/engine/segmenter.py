@@ -127,9 +127,10 @@ class Segmenter:
 
     def predict_folder(self, input_dir: str, output_dir: str, recursive: bool = False, progress: bool = True):
         """What ``tools/infer.py`` does: ``<stem>_pred.png``, ``_color.png``, ``_overlay.jpg`` (with a class legend)
-        per image."""
+        per image, this process's share under torchrun, skipping images done before with the same weights and
+        settings; returns ``(segmented, [(path, reason)] failed, skipped)``."""
         return infer_folder(self.model, self.cfg, input_dir, output_dir, self.palette, self.device, recursive,
-                            progress, self.class_names)
+                            progress, self.class_names, self.info.get("weights_file"))
 
     # -- saving --------------------------------------------------------------------------------
     def save_pretrained(self, folder: str, hashed: bool = False, title: str = None) -> str:

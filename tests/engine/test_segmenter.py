@@ -288,13 +288,16 @@ def test_outputs_never_follow_a_link_planted_in_the_output_folder(checkpoint, de
     os.symlink(outside / "victim.png", out / f"{stem}_pred.png")  # an existing file outside
     os.symlink(outside / "new.png", out / f"{stem}_color.png")     # a file that would be created outside
     os.symlink(outside / "new.jpg", out / f"{stem}_overlay.jpg")
-    done, failed = Segmenter.from_checkpoint(ckpt, device="cpu").predict_folder(str(images), str(out), progress=False)
+    os.symlink(outside / "new.json", out / "manifest.json")
+    done, failed, _ = Segmenter.from_checkpoint(ckpt, device="cpu").predict_folder(str(images), str(out),
+                                                                                   progress=False)
     assert (done, failed) == (1, [])
     assert (outside / "victim.png").read_bytes() == b"precious" and sorted(os.listdir(outside)) == ["victim.png"]
-    for suffix in ("_pred.png", "_color.png", "_overlay.jpg"):
-        path = out / f"{stem}{suffix}"
+    for name in [f"{stem}{s}" for s in ("_pred.png", "_color.png", "_overlay.jpg")] + ["manifest.json"]:
+        path = out / name
         assert path.is_file() and not path.is_symlink()
-    assert sorted(os.listdir(out)) == sorted(f"{stem}{s}" for s in ("_pred.png", "_color.png", "_overlay.jpg"))
+    assert sorted(os.listdir(out)) == sorted([f"{stem}{s}" for s in ("_pred.png", "_color.png", "_overlay.jpg")]
+                                             + ["manifest.json"])
 
 
 def test_a_config_that_came_with_weights_imports_nothing_unless_told(checkpoint, tmp_path, monkeypatch):

@@ -234,7 +234,7 @@ def test_an_error_inside_the_model_skips_only_that_image(trained, tmp_path):
     write_png(str(src / "a.png"), np.zeros((20, 26, 3), np.uint8))
     write_png(str(src / "b.png"), np.zeros((20, 26 * 2, 3), np.uint8))
     write_png(str(src / "c.png"), np.zeros((20, 30, 3), np.uint8))
-    done, failed = infer_folder(model, cfg, str(src), str(tmp_path / "out"), dataset_palette(cfg.data), "cpu",
+    done, failed, _ = infer_folder(model, cfg, str(src), str(tmp_path / "out"), dataset_palette(cfg.data), "cpu",
                                 progress=False)
     assert done == 2 and [os.path.basename(p) for p, _ in failed] == ["a.png"]
     assert failed[0][1].endswith("a.png: RuntimeError: CUDA out of memory (simulated)")
@@ -423,13 +423,14 @@ def test_predictions_never_replace_or_reread_the_inputs(trained, tmp_path):
     model, _ = load_model(cfg, str(ckpt), "cpu")
     palette = dataset_palette(cfg.data)
     out = tmp_path / "out"
-    assert infer_folder(model, cfg, str(src), str(out), palette, "cpu", progress=False) == (4, [])
+    assert infer_folder(model, cfg, str(src), str(out), palette, "cpu", progress=False) == (4, [], 0)
     assert {p.name for p in out.glob("*_pred.png")} == {"a_png_pred.png", "a_jpg_pred.png", "street_pred.png",
                                                          "street_overlay_pred.png"}
     inner = src / "predictions"
-    for _ in range(2):  # the second run finds the same four images, not the first run's outputs
-        assert infer_folder(model, cfg, str(src), str(inner), palette, "cpu", recursive=True, progress=False) == (4, [])
-    assert len(list(inner.glob("*"))) == 4 * 3
+    for expected in ((4, [], 0), (0, [], 4)):  # the second run finds the same four images (done: skipped), not
+        assert infer_folder(model, cfg, str(src), str(inner), palette, "cpu", recursive=True,  # the first run's
+                            progress=False) == expected                                          # outputs
+    assert len(list(inner.glob("*"))) == 4 * 3 + 1  # and manifest.json
 
 
 def test_tools_take_the_config_saved_in_the_checkpoint(trained, tmp_path):
