@@ -120,8 +120,15 @@ def make_context_probe(root):
     return generate(str(root), num_train=4, num_val=2, progress=False)
 
 
+def make_context_probe_pairs(root):
+    from segattn.data.context_probe_pairs import generate
+
+    return generate(str(root), num_train=4, num_val=2, progress=False)
+
+
 FIXTURES = {
     "context_probe": (make_context_probe, ("train", "val"), {}),
+    "context_probe_pairs": (make_context_probe_pairs, ("train", "val"), {}),
     "ade20k": (make_ade20k, ("training", "validation"), {}),
     "voc": (make_voc, ("trainaug", "val"), {}),
     "pascal_context": (make_pascal_context, ("train", "val"), {}),

@@ -47,17 +47,11 @@ import numpy as np
 
 from ..errors import MissingFileError
 from .generated import finish_generating, generator_main, start_generating
+from .probe_drawing import (BACKGROUND, CELL, CLASS_NAMES, GAP, KEY, KEY_COLOURS, PALETTE, SIZE,  # noqa: F401
+                            SURFACE, checker)
 from .io import write_png
 from .listed import ListedDataset, folder_pairs, identity, register
 
-CELL = 8
-KEY = 4  # the key's side, in cells
-GAP = 10  # cells (80 px) kept between an object and the key (module docstring)
-SIZE = 256
-CLASS_NAMES = ["background", "red key", "green key", "blue key", "yellow key"]
-KEY_COLOURS = np.array([(215, 45, 40), (40, 190, 70), (50, 90, 225), (225, 200, 40)], np.float32)
-BACKGROUND, SURFACE = 90.0, (150.0, 210.0)  # grey tones: the background, the objects' checker
-PALETTE = [(40, 40, 40), (215, 45, 40), (40, 190, 70), (50, 90, 225), (225, 200, 40)]
 ROW_COLUMN, ELSEWHERE = 1, 2  # key_buckets' values (0: not an object pixel)
 
 
@@ -101,11 +95,6 @@ def layout(rng, size: int = SIZE, gap: int = GAP):
             return key, boxes
 
 
-def _checker(h, w, period=4):
-    yy, xx = np.mgrid[0:h, 0:w]
-    return ((yy // period + xx // period) % 2).astype(np.float32)
-
-
 def render(seed, class_id: int, size: int = SIZE, gap: int = GAP, key: bool = True):
     """``(image HxWx3 uint8, label HxW uint8, key box in pixels)`` of one probe image.
 
@@ -119,7 +108,7 @@ def render(seed, class_id: int, size: int = SIZE, gap: int = GAP, key: bool = Tr
     # key alone, so a head that gathers context is not asked to find the key under image-wide lighting changes
     image = np.full((size, size, 3), BACKGROUND, np.float32) + rng.normal(0, 10, (size, size, 3))
     label = np.zeros((size, size), np.uint8)
-    texture = np.where(_checker(size, size) > 0, SURFACE[1], SURFACE[0])
+    texture = np.where(checker(size, size) > 0, SURFACE[1], SURFACE[0])
     for t, l, b, r in boxes:
         ys, xs = slice(t * CELL, b * CELL), slice(l * CELL, r * CELL)
         image[ys, xs] = texture[ys, xs, None] + rng.normal(0, 10, (ys.stop - ys.start, xs.stop - xs.start, 3))
