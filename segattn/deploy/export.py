@@ -61,6 +61,10 @@ def export_onnx(model: nn.Module, cfg, path: str, height: int, width: int, dynam
         raise ConfigError(f"export: data.test_resize={list(cfg.data.test_resize)} rescales each image to a size "
                           "computed from its own; the ONNX model takes images as given: add data.test_resize=null "
                           "(and resize before feeding it)")
+    for name, module in model.named_modules():  # a block ONNX cannot express says so (its onnx_refusal)
+        reason = getattr(type(module), "onnx_refusal", None)
+        if reason:
+            raise ConfigError(f"export: {name} ({type(module).__name__}) {reason}")
     wrapper = ImageToLogits(model.cpu(), float(cfg.eval.scales[0])).eval()
     example = torch.zeros(1, height, width, 3, dtype=torch.uint8)
     axes = {"image": {0: "batch", 1: "height", 2: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}}

@@ -18,6 +18,7 @@ from segattn.data.transforms import normalize_image  # noqa: E402
 from segattn.deploy.export import PORTABLE_OPERATORS, allowed_operators, export_onnx, graph_operators  # noqa: E402
 from segattn.deploy.runtimes import open_runtime  # noqa: E402
 from segattn.engine.inference import scale_logits  # noqa: E402
+from segattn.errors import ConfigError  # noqa: E402
 from segattn.models import ATTENTION, HEADS as HEADS_REGISTRY, build_model  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -68,7 +69,8 @@ def test_exported_head_equals_pytorch_in_both_runtimes(head, demo_root, tmp_path
 @pytest.mark.parametrize("block", ATTENTION.names())
 def test_attention_blocks_export(block, demo_root, tmp_path):
     """Every registered attention block, in front of the head (model.context_block) and in the encoder's last
-    stage's blocks, exports and matches PyTorch."""
+    stage's blocks, exports and matches PyTorch (its operators the portable set and its own ``onnx_operators``), or
+    is refused in one line where ONNX cannot express it (its ``onnx_refusal``: the deformable convolution)."""
     cfg = tiny_config(demo_root, tmp_path, head="fcn")
     cfg.model.context_block = block
     cfg.model.encoder.block_attention = block
@@ -77,8 +79,14 @@ def test_attention_blocks_export(block, demo_root, tmp_path):
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     path = str(tmp_path / "m.onnx")
+    cls = ATTENTION[block]
+    if getattr(cls, "onnx_refusal", None):
+        with pytest.raises(ConfigError, match=r"export: [\w.]+ \(DeformableBlock\) has no ONNX form") as err:
+            export_onnx(model, cfg, path, 64, 96, dynamic=True)
+        assert "\n" not in str(err.value) and not os.listdir(tmp_path)
+        return
     export_onnx(model, cfg, path, 64, 96, dynamic=True)
-    assert graph_operators(path) <= PORTABLE_OPERATORS
+    assert graph_operators(path) <= PORTABLE_OPERATORS | getattr(cls, "onnx_operators", frozenset())
     image = np.random.default_rng(0).integers(0, 256, (75, 131, 3), dtype=np.uint8)
     expected = scale_logits(model, normalize_image(image)[None], cfg.eval.scales[0])[0].numpy()
     got = open_runtime("onnxruntime", path).predict_image(image)

@@ -142,3 +142,38 @@ def test_build_with_block_attention_and_context_block():
     with pytest.raises(ConfigError, match="model.encoder.block_attention.type: unknown attention block 'xyz'"):
         build_model({"encoder": {"block_attention": "xyz"}})
     assert math.isfinite(float(out["main"].detach().sum()))
+
+
+def test_deformable_block_starts_as_the_identity_and_samples_at_its_offsets():
+    """DCNv2: at init the offsets are 0 and the modulations 0.5 (its 3x3 taps on the grid, halved) and the block
+    the identity (gamma 0); an offset of one pixel right on every tap, modulations near 1, is the convolution read
+    one pixel to the right (zeros beyond the border)."""
+    from segattn.models.attention.deformable import DeformableBlock
+
+    torch.manual_seed(0)
+    block = DeformableBlock(6).eval()
+    x = torch.randn(2, 6, 7, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), x)
+        torch.testing.assert_close(block.deform(x), 0.5 * F.conv2d(x, block.weight, padding=1), atol=1e-5, rtol=1e-5)
+        block.offset.bias.copy_(torch.cat([torch.tensor([0.0, 1.0]).repeat(9), torch.full((9,), 30.0)]))
+        shifted = F.pad(x, (0, 2, 1, 1))  # tap (ky, kx) of output p reads x(p + (ky, kx) + (0, 1)), zeros outside
+        torch.testing.assert_close(block.deform(x), F.conv2d(shifted, block.weight), atol=1e-5, rtol=1e-5)
+        block.gamma.fill_(1.0)
+        torch.testing.assert_close(block(x), x + block.norm(block.deform(x)))
+
+
+def test_spatial_transformer_starts_as_the_identity_and_warps_by_its_affine_map():
+    """STN: theta starts at the identity (the output is the input); the grid equals ``F.affine_grid``'s for any
+    theta; a translation by two pixels' width moves the map one pixel left."""
+    from segattn.models.attention.spatial_transformer import SpatialTransformerBlock, affine_grid
+
+    torch.manual_seed(0)
+    theta = torch.randn(3, 2, 3)
+    torch.testing.assert_close(affine_grid(theta, 5, 7), F.affine_grid(theta, (3, 1, 5, 7), align_corners=False))
+    block = SpatialTransformerBlock(8).eval()
+    x = torch.randn(2, 8, 6, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), x, atol=1e-5, rtol=1e-5)
+        block.fc[2].bias.copy_(torch.tensor([1.0, 0.0, 2 / 10, 0.0, 1.0, 0.0]))  # x_in = x_out + one pixel
+        torch.testing.assert_close(block(x), F.pad(x[..., 1:], (0, 1)), atol=1e-5, rtol=1e-5)
