@@ -90,6 +90,10 @@ def compare_row(cfg, name: str, progress: bool = False) -> dict:
         device = next(trainer.model.parameters()).device
         row.update({k: v for k, v in reach_accuracy(trainer.model, cfg, device).items() if k in ("row_column",
                                                                                                     "elsewhere")})
+    if hasattr(dataset_class(cfg.data), "key_boxes"):  # the two-key probe: does the object get its own key's class
+        from .probe import pair_accuracy
+
+        row["objects"] = pair_accuracy(trainer.model, cfg, next(trainer.model.parameters()).device)["objects"]
     return row
 
 
@@ -107,15 +111,18 @@ def markdown(rows) -> str:
     for r in rows:
         groups.setdefault(r["name"], []).append(r)
     reach = all("row_column" in r for r in rows)
+    pairs = all("objects" in r for r in rows)
     seeds = max(len(g) for g in groups.values())
-    head = ["config", "head", "block"] + (["row/column acc. %", "elsewhere acc. %"] if reach else []) + [
-        "val mIoU", "params (M)", "GFLOPs", "head act. MB", "step s"]
+    head = ["config", "head", "block"] + (["row/column acc. %", "elsewhere acc. %"] if reach else []) + (
+        ["object acc. % (two keys)"] if pairs else []) + ["val mIoU", "params (M)", "GFLOPs", "head act. MB", "step s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, group in groups.items():
         first = group[0]
         cells = [name, first["head"], first["block"]]
         if reach:
             cells += [_cell([r["row_column"] for r in group], 100, 1), _cell([r["elsewhere"] for r in group], 100, 1)]
+        if pairs:
+            cells.append(_cell([r["objects"] for r in group], 100, 1))
         cells += [_cell([r["mIoU"] for r in group], 100, 2), f"{first['params_m']:.2f}", f"{first['gflops']:.2f}",
                   f"{first['head_mb']:.1f}", _cell([r["step_s"] for r in group], 1, 2)]
         lines.append("| " + " | ".join(cells) + " |")

@@ -8,6 +8,11 @@ column of cells with the key and elsewhere (:func:`segattn.data.context_probe.
 key_buckets`). Chance is one in four: a head that finds the objects but not
 the key guesses among the four key colours.
 
+``pair_accuracy(model, cfg)`` does the same on the two-key probe
+(:mod:`segattn.data.context_probe_pairs`): the share of object pixels given the
+class of the key whose band they lie in (a global summary: 50% at best; the
+FCN 25%).
+
 ``receptive_field(model, radius)`` measures how far an output pixel sees: the
 extent of the input pixels on which the gradient of the output pixel's logits
 is not zero, over every position of the pixel within an 8-pixel cell (the
@@ -49,6 +54,27 @@ def reach_accuracy(model, cfg, device="cpu", max_images=None) -> dict:
     out = {name: correct[name] / total[name] if total[name] else float("nan") for name in BUCKETS}
     out.update(pixels=total, images=n)
     return out
+
+
+@torch.no_grad()
+def pair_accuracy(model, cfg, device="cpu", max_images=None) -> dict:
+    """``{"objects": acc, "pixels": count, "images": n}`` on the two-key probe's val split (object pixels, the
+    keys' own left out)."""
+    from ..data.context_probe_pairs import object_mask
+
+    dataset = build_dataset(cfg.data, cfg.data.val_split)
+    model.eval()
+    correct = total = 0
+    n = len(dataset) if max_images is None else min(max_images, len(dataset))
+    for i in range(n):
+        image, mask, _, _ = dataset[i]
+        probs = predict_from_config(model, image[None].to(device), cfg.eval, mask.shape[-2:])
+        pred = probs.argmax(1)[0].cpu().numpy()
+        label = mask.numpy()
+        scored = object_mask(label, dataset.key_boxes(i))
+        correct += int((pred[scored] == label[scored]).sum())
+        total += int(scored.sum())
+    return {"objects": correct / total if total else float("nan"), "pixels": total, "images": n}
 
 
 @torch.no_grad()

@@ -53,6 +53,24 @@ def test_probe_rows_split_by_the_key_and_measuring_leaves_the_model_as_trained(t
     assert "| ccnet_r1 | ccnet R=1 | none |" in table and "row/column acc. %" in table and "2 seeds" in table
 
 
+def test_two_key_probe_rows_hold_the_object_accuracy(tmp_path):
+    import os
+
+    from helpers import ROOT
+
+    from segattn.configure import load_tool_config
+    from segattn.data.context_probe_pairs import generate
+
+    root = generate(str(tmp_path / "pairs"), num_train=4, num_val=3, progress=False)
+    cfg = load_tool_config(os.path.join(ROOT, "configs", "probe", "fcn.yaml"),
+                           ["data.dataset=context_probe_pairs", f"data.root={root}", "data.demo=false",
+                            f"train.out_dir={tmp_path}", f"train.log_dir={tmp_path / 'runs'}", "train.max_iters=2",
+                            "train.val_interval=2", "train.checkpoint_interval=2"])
+    row = compare_row(cfg, "fcn_pairs")
+    assert 0 <= row["objects"] <= 1 and "row_column" not in row
+    assert "object acc. % (two keys)" in markdown([row]) and "row/column" not in markdown([row])
+
+
 def test_with_seed_trains_each_seed_in_its_own_folder_and_a_bad_seeds_list_is_one_line(tmp_path):
     from helpers import run_tool
     from omegaconf import OmegaConf

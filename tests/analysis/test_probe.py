@@ -130,3 +130,23 @@ def test_probe_checkpoints_open_in_visualize_attention_and_the_explorer(tmp_path
     pictures, _, where = explorer.click(opened, y, x, opacity=1.0)
     assert set(pictures) == {"cca_loop1", "cca_effective"} and f"pixel (y={y}, x={x})" in where
     assert all(p.shape == (256 + SCALE_HEIGHT, 256, 3) for p in pictures.values())  # the map, its colour scale
+
+
+def test_pair_accuracy_counts_the_object_pixels_of_the_two_key_probe(tmp_path):
+    """A model that says class 1 everywhere is right on the object pixels labelled 1, the keys' own pixels and the
+    background left out."""
+    from segattn.analysis.probe import pair_accuracy
+    from segattn.data.context_probe_pairs import generate as generate_pairs, object_mask, pair_of
+    from segattn.data.context_probe_pairs import render as render_pair
+
+    root = generate_pairs(str(tmp_path / "pairs"), num_train=2, num_val=6, progress=False)
+    _, cfg = _probe_model("fcn")
+    cfg.data.root, cfg.data.demo, cfg.data.dataset = root, False, "context_probe_pairs"
+    result = pair_accuracy(_Constant(), cfg)
+    right = total = 0
+    for i in range(6):
+        _, label, keys = render_pair([0, 1, i], pair_of(i))
+        scored = object_mask(label, keys)
+        right, total = right + int((label[scored] == 1).sum()), total + int(scored.sum())
+    assert result["pixels"] == total and result["images"] == 6
+    assert result["objects"] == pytest.approx(right / total) and 0 < result["objects"] < 1
