@@ -50,15 +50,16 @@ def main(argv=None):
                 cfg = with_seed(load_tool_config(path, common), seed)
                 print(f"[cpu] configs/probe/{name}.yaml seed {seed} ...", file=sys.stderr, flush=True)
                 rows.append(compare_row(cfg, name))
-                scores = (f"row/column {100 * rows[-1]['row_column']:.1f}%  elsewhere {100 * rows[-1]['elsewhere']:.1f}%"
-                          if args.probe == "keys" else f"objects {100 * rows[-1]['objects']:.1f}%")
+                last = rows[-1]
+                scores = (f"row/column {100 * last['row_column']:.1f}%  elsewhere {100 * last['elsewhere']:.1f}%"
+                          if args.probe == "keys" else f"objects {100 * last['objects']:.1f}%")
                 print(f"  {scores}  in {rows[-1]['train_s']:.0f} s", file=sys.stderr, flush=True)
     total = time.perf_counter() - start
     slowest = max(rows, key=lambda r: r["train_s"])
     bound = "" if args.probe == "keys" else " A global summary of the image can reach 50% at best."
     table = (markdown(rows) + f"\n\nAccuracy over object pixels (the keys' own excluded); chance is 25%.{bound} "
-             f"{len(rows)} runs in {total / 60:.1f} min, the longest {slowest['train_s']:.0f} s ({slowest['name']}, seed "
-             f"{slowest['seed']}), each a training run and its evaluation.")
+             f"{len(rows)} runs in {total / 60:.1f} min, the longest {slowest['train_s']:.0f} s ({slowest['name']}, "
+             f"seed {slowest['seed']}), each a training run and its evaluation.")
     print(table)
     write_results("context_probe" if args.probe == "keys" else "context_probe_pairs", "cpu", rows, table,
                   extra={"total_s": total}, output=args.output)
