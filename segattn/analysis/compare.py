@@ -72,15 +72,15 @@ def compare_row(cfg, name: str, progress: bool = False) -> dict:
     model = trainer.model.eval()
     h, w = cfg.data.crop_size
     x = torch.randn(1, 3, h, w)
-    with torch.no_grad():
-        aux_feats, feats = model.encoder(x)
+    with torch.no_grad():  # a pair of images: a norm on pooled features (SK's) needs two values a channel in training
+        aux_feats, feats = model.encoder(torch.randn(2, 3, h, w))
     head = _Head(copy.deepcopy(model)).train()  # a copy: a train-mode forward moves batch-norm statistics
     row = {
         "name": name, "head": _head_name(cfg.model), "block": _block_name(cfg.model), "seed": int(cfg.train.seed),
         "mIoU": metrics.get("mIoU", float("nan")),
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "gflops": count_flops(model, (x,)) / 1e9,
-        "head_mb": saved_activation_bytes(head, (aux_feats.requires_grad_(), feats.requires_grad_())) / 2**20,
+        "head_mb": saved_activation_bytes(head, (aux_feats.requires_grad_(), feats.requires_grad_())) / 2 / 2**20,
         "step_s": sum(times) / max(1, len(times)),
         "train_s": train_s,
     }

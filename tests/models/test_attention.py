@@ -163,6 +163,24 @@ def test_deformable_block_starts_as_the_identity_and_samples_at_its_offsets():
         torch.testing.assert_close(block(x), x + block.norm(block.deform(x)))
 
 
+def test_deformable_block_trains_under_bf16_autocast():
+    """torchvision's deform_conv2d has no bfloat16 CPU kernel: the block runs it in float32 inside autocast (the
+    demo and probe recipes train with train.amp: auto, bf16 on such CPUs)."""
+    from segattn.models.attention.deformable import DeformableBlock
+
+    torch.manual_seed(0)
+    block = DeformableBlock(6)
+    with torch.no_grad():
+        block.gamma.fill_(1.0)
+    x = torch.randn(2, 6, 7, 9, requires_grad=True)
+    expected = block(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = block(x)
+    got.float().square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    torch.testing.assert_close(got.float(), expected, atol=0.1, rtol=0.05)
+
+
 def test_spatial_transformer_starts_as_the_identity_and_warps_by_its_affine_map():
     """STN: theta starts at the identity (the output is the input); the grid equals ``F.affine_grid``'s for any
     theta; a translation by two pixels' width moves the map one pixel left."""

@@ -12,6 +12,7 @@ from ..registry import ATTENTION
 
 @ATTENTION.register("cbam")
 class CBAMBlock(nn.Module):
+    family = "both"  # the survey's family (benchmarks/atlas.py)
     def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7):
         super().__init__()
         hidden = max(1, channels // reduction)

@@ -21,6 +21,7 @@ from ..registry import ATTENTION
 
 @ATTENTION.register("dcn")
 class DeformableBlock(nn.Module):
+    family = "regions"  # the survey's family (benchmarks/atlas.py)
     onnx_refusal = ("has no ONNX form at opset 17 (a deformable convolution: ONNX's DeformConv is opset 19, and "
                     "torchvision's deform_conv2d has no exporter to it): export a model without this block")
 
@@ -45,9 +46,14 @@ class DeformableBlock(nn.Module):
         return out[:, : 2 * taps], torch.sigmoid(out[:, 2 * taps:])
 
     def deform(self, x: torch.Tensor) -> torch.Tensor:
+        """The modulated deformable convolution, in float32 under autocast too (torchvision's CPU kernel has no
+        bfloat16 or float16 form), returned in the input's dtype."""
         offsets, modulation = self.offsets_and_modulation(x)
         pad = self.kernel_size // 2
-        return deform_conv2d(x, offsets, self.weight, padding=(pad, pad), mask=modulation)
+        with torch.autocast(x.device.type, enabled=False):
+            out = deform_conv2d(x.float(), offsets.float(), self.weight.float(), padding=(pad, pad),
+                                mask=modulation.float())
+        return out.to(x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.gamma * self.norm(self.deform(x))

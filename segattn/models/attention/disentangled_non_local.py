@@ -22,6 +22,7 @@ from .non_local import NonLocalBlock
 
 @ATTENTION.register("dnl")
 class DisentangledNonLocalBlock(NonLocalBlock):
+    family = "self-attention"  # the survey's family (benchmarks/atlas.py)
     def __init__(self, channels: int, reduction: int = 2, use_scale: bool = True, temperature: float = 0.05,
                  norm=None, impl: str = "lean"):
         super().__init__(channels, reduction, use_scale, norm, impl)

@@ -19,6 +19,7 @@ def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
 
 @ATTENTION.register("eca")
 class ECABlock(nn.Module):
+    family = "channel"  # the survey's family (benchmarks/atlas.py)
     def __init__(self, channels: int, gamma: int = 2, b: int = 1):
         super().__init__()
         k = eca_kernel_size(channels, gamma, b)

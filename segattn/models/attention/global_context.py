@@ -32,6 +32,7 @@ def _transform(channels: int, planes: int) -> nn.Sequential:
 
 @ATTENTION.register("gc")
 class GlobalContextBlock(nn.Module):
+    family = "both"  # the survey's family (benchmarks/atlas.py)
     def __init__(self, channels: int, ratio: float = 1 / 16, pooling: str = "att",
                  fusion: Sequence[str] = ("add",)):
         super().__init__()

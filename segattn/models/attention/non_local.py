@@ -20,6 +20,7 @@ from ..registry import ATTENTION
 
 @ATTENTION.register("nonlocal")
 class NonLocalBlock(nn.Module):
+    family = "self-attention"  # the survey's family (benchmarks/atlas.py)
     def __init__(self, channels: int, reduction: int = 2, use_scale: bool = True, norm=None, impl: str = "lean"):
         super().__init__()
         if reduction < 1:

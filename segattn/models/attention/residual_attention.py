@@ -26,6 +26,7 @@ class PreActUnit(nn.Module):
 
 @ATTENTION.register("residual")
 class ResidualAttentionBlock(nn.Module):
+    family = "both"  # the survey's family (benchmarks/atlas.py)
     def __init__(self, channels: int):
         super().__init__()
         self.trunk = nn.Sequential(PreActUnit(channels), PreActUnit(channels))

@@ -13,6 +13,7 @@ from ..registry import ATTENTION
 
 @ATTENTION.register("sk")
 class SKBlock(nn.Module):
+    family = "channel"  # the survey's family (benchmarks/atlas.py)
     def __init__(self, channels: int, reduction: int = 16, min_dim: int = 32, groups: int = 1):
         super().__init__()
         d = max(channels // reduction, min_dim)

@@ -13,6 +13,7 @@ from ..registry import ATTENTION
 
 @ATTENTION.register("mhsa")
 class SelfAttentionBlock(nn.Module):
+    family = "self-attention"  # the survey's family (benchmarks/atlas.py)
     def __init__(self, channels: int, heads: int = 8):
         super().__init__()
         if channels % heads:

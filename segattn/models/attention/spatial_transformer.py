@@ -30,6 +30,7 @@ def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 @ATTENTION.register("stn")
 class SpatialTransformerBlock(nn.Module):
+    family = "regions"  # the survey's family (benchmarks/atlas.py)
     onnx_operators = frozenset({"GridSample", "Expand", "ConstantOfShape", "Gemm"})  # the grid and the sampling
 
     def __init__(self, channels: int, reduction: int = 4, hidden: int = 32):

@@ -10,6 +10,7 @@ from ..registry import ATTENTION
 
 @ATTENTION.register("se")
 class SEBlock(nn.Module):
+    family = "channel"  # the survey's family (benchmarks/atlas.py)
     def __init__(self, channels: int, reduction: int = 16):
         super().__init__()
         hidden = max(1, channels // reduction)

@@ -141,6 +141,7 @@ class PyramidBlock(nn.Module):
 @HEADS.register("ann")
 class ANNHead(DecodeHead):
     title = "ANN"
+    family = "self-attention"
     mmseg_type = "ANNHead"
     takes_layer3 = True
     map_kinds = ("pyramid",)

@@ -37,6 +37,8 @@ from ..layers import Classifier
 
 class DecodeHead(nn.Module):
     title: str = None  # the paper's name in tables and figures ("CCNet"); None: the registered name
+    # the survey's family of its attention: channel, regions, both, self-attention (None: none, the FCN baseline)
+    family: str = None
     # old state-dict key prefixes -> current ones, for checkpoints written before a rename
     legacy_keys: Dict[str, str] = {}
     # flat ``model.<key>`` options of the first config format -> this head's option (moved into model.head on load)

@@ -18,6 +18,7 @@ from .fcn import FCNHead
 @HEADS.register("ccnet")
 class RCCAHead(FCNHead):
     title = "CCNet"
+    family = "self-attention"
     legacy_keys = {"conva.": "convs.0.", "convb.": "convs.1.", "cca.": "attention.", "bottleneck.": "conv_cat."}
     legacy_options = {"recurrence": "recurrence"}
     mmseg_keys = {**FCNHead.mmseg_keys, "cca.": "attention."}

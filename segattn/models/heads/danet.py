@@ -76,6 +76,7 @@ class DANetHead(DecodeHead):
     mmseg_type = "DAHead"
     mmseg_losses = {"main": "decode.pam_cam.loss_ce", "pam": "decode.pam.loss_ce", "cam": "decode.cam.loss_ce"}
     title = "DANet"
+    family = "self-attention"
     legacy_options = {"extra_loss_weights": "loss_weights"}
     map_kinds = ("position", "channel")
     starts_as_identity = ("pam", "cam")

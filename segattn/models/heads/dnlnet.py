@@ -19,6 +19,7 @@ from .non_local import NonLocalHead
 @HEADS.register("dnl")
 class DNLHead(FCNHead):
     title = "DNLNet"
+    family = "self-attention"
     mmseg_keys = {**FCNHead.mmseg_keys, "dnl_block.": "attention."}
     mmseg_type = "DNLHead"
     mmseg_folder = "dnlnet"

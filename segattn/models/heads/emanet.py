@@ -70,6 +70,7 @@ class EMAUnit(nn.Module):
 @HEADS.register("emanet")
 class EMAHead(DecodeHead):
     title = "EMANet"
+    family = "self-attention"
     mmseg_type = "EMAHead"
     map_kinds = ("em_bases",)
     onnx_operators = frozenset({"ReduceL1", "ReduceL2", "Clip", "Expand"})  # F.normalize in the EM steps

@@ -67,6 +67,7 @@ class EncModule(nn.Module):
 @HEADS.register("encnet")
 class EncHead(DecodeHead):
     title = "EncNet"
+    family = "channel"
     mmseg_type = "EncHead"
     mmseg_losses = {"main": "decode.loss_ce", "se": "decode.loss_se"}
     presence_outputs = ("se",)

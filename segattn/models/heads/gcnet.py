@@ -18,6 +18,7 @@ from .fcn import FCNHead
 @HEADS.register("gcnet")
 class GCHead(FCNHead):
     title = "GCNet"
+    family = "both"
     mmseg_keys = {**FCNHead.mmseg_keys, "gc_block.": "attention."}
     mmseg_type = "GCHead"
     map_kinds = ("context",)

@@ -97,6 +97,7 @@ class InterlacedRows:
 @HEADS.register("isanet")
 class ISAHead(DecodeHead):
     title = "ISANet"
+    family = "self-attention"
     mmseg_type = "ISAHead"
     map_kinds = ("interlaced",)
     onnx_operators = frozenset({"Pad", "ConstantOfShape"})  # the zero padding to a multiple of the block

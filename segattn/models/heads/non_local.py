@@ -20,6 +20,7 @@ from .fcn import FCNHead
 @HEADS.register("nonlocal")
 class NonLocalHead(FCNHead):
     title = "Non-local"
+    family = "self-attention"
     legacy_keys = {"conv_in.": "convs.0.", "conv_out.": "convs.1.", "nl_block.": "attention.",
                    "bottleneck.": "conv_cat."}
     legacy_options = {"reduction": "reduction", "use_scale": "use_scale"}

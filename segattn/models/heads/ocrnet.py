@@ -71,6 +71,7 @@ class ObjectContext(nn.Module):
 @HEADS.register("ocrnet")
 class OCRHead(DecodeHead):
     title = "OCRNet"
+    family = "self-attention"
     mmseg_type = "OCRHead"
     takes_layer3 = True
     # mmsegmentation's cascade: decode_head.0 the region FCN, decode_head.1 the OCR head

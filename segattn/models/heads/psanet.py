@@ -44,6 +44,7 @@ def _predictor(channels: int, mask_h: int, mask_w: int, norm) -> nn.Sequential:
 @HEADS.register("psanet")
 class PSAHead(DecodeHead):
     title = "PSANet"
+    family = "self-attention"
     mmseg_type = "PSAHead"
     map_kinds = ("point_wise",)
     # the mask op's two gathers and its window test
