@@ -127,6 +127,32 @@ def markdown(entries_: list) -> str:
     return "\n".join(lines)
 
 
+def _label(fig, ax, points):
+    """Each point's name where it overlaps no earlier label and no point: candidate offsets around the point,
+    nearest first (a thin line to a label set farther out)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    dots = [ax.transData.transform((x, y)) for _, x, y in points]
+    taken = []
+    offsets = [(dx, dy) for r in (6, 12, 20, 30, 42, 56, 72) for dx, dy in ((r, 0), (-r, 0), (0, r), (0, -r), (r, r),
+                                                                   (-r, r), (r, -r), (-r, -r))]
+    for (name, x, y), dot in sorted(zip(points, dots), key=lambda p: (p[0][2], p[0][1])):
+        for dx, dy in offsets:
+            text = ax.annotate(name, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=7,
+                               ha="left" if dx >= 0 else "right", va="bottom" if dy >= 0 else "top",
+                               arrowprops=dict(arrowstyle="-", lw=0.4, color="#888888") if abs(dx) + abs(dy) > 20
+                               else None)
+            box = text.get_window_extent(renderer).expanded(1.1, 1.2)
+            inside = ax.get_window_extent(renderer)
+            clear = (all(not box.overlaps(other) for other in taken)
+                     and not any(box.contains(px, py) for px, py in dots)
+                     and inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1)
+            if clear or (dx, dy) == offsets[-1]:
+                taken.append(box)
+                break
+            text.remove()
+
+
 def figure(entries_: list, path: str, title: str):
     """Reach against cost: probe 2's object accuracy and probe 1's elsewhere accuracy (y) against the head's saved
     activations (x), one point per entry, coloured by family, the seeds' range as bars, each point labelled."""
@@ -141,17 +167,16 @@ def figure(entries_: list, path: str, title: str):
     for ax, key, label in ((axes[0], "objects", "probe 2 (two keys): object accuracy %"),
                            (axes[1], "elsewhere", "probe 1: accuracy off the key's rows and columns %")):
         ax.set_xscale("log")
-        placed = []
-        for e in sorted(entries_, key=lambda e: e["head_mb"]):
+        ax.set_ylim(0, 104)
+        points = []
+        for e in entries_:
             if e[key] is None:
                 continue
             mean, low, high = (100 * v for v in e[key])
             colour = FAMILY_COLOURS.get(e["family"], "#000000")
             ax.errorbar(e["head_mb"], mean, yerr=[[mean - low], [high - mean]], fmt="o", color=colour, capsize=3)
-            near = sum(1 for x, y in placed if abs(x / e["head_mb"] - 1) < 0.25 and abs(y - mean) < 4)
-            placed.append((e["head_mb"], mean))  # labels of crowded points stacked upwards, not on top of each other
-            ax.annotate(e["name"], (e["head_mb"], mean), textcoords="offset points", xytext=(4, 3 + 8 * near),
-                        fontsize=7)
+            points.append((e["name"], e["head_mb"], mean))
+        _label(fig, ax, points)
         ax.axhline(25, color="#999999", lw=0.8, ls=":")
         ax.text(0.01, 25.5, "chance", fontsize=7, color="#666666", transform=ax.get_yaxis_transform())
         if key == "objects":
@@ -163,7 +188,6 @@ def figure(entries_: list, path: str, title: str):
         ax.tick_params(axis="x", which="minor", labelsize=7)
         ax.set_xlabel("head's saved activations for backward, MB per image (log)")
         ax.set_ylabel(label)
-        ax.set_ylim(0, 102)
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=f) for f, c in FAMILY_COLOURS.items()]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     fig.suptitle(title, fontsize=10)
