@@ -26,6 +26,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ..data.io import output_file, png_text
+from ..errors import ConfigError
 
 STAMP_KEY = "segattn-made-by"
 
@@ -34,7 +35,8 @@ def process_share() -> tuple:
     """``(rank, world_size)`` from torchrun's environment; ``(0, 1)`` outside it."""
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if not 0 <= rank < world:
-        raise ValueError(f"RANK {rank} is not in 0..WORLD_SIZE-1 ({world})")
+        raise ConfigError(f"RANK={rank} is not in 0..WORLD_SIZE-1 (WORLD_SIZE={world}): run under torchrun, or unset "
+                          "RANK and WORLD_SIZE")
     return rank, world
 
 
