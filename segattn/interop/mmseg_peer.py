@@ -113,7 +113,7 @@ def randomize(model, seed: int = 0):
     for name, p in model.named_parameters():
         if name.endswith(("gamma", "gamma.scale")):
             p.fill_(0.5 + float(torch.rand((), generator=g)))
-    stages = decode_heads(model)
+    stages = decode_heads(model) if hasattr(model, "decode_head") else []  # a whole model, or a backbone alone
     if len(stages) > 1:
         _soften_cascade(model, stages, g)
     return model
