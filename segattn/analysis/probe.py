@@ -33,20 +33,26 @@ from ..engine.inference import predict_from_config
 BUCKETS = {"row_column": ROW_COLUMN, "elsewhere": ELSEWHERE}
 
 
-@torch.no_grad()
-def reach_accuracy(model, cfg, device="cpu", max_images=None) -> dict:
-    """``{"row_column": acc, "elsewhere": acc, "pixels": {bucket: count}, "images": n}`` on the val split."""
+def _val_predictions(model, cfg, device, max_images, keys: str):
+    """``(predicted labels, label, the sample's keys)`` of each val image, as the ``eval`` section infers; ``keys``:
+    the dataset's method giving a sample's key box(es)."""
     dataset = build_dataset(cfg.data, cfg.data.val_split)
     model.eval()
-    correct = {name: 0 for name in BUCKETS}
-    total = {name: 0 for name in BUCKETS}
     n = len(dataset) if max_images is None else min(max_images, len(dataset))
     for i in range(n):
         image, mask, _, _ = dataset[i]
         probs = predict_from_config(model, image[None].to(device), cfg.eval, mask.shape[-2:])
-        pred = probs.argmax(1)[0].cpu().numpy()
-        label = mask.numpy()
-        buckets = key_buckets(label, dataset.key_box(i))
+        yield probs.argmax(1)[0].cpu().numpy(), mask.numpy(), getattr(dataset, keys)(i)
+
+
+@torch.no_grad()
+def reach_accuracy(model, cfg, device="cpu", max_images=None) -> dict:
+    """``{"row_column": acc, "elsewhere": acc, "pixels": {bucket: count}, "images": n}`` on the val split."""
+    correct = {name: 0 for name in BUCKETS}
+    total = {name: 0 for name in BUCKETS}
+    n = 0
+    for n, (pred, label, keys) in enumerate(_val_predictions(model, cfg, device, max_images, "key_box"), start=1):
+        buckets = key_buckets(label, keys)
         for name, value in BUCKETS.items():
             where = buckets == value
             correct[name] += int((pred[where] == label[where]).sum())
@@ -62,16 +68,9 @@ def pair_accuracy(model, cfg, device="cpu", max_images=None) -> dict:
     keys' own left out)."""
     from ..data.context_probe_pairs import object_mask
 
-    dataset = build_dataset(cfg.data, cfg.data.val_split)
-    model.eval()
-    correct = total = 0
-    n = len(dataset) if max_images is None else min(max_images, len(dataset))
-    for i in range(n):
-        image, mask, _, _ = dataset[i]
-        probs = predict_from_config(model, image[None].to(device), cfg.eval, mask.shape[-2:])
-        pred = probs.argmax(1)[0].cpu().numpy()
-        label = mask.numpy()
-        scored = object_mask(label, dataset.key_boxes(i))
+    correct = total = n = 0
+    for n, (pred, label, keys) in enumerate(_val_predictions(model, cfg, device, max_images, "key_boxes"), start=1):
+        scored = object_mask(label, keys)
         correct += int((pred[scored] == label[scored]).sum())
         total += int(scored.sum())
     return {"objects": correct / total if total else float("nan"), "pixels": total, "images": n}

@@ -40,17 +40,12 @@ Layout: ``ROOT/images/<split>/<stem>.png``, ``ROOT/labels/<split>/<stem>.png``
 and ``ROOT/keys/<split>.json`` (``{stem: [top, left, bottom, right]}`` of each
 key, in pixels, bottom and right exclusive).
 """
-import json
-import os
-
 import numpy as np
 
-from ..errors import MissingFileError
-from .generated import finish_generating, generator_main, start_generating
+from .generated import generator_main
+from .listed import register
 from .probe_drawing import (BACKGROUND, CELL, CLASS_NAMES, GAP, KEY, KEY_COLOURS, PALETTE, SIZE,  # noqa: F401
-                            SURFACE, checker)
-from .io import write_png
-from .listed import ListedDataset, folder_pairs, identity, register
+                            SURFACE, ProbeDataset, checker, read_keys, write_probe)
 
 ROW_COLUMN, ELSEWHERE = 1, 2  # key_buckets' values (0: not an object pixel)
 
@@ -136,68 +131,25 @@ def key_buckets(label: np.ndarray, key_box, cell: int = CELL) -> np.ndarray:
     return np.where(objects, np.where(on_cross, ROW_COLUMN, ELSEWHERE), 0).astype(np.uint8)
 
 
-SPLITS = {"train": 0, "val": 1}
-
-
 def generate(root: str, num_train: int = 400, num_val: int = 80, seed: int = 0, size: int = SIZE, gap: int = GAP,
              progress: bool = True) -> str:
     """Write the probe under ``root`` (skipped when a complete probe of these settings is there)."""
-    expected = f"context_probe {num_train} {num_val} {seed} {size} {gap}"
-    if not start_generating(root, expected, "the procedural context probe (python -m segattn.data.context_probe); "
-                            "safe to delete"):
-        return root
-    from tqdm import tqdm
-
-    for split, count in (("train", num_train), ("val", num_val)):
-        keys = {}
-        for folder in ("images", "labels"):
-            os.makedirs(os.path.join(root, folder, split), exist_ok=True)
-        for i in tqdm(range(count), desc=f"context probe {split} in {root}", disable=not progress):
-            stem = f"probe_{i:05d}"
-            image, label, keys[stem] = render([seed, SPLITS[split], i], 1 + i % 4, size, gap)  # classes balanced
-            write_png(os.path.join(root, "images", split, stem + ".png"), image)
-            write_png(os.path.join(root, "labels", split, stem + ".png"), label)
-        os.makedirs(os.path.join(root, "keys"), exist_ok=True)
-        with open(os.path.join(root, "keys", f"{split}.json"), "w") as f:
-            json.dump(keys, f)
-    finish_generating(root, expected)
-    return root
-
-
-def read_keys(root: str, split: str) -> dict:
-    """``{stem: key box}`` of a generated split."""
-    path = os.path.join(root, "keys", f"{split}.json")
-    if not os.path.isfile(path):
-        raise MissingFileError(f"data.root={root!r}: no {path}; it is written with the probe "
-                               "(python -m segattn.data.context_probe --root ROOT)")
-    with open(path) as f:
-        return json.load(f)
+    return write_probe(root, f"context_probe {num_train} {num_val} {seed} {size} {gap}",
+                       "the procedural context probe (python -m segattn.data.context_probe); safe to delete",
+                       (num_train, num_val), "probe",
+                       lambda split, i: render([seed, split, i], 1 + i % 4, size, gap),  # classes balanced
+                       progress)
 
 
 @register
-class ContextProbeDataset(ListedDataset):
+class ContextProbeDataset(ProbeDataset):
     name = "context_probe"
     title = "segattn's context probe (generated)"
-    class_names = CLASS_NAMES
-    palette = PALETTE
-    labels = {".png": identity(len(CLASS_NAMES))}
-    layout = "ROOT/images/<split>/*.png, ROOT/labels/<split>/*.png and ROOT/keys/<split>.json (generated)"
-
-    @classmethod
-    def split_files(cls, root, split):
-        return folder_pairs(root, split, "images", "labels", ".png", [".png"], cls.layout)
-
-    @classmethod
-    def prepare(cls, data_cfg):
-        if data_cfg.demo:  # the probe's configs say so: generated on first use, as the demo set is
-            generate(data_cfg.root)
+    module = "segattn.data.context_probe"
 
     def key_box(self, index: int):
         """The key box (pixels) of sample ``index``."""
-        if not hasattr(self, "_keys"):
-            self._keys = read_keys(self.root, self.split)
-        stem = os.path.basename(self.pairs[index][0])[: -len(".png")]
-        return self._keys[stem]
+        return self.keys_of(index)
 
 
 def main(argv=None):

@@ -29,18 +29,12 @@ Layout: ``ROOT/images/<split>/<stem>.png``, ``ROOT/labels/<split>/<stem>.png``
 and ``ROOT/keys/<split>.json`` (``{stem: [[top, left, bottom, right], ...]}``:
 the two keys, in pixels).
 """
-import json
-import os
-
 import numpy as np
 
-from ..errors import MissingFileError
-from .probe_drawing import BACKGROUND, CELL, CLASS_NAMES, GAP, KEY, KEY_COLOURS, PALETTE, SIZE, SURFACE, checker
-from .generated import finish_generating, generator_main, start_generating
-from .io import write_png
-from .listed import ListedDataset, folder_pairs, identity, register
-
-SPLITS = {"train": 0, "val": 1}
+from .generated import generator_main
+from .listed import register
+from .probe_drawing import (BACKGROUND, CELL, CLASS_NAMES, GAP, KEY, KEY_COLOURS, SIZE, SURFACE, ProbeDataset, checker,
+                            write_probe)
 
 
 def _apart(a, b) -> bool:
@@ -145,57 +139,21 @@ def pair_of(i: int):
 def generate(root: str, num_train: int = 400, num_val: int = 80, seed: int = 0, size: int = SIZE, gap: int = GAP,
              progress: bool = True) -> str:
     """Write the probe under ``root`` (skipped when a complete probe of these settings is there)."""
-    expected = f"context_probe_pairs {num_train} {num_val} {seed} {size} {gap}"
-    if not start_generating(root, expected, "the procedural two-key context probe "
-                            "(python -m segattn.data.context_probe_pairs); safe to delete"):
-        return root
-    from tqdm import tqdm
-
-    for split, count in (("train", num_train), ("val", num_val)):
-        keys = {}
-        for folder in ("images", "labels"):
-            os.makedirs(os.path.join(root, folder, split), exist_ok=True)
-        for i in tqdm(range(count), desc=f"context probe (pairs) {split} in {root}", disable=not progress):
-            stem = f"pairs_{i:05d}"
-            image, label, keys[stem] = render([seed, SPLITS[split], i], pair_of(i), size, gap)
-            write_png(os.path.join(root, "images", split, stem + ".png"), image)
-            write_png(os.path.join(root, "labels", split, stem + ".png"), label)
-        os.makedirs(os.path.join(root, "keys"), exist_ok=True)
-        with open(os.path.join(root, "keys", f"{split}.json"), "w") as f:
-            json.dump(keys, f)
-    finish_generating(root, expected)
-    return root
+    return write_probe(root, f"context_probe_pairs {num_train} {num_val} {seed} {size} {gap}",
+                       "the procedural two-key context probe (python -m segattn.data.context_probe_pairs); safe to "
+                       "delete", (num_train, num_val), "pairs",
+                       lambda split, i: render([seed, split, i], pair_of(i), size, gap), progress)
 
 
 @register
-class ContextProbePairsDataset(ListedDataset):
+class ContextProbePairsDataset(ProbeDataset):
     name = "context_probe_pairs"
     title = "segattn's two-key context probe (generated)"
-    class_names = CLASS_NAMES
-    palette = PALETTE
-    labels = {".png": identity(len(CLASS_NAMES))}
-    layout = "ROOT/images/<split>/*.png, ROOT/labels/<split>/*.png and ROOT/keys/<split>.json (generated)"
-
-    @classmethod
-    def split_files(cls, root, split):
-        return folder_pairs(root, split, "images", "labels", ".png", [".png"], cls.layout)
-
-    @classmethod
-    def prepare(cls, data_cfg):
-        if data_cfg.demo:  # generated on first use, as the demo set is
-            generate(data_cfg.root)
+    module = "segattn.data.context_probe_pairs"
 
     def key_boxes(self, index: int):
         """The two key boxes (pixels) of sample ``index``."""
-        if not hasattr(self, "_keys"):
-            path = os.path.join(self.root, "keys", f"{self.split}.json")
-            if not os.path.isfile(path):
-                raise MissingFileError(f"data.root={self.root!r}: no {path}; it is written with the probe "
-                                       "(python -m segattn.data.context_probe_pairs --root ROOT)")
-            with open(path) as f:
-                self._keys = json.load(f)
-        stem = os.path.basename(self.pairs[index][0])[: -len(".png")]
-        return self._keys[stem]
+        return self.keys_of(index)
 
 
 def main(argv=None):
