@@ -4,6 +4,7 @@
     python benchmarks/atlas.py                      # every head and block, both probes, seeds 0, 1, 2
     python benchmarks/atlas.py --entries fcn,ccnet,se --seeds 0 train.max_iters=350
     python benchmarks/atlas.py --plot benchmarks/results/atlas-....json   # the picture again, from a results file
+    python benchmarks/atlas.py --seeds 0,1,2 --reuse benchmarks/results/atlas-....json   # run only the missing seeds
 
 The entries come from the registries, nothing listed here: each segattn head on
 the probe recipe (``configs/probe/base.yaml`` with ``model.head`` set), and
@@ -19,6 +20,11 @@ config, else empty. The results file holds every run; its table gives each
 entry's mean (min-max) over the seeds, and the picture (``--figure``) plots
 reach against cost, each entry coloured by the survey's family of its head or
 block (``family`` on its class).
+
+A full run takes hours on a CPU; ``--reuse`` takes the runs an earlier
+results file holds (same entry, probe and seed, same overrides, same CPU)
+instead of repeating them, and marks each such row with the commit it was
+measured at.
 """
 import argparse
 import json
@@ -27,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from _common import ROOT, write_results
+from _common import ROOT, commit, cpu_name, write_results
 
 FAMILY_COLOURS = {"channel": "#1f77b4", "regions": "#2ca02c", "both": "#9467bd", "self-attention": "#d62728",
                   "none": "#7f7f7f"}
@@ -57,6 +63,23 @@ def demo_mious() -> dict:
     return out
 
 
+def reused_rows(path: str, overrides: list) -> dict:
+    """``{(name, probe, seed): row}`` from an earlier atlas results file, each row marked with its commit; the file
+    must have been run with the same overrides on the same CPU (its runs are then the ones this run would repeat)."""
+    with open(path) as f:
+        old = json.load(f)
+    if old.get("question") != "atlas":
+        raise SystemExit(f"--reuse {path}: not an atlas results file (question {old.get('question')!r})")
+    old_overrides = old.get("overrides", [t for t in old["command"].split()[2:] if "=" in t and not t.startswith("-")])
+    if old_overrides != list(overrides):
+        raise SystemExit(f"--reuse {path}: its runs had overrides {old_overrides}, this run {list(overrides)}; "
+                         "reuse a file run with the same overrides")
+    if old["machine"]["cpu"] != cpu_name():
+        raise SystemExit(f"--reuse {path}: measured on {old['machine']['cpu']!r}, this machine is {cpu_name()!r}; "
+                         "its step times would not compare: rerun those seeds here")
+    return {(r["name"], r["probe"], r["seed"]): dict(r, commit=r.get("commit", old["commit"])) for r in old["rows"]}
+
+
 def run(args) -> dict:
     from segattn.analysis.compare import compare_row, with_seed
     from segattn.configure import load_tool_config
@@ -66,7 +89,8 @@ def run(args) -> dict:
     if unknown:
         raise SystemExit(f"--entries: no entry {', '.join(sorted(unknown))}; entries: "
                          f"{', '.join(e[0] for e in entries())}")
-    rows, start = [], time.perf_counter()
+    reuse = reused_rows(args.reuse, args.overrides) if args.reuse else {}
+    rows, reused, start, here = [], [], time.perf_counter(), commit()
     base = os.path.join(ROOT, "configs", "probe", "base.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         probes = {"keys": [f"data.root={tmp}/context_probe"],
@@ -74,13 +98,17 @@ def run(args) -> dict:
         for name, overrides, family in chosen:
             for probe, data in probes.items():
                 for seed in (int(s) for s in args.seeds.split(",")):
+                    if (name, probe, seed) in reuse:
+                        rows.append(reuse[(name, probe, seed)])
+                        reused.append(rows[-1]["commit"])
+                        continue
                     cfg = load_tool_config(base, [*overrides, *data, f"train.experiment=atlas_{name}_{probe}",
                                                   f"train.out_dir={tmp}/checkpoints", f"train.log_dir={tmp}/runs",
                                                   *args.overrides])
                     print(f"[cpu] {name} on the {probe} probe, seed {seed} ...", file=sys.stderr, flush=True)
                     row = compare_row(with_seed(cfg, seed), name)
-                    rows.append(dict(row, probe=probe, family=family))
-    return {"rows": rows, "total_s": time.perf_counter() - start}
+                    rows.append(dict(row, probe=probe, family=family, commit=here))
+    return {"rows": rows, "total_s": time.perf_counter() - start, "reused": reused}
 
 
 def _stats(values):
@@ -203,6 +231,8 @@ def main(argv=None):
     p.add_argument("--output", default=None, help="folder for the results files (default benchmarks/results)")
     p.add_argument("--figure", default=os.path.join(ROOT, "docs", "atlas.png"), help="where the picture goes")
     p.add_argument("--plot", metavar="RESULTS.json", help="draw the picture from a results file, run nothing")
+    p.add_argument("--reuse", metavar="RESULTS.json", help="take the runs this earlier results file holds (same "
+                   "overrides, same CPU) instead of repeating them")
     p.add_argument("overrides", nargs="*", help="key=value overrides for every run (a shorter schedule, say)")
     args = p.parse_args(argv)
     sys.path.insert(0, ROOT)
@@ -214,9 +244,15 @@ def main(argv=None):
         return 0
     result = run(args)
     entries_ = summary(result["rows"], demo_mious())
-    table = markdown(entries_) + f" {len(result['rows'])} runs in {result['total_s'] / 60:.1f} min."
+    reused = result.pop("reused")
+    table = markdown(entries_) + f" {len(result['rows']) - len(reused)} runs in {result['total_s'] / 60:.1f} min"
+    if reused:
+        table += (f", {len(reused)} reused from {os.path.basename(args.reuse)} (commit "
+                  f"{', '.join(sorted(set(reused)))})")
+    table += "."
     print(table)
-    path = write_results("atlas", "cpu", result["rows"], table, extra={"entries": entries_, "total_s": result["total_s"]},
+    path = write_results("atlas", "cpu", result["rows"], table, extra={"entries": entries_, "total_s": result["total_s"],
+                                                                       "overrides": args.overrides},
                          output=args.output)
     figure(entries_, args.figure, os.path.basename(path))
     print(f"wrote {args.figure}")
