@@ -155,30 +155,53 @@ def markdown(entries_: list) -> str:
     return "\n".join(lines)
 
 
-def _label(fig, ax, points):
-    """Each point's name where it overlaps no earlier label and no point: candidate offsets around the point,
-    nearest first (a thin line to a label set farther out)."""
+def _label(fig, ax, points, taken=()):
+    """Each point's name where it overlaps no earlier label, no point, no error bar and nothing in ``taken``
+    (the reference lines' texts): candidate offsets around the point, nearest first, a thin line to a label set
+    farther out; where none is clear, the candidate that overlaps least."""
+    import math
+
+    from matplotlib.text import Text
+
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
+    inside = ax.get_window_extent(renderer)
     dots = [ax.transData.transform((x, y)) for _, x, y in points]
-    taken = []
-    offsets = [(dx, dy) for r in (6, 12, 20, 30, 42, 56, 72) for dx, dy in ((r, 0), (-r, 0), (0, r), (0, -r), (r, r),
-                                                                   (-r, r), (r, -r), (-r, -r))]
+    bars = [line.get_window_extent(renderer) for line in ax.lines + [c for c in ax.collections]]
+    taken = list(taken)
+    offsets = [(round(r * math.cos(a)), round(r * math.sin(a))) for r in (6, 12, 20, 30, 42, 56, 72, 90, 110, 135)
+               for a in (math.pi * k / 8 for k in (0, 8, 4, 12, 2, 6, 10, 14, 1, 7, 9, 15, 3, 5, 11, 13))]
+
+    def overlap(box, other):
+        w = min(box.x1, other.x1) - max(box.x0, other.x0)
+        h = min(box.y1, other.y1) - max(box.y0, other.y0)
+        return max(w, 0) * max(h, 0)
+
     for (name, x, y), dot in sorted(zip(points, dots), key=lambda p: (p[0][2], p[0][1])):
+        best = None
         for dx, dy in offsets:
             text = ax.annotate(name, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=7,
                                ha="left" if dx >= 0 else "right", va="bottom" if dy >= 0 else "top",
-                               arrowprops=dict(arrowstyle="-", lw=0.4, color="#888888") if abs(dx) + abs(dy) > 20
+                               arrowprops=dict(arrowstyle="-", lw=0.4, color="#888888") if abs(dx) + abs(dy) > 10
                                else None)
-            box = text.get_window_extent(renderer).expanded(1.1, 1.2)
-            inside = ax.get_window_extent(renderer)
-            clear = (all(not box.overlaps(other) for other in taken)
-                     and not any(box.contains(px, py) for px, py in dots)
-                     and inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1)
-            if clear or (dx, dy) == offsets[-1]:
-                taken.append(box)
+            text.update_positions(renderer)  # the words' own box (an annotation's extent spans its leader line too)
+            box = Text.get_window_extent(text, renderer).expanded(1.2, 1.4)
+            if not (inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1):
+                text.remove()
+                continue
+            cost = (10 * sum(overlap(box, other) for other in taken)
+                    + sum(overlap(box, bar) for bar in bars if bar.width < 20)
+                    + 10000 * sum(box.contains(px, py) for px, py in dots) + abs(dx) + abs(dy))
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, text, box)
+            else:
+                text.remove()
+            if cost <= abs(dx) + abs(dy):  # clear of everything: the nearest clear place
                 break
-            text.remove()
+        if best is not None:
+            taken.append(best[2])
 
 
 def figure(entries_: list, path: str, title: str):
@@ -191,7 +214,8 @@ def figure(entries_: list, path: str, title: str):
 
     from matplotlib.ticker import ScalarFormatter
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), sharex=True)
+    fig, axes = plt.subplots(1, 2, figsize=(16, 7), sharex=True)
+    panels = []
     for ax, key, label in ((axes[0], "objects", "probe 2 (two keys): object accuracy %"),
                            (axes[1], "elsewhere", "probe 1: accuracy off the key's rows and columns %")):
         ax.set_xscale("log")
@@ -204,22 +228,26 @@ def figure(entries_: list, path: str, title: str):
             colour = FAMILY_COLOURS.get(e["family"], "#000000")
             ax.errorbar(e["head_mb"], mean, yerr=[[mean - low], [high - mean]], fmt="o", color=colour, capsize=3)
             points.append((e["name"], e["head_mb"], mean))
-        _label(fig, ax, points)
-        ax.axhline(25, color="#999999", lw=0.8, ls=":")
-        ax.text(0.01, 25.5, "chance", fontsize=7, color="#666666", transform=ax.get_yaxis_transform())
-        if key == "objects":
-            ax.axhline(50, color="#999999", lw=0.8, ls="--")
-            ax.text(0.01, 50.5, "a global summary's bound", fontsize=7, color="#666666",
-                    transform=ax.get_yaxis_transform())
+        lines = [(25, ":", "chance")] + ([(50, "--", "a global summary's bound")] if key == "objects" else [])
+        texts = []
+        for y, style, words in lines:  # their words mid-axis (the log axis' empty middle), kept clear of labels
+            ax.axhline(y, color="#999999", lw=0.8, ls=style)
+            texts.append(ax.text(0.5, y + 0.5, words, fontsize=7, color="#666666", ha="center",
+                                 transform=ax.get_yaxis_transform()))
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(ScalarFormatter())
         ax.tick_params(axis="x", which="minor", labelsize=7)
         ax.set_xlabel("head's saved activations for backward, MB per image (log)")
         ax.set_ylabel(label)
+        panels.append((ax, points, texts))
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))  # before the labels: they are placed in the final layout's pixels
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax, points, texts in panels:
+        _label(fig, ax, points, [t.get_window_extent(renderer).expanded(1.1, 1.2) for t in texts])
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=f) for f, c in FAMILY_COLOURS.items()]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -9,7 +9,7 @@ import os
 from .configure import checkpoint_config, load_tool_config, print_resolved
 from .errors import ConfigError, run
 
-__all__ = ["add_model_args", "add_print_config", "model_tool_config", "parse_tool_args", "require_checkpoint", "run"]
+__all__ = ["add_backend_args", "add_model_args", "add_print_config", "load_backend", "model_tool_config", "parse_tool_args", "require_checkpoint", "run"]
 
 
 def add_print_config(parser):
@@ -60,6 +60,36 @@ def require_checkpoint(args):
     if not args.checkpoint:
         raise ConfigError("--checkpoint is required: a .pth written by tools/train.py or tools/convert_checkpoint.py")
     return args.checkpoint
+
+
+BACKENDS = ("torch", "onnxruntime", "openvino")
+
+
+def add_backend_args(parser):
+    """``--backend`` and ``--model``: a tool that runs a trained model runs its export in a runtime instead."""
+    parser.add_argument("--backend", choices=BACKENDS, default="torch",
+                        help="torch (the checkpoint) or a runtime for the ONNX file of --model (tools/export.py)")
+    parser.add_argument("--model", help="the exported .onnx (float or --int8), with --backend onnxruntime / openvino")
+    return parser
+
+
+def load_backend(args, cfg, ckpt, device):
+    """``(model, weights file)`` of a tool with :func:`add_backend_args`: the checkpoint's segmentor on ``device``,
+    or the exported model in its runtime (its class count checked against the config's)."""
+    if args.backend == "torch":
+        if not args.checkpoint:
+            raise ConfigError("--checkpoint is required with --backend torch (or give --backend onnxruntime|openvino "
+                              "--model MODEL.onnx)")
+        from .engine.predictor import load_model
+
+        return load_model(cfg, args.checkpoint, device, ckpt=ckpt)[0], args.checkpoint
+    if not args.model:
+        raise ConfigError(f"--backend {args.backend} needs --model MODEL.onnx (written by tools/export.py)")
+    from .deploy.runtimes import open_runtime
+
+    model = open_runtime(args.backend, args.model)
+    model.check_classes(cfg.model.num_classes, args.config or args.checkpoint)
+    return model, args.model
 
 
 def add_model_args(parser, device_help="cpu / cuda (default: train.device)", checkpoint_required=True):

@@ -17,15 +17,22 @@ the settings are inside too), with the confusion matrix: its pixel counts
 picture of it, each row divided by its pixels (.png); ``--save-plots`` adds the
 per-class IoU as bars (iou_<split>_<checkpoint>_<setting>.png).
 Under ``torchrun --nproc_per_node=N`` the images are sharded across processes.
+
+``--backend onnxruntime|openvino --model OUT.onnx`` evaluates an export of
+tools/export.py (float or ``--int8``) instead of the checkpoint: each image as
+decoded from its file, the export's own whole-image pass; the JSON files go
+beside the .onnx, named by its stem and the backend
+(eval_val_ccnet-int8_onnxruntime.json).
 """
 import argparse
 import os
 
-from segattn.cli import add_model_args, model_tool_config, require_checkpoint, run
+from segattn.cli import add_backend_args, add_model_args, load_backend, model_tool_config, run
 
 
 def get_args_parser():
-    p = add_model_args(argparse.ArgumentParser(description="Evaluate a segmentation checkpoint."))
+    p = add_backend_args(add_model_args(argparse.ArgumentParser(description="Evaluate a segmentation checkpoint."),
+                                        checkpoint_required=False))
     p.add_argument("--split", default=None, help="split to evaluate (default: data.val_split)")
     p.add_argument("--mode", choices=["whole", "slide"], help="override eval.mode")
     p.add_argument("--scales", type=float, nargs="+", help="override eval.scales, e.g. 0.75 1.0 1.25")
@@ -50,18 +57,23 @@ def main(argv):
     if args.flip:
         overrides.append("eval.flip=true")
     cfg, ckpt = model_tool_config(args, overrides)
-    require_checkpoint(args)
+    if args.backend != "torch" and overrides:
+        from segattn.errors import ConfigError
+
+        raise ConfigError(f"--mode / --scales / --flip set how PyTorch evaluates; --backend {args.backend} runs the "
+                          "export's own whole-image pass at its scale: leave them out (or export again for another "
+                          "scale)")
 
     from segattn.data import build_dataset
     from segattn.engine.evaluator import claim_prediction_folders, eval_setting, evaluate
     from segattn.engine.distributed import all_ranks, init_distributed_mode
     from segattn.analysis.plots import confusion_figure, iou_figure
     from segattn.engine.metrics import format_table, save_confusion_json, save_json
-    from segattn.engine.predictor import load_model, resolve_device
+    from segattn.engine.predictor import resolve_device
 
     rank, _, ddp_device = init_distributed_mode(cfg.train.device)  # under torchrun: sharded evaluation
     device = ddp_device or resolve_device(cfg.train.device)
-    model, _ = load_model(cfg, args.checkpoint, device, ckpt=ckpt)
+    model, weights = load_backend(args, cfg, ckpt, device)
     split = args.split or cfg.data.val_split
     dataset = build_dataset(cfg.data, split)
     if args.save_pred or args.save_color:  # every rank checks before any rank writes
@@ -72,15 +84,18 @@ def main(argv):
     if rank != 0:
         return 0
     print(format_table(metrics, dataset.class_names))
-    folder = os.path.dirname(os.path.abspath(args.checkpoint))
-    setting, settings = eval_setting(cfg)  # one file per checkpoint, split and inference setting
-    tag = f"{split}_{os.path.splitext(os.path.basename(args.checkpoint))[0]}_{setting}"
+    folder = os.path.dirname(os.path.abspath(weights))
+    if args.backend == "torch":
+        setting, settings = eval_setting(cfg)  # one file per checkpoint, split and inference setting
+    else:  # the export's pass: whole image at the scale it was exported with
+        setting, settings = args.backend, {"backend": args.backend, **model.metadata}
+    tag = f"{split}_{os.path.splitext(os.path.basename(weights))[0]}_{setting}"
     out = os.path.join(folder, f"eval_{tag}.json")
-    save_json(metrics, dataset.class_names, out, {"checkpoint": os.path.abspath(args.checkpoint), "split": split,
-                                                  **settings})
+    save_json(metrics, dataset.class_names, out, {"checkpoint" if args.backend == "torch" else "model":
+                                                  os.path.abspath(weights), "split": split, **settings})
     written = [out, os.path.join(folder, f"confusion_{tag}.json"), os.path.join(folder, f"confusion_{tag}.png")]
     save_confusion_json(metrics["confusion"], dataset.class_names, written[1])
-    name = os.path.basename(args.checkpoint)
+    name = os.path.basename(weights)
     confusion_figure(metrics["confusion"], dataset.class_names, written[2], f"{name} on {split}")
     if args.save_plots:
         written.append(os.path.join(folder, f"iou_{tag}.png"))

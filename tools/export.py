@@ -4,6 +4,8 @@
     python tools/export.py configs/demo/ccnet.yaml --checkpoint checkpoints/demo_ccnet/best.pth \
         --output ccnet.onnx --dynamic
     python tools/export.py configs/ccnet.yaml --checkpoint best.pth --output ccnet.onnx --height 1024 --width 2048
+    python tools/export.py configs/demo/ccnet.yaml --checkpoint checkpoints/demo_ccnet/best.pth \
+        --output ccnet-int8.onnx --int8 --calibration-images 32
 
 Input ``image``: uint8 (B, H, W, 3), RGB. Output ``logits``: float32
 (B, K, H, W); the argmax over K is the train-id label map. The graph holds the
@@ -12,7 +14,13 @@ normalisation, the resize to ``eval.scales[0]`` and back, and the network
 frees batch, height and width; otherwise the model takes H x W images only
 (default: the training crop at the eval scale's inverse, e.g. 256 x 512 for
 the demo). ``onnx.checker`` runs on the result. Run it with
-``tools/infer.py --backend onnxruntime|openvino --model OUT.onnx``.
+``tools/infer.py --backend onnxruntime|openvino --model OUT.onnx`` (or
+``tools/eval.py`` with the same two options, for its mIoU).
+
+``--int8`` writes the model quantized to int8 instead (ONNX Runtime's static
+QDQ quantization, :mod:`segattn.deploy.quantize`): ranges from
+``--calibration-images`` images of the train split (``data.train_split``),
+the operator types of ``--keep-float`` left in float32. Both runtimes run it.
 """
 import argparse
 
@@ -25,6 +33,11 @@ def get_args_parser():
     p.add_argument("--height", type=int, help="input height of a static-shape model")
     p.add_argument("--width", type=int, help="input width of a static-shape model")
     p.add_argument("--dynamic", action="store_true", help="free batch, height and width")
+    p.add_argument("--int8", action="store_true", help="write the model quantized to int8 (static, QDQ)")
+    p.add_argument("--calibration-images", type=int, default=32, metavar="N",
+                   help="with --int8: train-split images the activation ranges come from (default 32)")
+    p.add_argument("--keep-float", default="Softmax", metavar="OPS",
+                   help="with --int8: comma list of ONNX operator types left in float32 (default Softmax; 'none')")
     return p
 
 
@@ -44,11 +57,37 @@ def main(argv):
     height = args.height or round(cfg.data.crop_size[0] / scale)
     width = args.width or round(cfg.data.crop_size[1] / scale)
     model, _ = load_model(cfg, args.checkpoint, "cpu", ckpt=ckpt)
-    meta = export_onnx(model, cfg, args.output, height, width, args.dynamic)
+    if not args.int8:
+        meta = export_onnx(model, cfg, args.output, height, width, args.dynamic)
+    else:
+        meta = export_int8(model, cfg, args, height, width)
     ops = ", ".join(sorted(graph_operators(args.output)))
+    precision = (f"int8 (calibrated on {meta['segattn.calibration_images']} images of {cfg.data.train_split}, "
+                 f"float: {meta['segattn.float_ops']}); " if args.int8 else "")
     print(f"wrote {args.output}: {meta['segattn.head']}, {meta['segattn.num_classes']} classes, input "
-          f"{meta['segattn.input']} uint8 RGB (B, H, W, 3) -> logits (B, K, H, W); onnx.checker passed; operators: {ops}")
+          f"{meta['segattn.input']} uint8 RGB (B, H, W, 3) -> logits (B, K, H, W); {precision}onnx.checker passed; "
+          f"operators: {ops}")
     return 0
+
+
+def export_int8(model, cfg, args, height, width) -> dict:
+    """The float export in a temporary folder, then its int8 form at ``--output``."""
+    import os
+    import tempfile
+
+    from segattn.data import build_dataset
+    from segattn.deploy.export import export_onnx
+    from segattn.deploy.quantize import calibration_images, check_keep_float, quantize_onnx
+
+    keep = [] if args.keep_float.strip().lower() == "none" else [t.strip() for t in args.keep_float.split(",") if t]
+    check_keep_float(keep)  # the options first: a mistake is said before minutes of calibration
+    dataset = build_dataset(cfg.data, cfg.data.train_split, need_labels=False)
+    images = calibration_images(dataset, args.calibration_images, None if args.dynamic else (height, width),
+                                cfg.train.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = os.path.join(tmp, "float.onnx")
+        export_onnx(model, cfg, fp32, height, width, args.dynamic)
+        return quantize_onnx(fp32, args.output, images, keep)
 
 
 if __name__ == "__main__":

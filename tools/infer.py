@@ -19,15 +19,13 @@ the exit status is 1 at the end, with the list of failures.
 """
 import argparse
 
-from segattn.cli import add_model_args, model_tool_config, parse_tool_args, run
+from segattn.cli import add_backend_args, add_model_args, load_backend, model_tool_config, parse_tool_args, run
 
 
 def get_args_parser():
     p = add_model_args(argparse.ArgumentParser(description="Run a segmentation checkpoint on a folder of images."),
                        device_help="cpu / cuda (default: CUDA when present)", checkpoint_required=False)
-    p.add_argument("--backend", choices=["torch", "onnxruntime", "openvino"], default="torch",
-                   help="torch (the checkpoint) or a runtime for the ONNX file of --model (tools/export.py)")
-    p.add_argument("--model", help="the exported .onnx, with --backend onnxruntime / openvino")
+    add_backend_args(p)
     p.add_argument("--input", required=True, help="folder of images (png/jpg/jpeg/bmp/tif)")
     p.add_argument("--output", required=True, help="folder for the predictions")
     p.add_argument("--recursive", action="store_true", help="also images in sub-folders (layout kept)")
@@ -38,26 +36,13 @@ def main(argv):
     args = parse_tool_args(get_args_parser(), argv)
     cfg, ckpt = model_tool_config(args)
 
-    from segattn.errors import ConfigError
-    from segattn.engine.predictor import load_model, resolve_device
+    from segattn.engine.predictor import resolve_device
     from segattn.engine.segmenter import Segmenter
     from segattn.engine.shards import process_device, process_share
 
     device = process_device(resolve_device(cfg.train.device))
-    if args.backend == "torch":
-        if not args.checkpoint:
-            raise ConfigError("--checkpoint is required with --backend torch (or give --backend onnxruntime|openvino "
-                              "--model MODEL.onnx)")
-        segmenter = Segmenter(load_model(cfg, args.checkpoint, device, ckpt=ckpt)[0], cfg, device)
-    else:
-        if not args.model:
-            raise ConfigError(f"--backend {args.backend} needs --model MODEL.onnx (written by tools/export.py)")
-        from segattn.deploy.runtimes import open_runtime
-
-        model = open_runtime(args.backend, args.model)
-        model.check_classes(cfg.model.num_classes, args.config or args.checkpoint)
-        segmenter = Segmenter(model, cfg, device)
-    segmenter.info["weights_file"] = args.checkpoint if args.backend == "torch" else args.model
+    model, weights = load_backend(args, cfg, ckpt, device)
+    segmenter = Segmenter(model, cfg, device, {"weights_file": weights})
     done, failed, skipped = segmenter.predict_folder(args.input, args.output, args.recursive, not args.no_progress)
     rank, world = process_share()
     who = f"process {rank + 1} of {world}: " if world > 1 else ""

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.io import png_text
+from ..data.io import png_text, read_image
 from ..data.palette import colorize
 from ..errors import OutputError
 from .distributed import gather_lists, get_rank, get_world_size
@@ -124,9 +124,13 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
     Under torch.distributed each rank takes every world-size-th image and the
     confusion matrices are summed, so the numbers equal a single-process run.
     ``metrics["skipped"]`` lists the samples that could not be read (and so are
-    not in the numbers), ``metrics["images"]`` counts those that are.
+    not in the numbers), ``metrics["images"]`` counts those that are. ``model``
+    may be an exported model in a runtime (:mod:`segattn.deploy.runtimes`): it
+    takes each image as decoded from its file and runs its own whole-image pass.
     """
-    model.eval()
+    runtime = hasattr(model, "predict_image")
+    if not runtime:
+        model.eval()
     num_classes = cfg.model.num_classes
     cm = ConfusionMatrix(num_classes, cfg.data.ignore_index)
     wrapped = SkipBadSamples(dataset, cfg.train.seed)
@@ -140,7 +144,14 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
         images, masks, paths = batch.images, batch.masks, batch.paths
         if images is None:
             continue
-        probs = predict_from_config(model, images.to(device), cfg.eval, masks.shape[-2:])  # label size
+        if runtime:  # the export's own pass on the file's pixels, its logits resized to the label if need be
+            logits = torch.from_numpy(np.ascontiguousarray(model.predict_image(read_image(paths[0])), np.float32))
+            if logits.shape[-2:] != masks.shape[-2:]:
+                logits = torch.nn.functional.interpolate(logits[None], size=masks.shape[-2:], mode="bilinear",
+                                                         align_corners=False)[0]
+            probs = logits.softmax(0)[None]
+        else:
+            probs = predict_from_config(model, images.to(device), cfg.eval, masks.shape[-2:])  # label size
         pred = probs.argmax(1).cpu()
         cm.update(masks, pred)
         if save_dir or color_dir:

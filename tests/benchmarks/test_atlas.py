@@ -46,27 +46,21 @@ def test_a_small_atlas_writes_its_results_table_and_picture(tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and "--entries: no entry sq" in bad.stderr and "Traceback" not in bad.stderr
 
-
-def test_reuse_takes_an_earlier_files_runs_and_runs_only_the_missing_seeds(tmp_path):
-    short = ["train.max_iters=2", "train.val_interval=2", "train.checkpoint_interval=2"]
-
-    def atlas(*args, output):
-        return subprocess.run([sys.executable, os.path.join("benchmarks", "atlas.py"), "--entries", "fcn", "--output",
-                               str(output), "--figure", str(output / "atlas.png"), *args], cwd=ROOT,
-                              capture_output=True, text=True, timeout=600)
-
-    first = atlas("--seeds", "0", *short, output=tmp_path / "first")
-    assert first.returncode == 0, first.stderr[-3000:]
-    (old,) = (tmp_path / "first").glob("atlas-*.json")
-    proc = atlas("--seeds", "0,1", "--reuse", str(old), *short, output=tmp_path / "second")
+    # --reuse: that file's runs stand in for the same entry, probe and seed; only the missing seed runs
+    more = ["--entries", "fcn", "--seeds", "0,1", "--reuse", str(path), "--output", str(tmp_path / "more"),
+            "--figure", str(tmp_path / "more.png"), *args[-3:]]
+    proc = subprocess.run([sys.executable, os.path.join("benchmarks", "atlas.py"), *more], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "seed 0" not in proc.stderr and "fcn on the keys probe, seed 1" in proc.stderr  # only the missing seed ran
-    (path,) = (tmp_path / "second").glob("atlas-*.json")
-    rows = json.loads(path.read_text())["rows"]
-    before = {(r["probe"], r["seed"]): r for r in json.loads(old.read_text())["rows"]}
+    assert "seed 0" not in proc.stderr and "fcn on the keys probe, seed 1" in proc.stderr
+    (again_path,) = (tmp_path / "more").glob("atlas-*.json")
+    rows = json.loads(again_path.read_text())["rows"]
+    before = {(r["probe"], r["seed"]): r for r in result["rows"] if r["name"] == "fcn"}
     assert sorted((r["probe"], r["seed"]) for r in rows) == [("keys", 0), ("keys", 1), ("pairs", 0), ("pairs", 1)]
     assert all(r == before[(r["probe"], 0)] for r in rows if r["seed"] == 0)  # taken as they were, with their commit
-    assert "2 reused from " + old.name in path.with_suffix(".md").read_text()
-    other = atlas("--seeds", "0,1", "--reuse", str(old), "train.max_iters=3", output=tmp_path / "third")
+    assert "2 reused from " + path.name in again_path.with_suffix(".md").read_text()
+    other = subprocess.run([sys.executable, os.path.join("benchmarks", "atlas.py"), *more[:-3], "train.max_iters=3"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert other.returncode != 0 and "Traceback" not in other.stderr
     assert "its runs had overrides" in other.stderr and "train.max_iters=3" in other.stderr
+
