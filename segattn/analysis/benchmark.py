@@ -132,14 +132,19 @@ def time_ms(fn: Callable, device, repeats: int, warmup: int) -> float:
     return statistics.median(times)
 
 
-def alternating_medians(jobs: Dict[str, Callable], repeats: int, warmup: int) -> Dict[str, float]:
-    """Median wall ms of each job, the jobs run in turn each round, so a slow moment of the machine hits all."""
+def alternating_medians(jobs: Dict[str, Callable], repeats: int, warmup: int,
+                        pause_s: float = 0.0) -> Dict[str, float]:
+    """Median wall ms of each job, the jobs run in turn each round, so a slow moment of the machine hits all.
+
+    ``pause_s``: rest before each timed job, for jobs with thread pools of their own (PyTorch's OpenMP, ONNX
+    Runtime's, OpenVINO's): the previous job's workers spin on after it returns and would slow the next one."""
     for _ in range(warmup):
         for job in jobs.values():
             job()
     times = {name: [] for name in jobs}
     for _ in range(repeats):
         for name, job in jobs.items():
+            time.sleep(pause_s)
             start = time.perf_counter()
             job()
             times[name].append((time.perf_counter() - start) * 1e3)
