@@ -203,3 +203,23 @@ def ema_bases_worker(rank, world, port, inputs, out_dir):
         torch.save(unit.bases, os.path.join(out_dir, f"bases{rank}.pt"))
     finally:
         dist.destroy_process_group()
+
+
+def export_model(head, root, out_dir, recurrence=2):
+    """``(config, model)`` of the export tests: ``head`` on :func:`tiny_config` at eval scale 0.5, random weights
+    (seed 0), the attention gates at 0.7 so that the attention counts in the logits compared."""
+    import torch
+
+    from segattn.models import HEADS, build_model
+
+    cfg = tiny_config(root, out_dir, head=head)
+    if "recurrence" in HEADS.options(head):
+        cfg.model.head = {"type": head, "recurrence": recurrence}
+    cfg.eval.scales = [0.5]
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("gamma"):
+                p.fill_(0.7)
+    return cfg, model

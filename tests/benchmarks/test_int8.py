@@ -17,13 +17,15 @@ def test_int8_benchmark_times_and_evaluates_every_path(demo_root, tmp_path):
     from segattn.configure import load_tool_config
     from segattn.models import build_model
 
-    cfg = load_tool_config(os.path.join(ROOT, "configs", "demo", "fcn.yaml"), [f"data.root={demo_root}"])
+    # data.demo=false: the session's small demo split as it is (a demo config would fill it up to the full demo)
+    data = [f"data.root={demo_root}", "data.demo=false"]
+    cfg = load_tool_config(os.path.join(ROOT, "configs", "demo", "fcn.yaml"), data)
     torch.manual_seed(0)
     (tmp_path / "ckpt" / "demo_fcn").mkdir(parents=True)
     torch.save({"model": build_model(cfg).state_dict()}, tmp_path / "ckpt" / "demo_fcn" / "best.pth")
     proc = subprocess.run([sys.executable, os.path.join("benchmarks", "int8.py"), "--heads", "fcn", "--checkpoints",
                            str(tmp_path / "ckpt"), "--repeats", "1", "--warmup", "0", "--calibration-images", "2",
-                           "--output", str(tmp_path), f"data.root={demo_root}"], cwd=ROOT, capture_output=True,
+                           "--output", str(tmp_path), *data], cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "training configs/demo" not in proc.stderr  # the checkpoint given was used

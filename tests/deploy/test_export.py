@@ -12,7 +12,7 @@ pytest.importorskip("onnx", reason='ONNX export is optional: pip install -e ".[d
 pytest.importorskip("onnxruntime", reason='ONNX Runtime is optional: pip install -e ".[deploy]"')
 pytest.importorskip("openvino", reason='OpenVINO is optional: pip install -e ".[deploy]"')
 
-from helpers import run_tool, tiny_config  # noqa: E402
+from helpers import export_model, run_tool, tiny_config  # noqa: E402
 from segattn.data.io import read_image, read_mask  # noqa: E402
 from segattn.data.transforms import normalize_image  # noqa: E402
 from segattn.deploy.export import PORTABLE_OPERATORS, allowed_operators, export_onnx, graph_operators  # noqa: E402
@@ -25,27 +25,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 HEADS = HEADS_REGISTRY.names()  # every registered head, the toy of tests/toys.py included
 
 
-def model_for(head, demo_root, tmp_path, recurrence=2):
-    cfg = tiny_config(demo_root, tmp_path, head=head)
-    if "recurrence" in HEADS_REGISTRY.options(head):
-        cfg.model.head = {"type": head, "recurrence": recurrence}
-    cfg.eval.scales = [0.5]
-    torch.manual_seed(0)
-    model = build_model(cfg).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("gamma"):
-                p.fill_(0.7)  # let the attention count
-    return cfg, model
-
-
 def val_images(demo_root):
     return sorted(glob.glob(os.path.join(demo_root, "leftImg8bit", "val", "*", "*.png")))
 
 
 @pytest.mark.parametrize("head", HEADS)
 def test_exported_head_equals_pytorch_in_both_runtimes(head, demo_root, tmp_path):
-    cfg, model = model_for(head, demo_root, tmp_path)
+    cfg, model = export_model(head, demo_root, tmp_path)
     path = str(tmp_path / f"{head}.onnx")
     meta = export_onnx(model, cfg, path, 64, 96, dynamic=True)  # traced at 64x96, run at the demo's size
     assert meta["segattn.input"] == "dynamic" and meta["segattn.num_classes"] == "19"
@@ -94,7 +80,7 @@ def test_attention_blocks_export(block, demo_root, tmp_path):
 
 
 def test_recurrence_three_and_batch_and_odd_sizes(demo_root, tmp_path):
-    cfg, model = model_for("ccnet", demo_root, tmp_path, recurrence=3)
+    cfg, model = export_model("ccnet", demo_root, tmp_path, recurrence=3)
     path = str(tmp_path / "cc3.onnx")
     export_onnx(model, cfg, path, 64, 96, dynamic=True)
     runtime = open_runtime("onnxruntime", path)
@@ -112,7 +98,7 @@ def test_recurrence_three_and_batch_and_odd_sizes(demo_root, tmp_path):
 def exported(demo_root, tmp_path_factory):
     """A CCNet checkpoint, exported static (the demo's 256 x 512) and dynamic, through the tools."""
     tmp = tmp_path_factory.mktemp("export")
-    cfg, model = model_for("ccnet", demo_root, tmp)
+    cfg, model = export_model("ccnet", demo_root, tmp)
     cfg.train.experiment = "x"
     OmegaConf.save(cfg, tmp / "cfg.yaml")
     torch.save({"model": model.state_dict()}, tmp / "ccnet.pth")

@@ -15,24 +15,16 @@ pytest.importorskip("openvino", reason='OpenVINO is optional: pip install -e ".[
 
 import onnx  # noqa: E402
 
-from helpers import run_tool, tiny_config  # noqa: E402
+from helpers import export_model, run_tool  # noqa: E402
 from segattn.data.io import read_image  # noqa: E402
 from segattn.deploy.runtimes import open_runtime  # noqa: E402
-from segattn.models import build_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def trained(demo_root, tmp_path_factory):
     """A tiny CCNet checkpoint (attention gates open), its config, and its float and int8 exports."""
     tmp = tmp_path_factory.mktemp("int8")
-    cfg = tiny_config(demo_root, tmp, head={"type": "ccnet", "recurrence": 2})
-    cfg.eval.scales = [0.5]
-    torch.manual_seed(0)
-    model = build_model(cfg).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("gamma"):
-                p.fill_(0.7)
+    cfg, model = export_model("ccnet", demo_root, tmp)
     OmegaConf.save(cfg, tmp / "cfg.yaml")
     torch.save({"model": model.state_dict()}, tmp / "ccnet.pth")
     common = [tmp / "cfg.yaml", "--checkpoint", tmp / "ccnet.pth", "--dynamic"]
