@@ -75,13 +75,19 @@ def export_onnx(model: nn.Module, cfg, path: str, height: int, width: int, dynam
     meta = {"segattn.head": parse_spec(cfg.model.head, "model.head")[0], "segattn.num_classes": str(cfg.model.num_classes),
             "segattn.scale": str(float(cfg.eval.scales[0])),
             "segattn.input": "dynamic" if dynamic else f"{height}x{width}"}
-    for key, value in meta.items():
-        entry = graph.metadata_props.add()
-        entry.key, entry.value = key, value
+    set_metadata(graph, meta)
     onnx.checker.check_model(graph, full_check=True)
     with output_file(path) as tmp:
         onnx.save(graph, tmp)
     return meta
+
+
+def set_metadata(model, meta: dict):
+    """Make ``meta`` the model's metadata properties (what the runtimes read back as ``segattn.*``)."""
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
 
 
 def graph_operators(path: str) -> set:

@@ -96,6 +96,8 @@ def quantize_onnx(src: str, dst: str, images: list, keep_float=KEEP_FLOAT, per_c
     except ImportError as err:
         raise MissingPackageError(f"int8 export needs onnx and onnxruntime ({err}); {INSTALL}") from None
     from ..data.io import output_file
+    from .export import set_metadata
+    from .runtimes import onnx_metadata
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -106,8 +108,7 @@ def quantize_onnx(src: str, dst: str, images: list, keep_float=KEEP_FLOAT, per_c
             return None if image is None else {"image": image[None]}
 
     check_keep_float(keep_float)
-    model = onnx.load(src)
-    meta = {p.key: p.value for p in model.metadata_props}
+    meta = onnx_metadata(src)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = os.path.join(tmp, "prepared.onnx")
         quant_pre_process(src, prepared, skip_symbolic_shape=True)  # shapes and constant folding for the quantizer
@@ -123,10 +124,7 @@ def quantize_onnx(src: str, dst: str, images: list, keep_float=KEEP_FLOAT, per_c
         quantized = onnx.load(out)
     meta.update({"segattn.precision": "int8", "segattn.calibration_images": str(len(images)),
                  "segattn.float_ops": ",".join(sorted(keep_float)) or "none"})
-    del quantized.metadata_props[:]
-    for key, value in meta.items():
-        entry = quantized.metadata_props.add()
-        entry.key, entry.value = key, value
+    set_metadata(quantized, meta)
     onnx.checker.check_model(quantized)
     with output_file(dst) as tmp_path:
         onnx.save(quantized, tmp_path)

@@ -129,7 +129,9 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
     takes each image as decoded from its file and runs its own whole-image pass.
     """
     runtime = hasattr(model, "predict_image")
-    if not runtime:
+    if runtime:  # only here: the training loop's validation does not import the inference tools' module
+        from .predictor import class_probabilities
+    else:
         model.eval()
     num_classes = cfg.model.num_classes
     cm = ConfusionMatrix(num_classes, cfg.data.ignore_index)
@@ -144,12 +146,8 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
         images, masks, paths = batch.images, batch.masks, batch.paths
         if images is None:
             continue
-        if runtime:  # the export's own pass on the file's pixels, its logits resized to the label if need be
-            logits = torch.from_numpy(np.ascontiguousarray(model.predict_image(read_image(paths[0])), np.float32))
-            if logits.shape[-2:] != masks.shape[-2:]:
-                logits = torch.nn.functional.interpolate(logits[None], size=masks.shape[-2:], mode="bilinear",
-                                                         align_corners=False)[0]
-            probs = logits.softmax(0)[None]
+        if runtime:  # the export's own pass on the file's pixels, at the label's size
+            probs = class_probabilities(model, cfg, read_image(paths[0]), device, masks.shape[-2:])[None]
         else:
             probs = predict_from_config(model, images.to(device), cfg.eval, masks.shape[-2:])  # label size
         pred = probs.argmax(1).cpu()

@@ -171,9 +171,14 @@ def predict_labels(model, cfg, image: np.ndarray, device, out_size=None) -> np.n
 @torch.no_grad()
 def class_probabilities(model, cfg, image: np.ndarray, device, out_size=None) -> torch.Tensor:
     """``(K, H, W)`` float32 on the CPU: the class probabilities :func:`predict_labels` takes the argmax of
-    (a segmentor's softmax averaged over ``eval``'s passes; a runtime's softmax of its logits)."""
+    (a segmentor's softmax averaged over ``eval``'s passes; a runtime's softmax of its logits, resized to
+    ``out_size`` where that differs from the image's)."""
     if hasattr(model, "predict_image"):
-        return torch.from_numpy(np.ascontiguousarray(model.predict_image(image), np.float32)).softmax(0)
+        logits = torch.from_numpy(np.ascontiguousarray(model.predict_image(image), np.float32))
+        if out_size is not None and tuple(out_size) != tuple(logits.shape[-2:]):
+            logits = torch.nn.functional.interpolate(logits[None], size=tuple(out_size), mode="bilinear",
+                                                     align_corners=False)[0]
+        return logits.softmax(0)
     resized = resize_keep_ratio(image, cfg.data.test_resize) if cfg.data.test_resize else image
     probs = predict_from_config(model, normalize_image(resized)[None].to(device), eval_settings(cfg.eval, resized),
                                 tuple(out_size or image.shape[:2]))
