@@ -162,6 +162,7 @@ class EvalConfig:
     scales: List[float] = field(default_factory=lambda: [1.0])
     flip: bool = False
     channels_last: bool = True       # NHWC weights (so activations) in eval.py / infer.py / visualize_attention.py
+    compile: str = "off"             # torch.compile in eval.py / infer.py: off | on | auto (when the run repays it)
 
 
 @dataclass
@@ -413,3 +414,5 @@ def validate(cfg: DictConfig, source: str = "config"):
     _require(all(0 < x <= e.crop_size[i] for i, x in enumerate(e.stride)), source, "eval.stride",
              "must not exceed eval.crop_size")
     _require(len(e.scales) >= 1 and min(e.scales) > 0, source, "eval.scales", "must be a non-empty list of scales > 0")
+    e.compile = {"True": "on", "False": "off"}.get(e.compile, e.compile)  # YAML reads a bare on / off as a boolean
+    _require(e.compile in ("off", "on", "auto"), source, "eval.compile", f"must be off, on or auto, got {e.compile!r}")

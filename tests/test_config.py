@@ -106,3 +106,15 @@ def test_an_unknown_optimizer_is_one_line_naming_the_choices(tmp_path):
     path.write_text("train: {optimizer: adam}\n")
     with pytest.raises(ConfigError, match=r"train.optimizer.*sgd or adamw, got 'adam'"):
         load_config(str(path))
+
+
+def test_eval_compile_reads_yaml_booleans(tmp_path):
+    """YAML reads a bare ``on`` / ``off`` as a boolean: both spellings, in a file and on the command line, mean the
+    mode; anything else is one line naming the key."""
+    path = tmp_path / "c.yaml"
+    for written, mode in (("on", "on"), ("off", "off"), ("auto", "auto"), ("'on'", "on"), ("true", "on")):
+        path.write_text(f"eval:\n  compile: {written}\n")
+        assert load_config(str(path)).eval.compile == mode
+        assert load_config(str(path), [f"eval.compile={mode}"]).eval.compile == mode
+    with pytest.raises(ConfigError, match=r"eval.compile must be off, on or auto, got 'fast'$"):
+        load_config(str(path), ["eval.compile=fast"])

@@ -80,7 +80,7 @@ def main(argv):
         claim_prediction_folders(dataset, args.save_pred, args.save_color)
         all_ranks(True)
     metrics = evaluate(model, dataset, cfg, device, not args.no_progress, save_dir=args.save_pred,
-                       color_dir=args.save_color)
+                       color_dir=args.save_color, compile_mode=cfg.eval.compile)
     if rank != 0:
         return 0
     print(format_table(metrics, dataset.class_names))

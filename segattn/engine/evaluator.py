@@ -8,6 +8,7 @@ from tqdm import tqdm
 from ..data.io import png_text, read_image
 from ..data.palette import colorize
 from ..errors import OutputError
+from .compiled import EvalCompile
 from .distributed import gather_lists, get_rank, get_world_size
 from .inference import predict_from_config
 from .loader import BadSampleCounter, ShardSampler, SkipBadSamples, make_loader
@@ -118,7 +119,7 @@ def claim_prediction_folders(dataset, save_dir=None, color_dir=None):
 
 @torch.no_grad()
 def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_images=None, vis_callback=None,
-             color_dir=None):
+             color_dir=None, compile_mode: str = "off"):
     """Run ``dataset`` through ``model`` with the ``eval`` section's inference; return metrics.
 
     Under torch.distributed each rank takes every world-size-th image and the
@@ -127,6 +128,8 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
     not in the numbers), ``metrics["images"]`` counts those that are. ``model``
     may be an exported model in a runtime (:mod:`segattn.deploy.runtimes`): it
     takes each image as decoded from its file and runs its own whole-image pass.
+    ``compile_mode``: ``eval.compile`` (:mod:`segattn.engine.compiled`) where
+    a tool evaluates a segmentor; the training loop's validation leaves it off.
     """
     runtime = hasattr(model, "predict_image")
     if runtime:  # only here: the training loop's validation does not import the inference tools' module
@@ -141,6 +144,7 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
     loader = make_loader(wrapped, 1, cfg.data.workers, sampler, drop_last=False, seed=cfg.train.seed)
     bad = BadSampleCounter(cfg.data.max_bad_samples)
     to_ids = type(dataset).to_label_ids  # what the dataset's own evaluator reads (Cityscapes: label ids)
+    pacer = None if runtime or compile_mode == "off" else EvalCompile(model, compile_mode, len(sampler))
     for i, batch in enumerate(tqdm(loader, desc="eval", leave=False, disable=not progress or get_rank() != 0)):
         bad.report(batch)
         images, masks, paths = batch.images, batch.masks, batch.paths
@@ -149,7 +153,9 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
         if runtime:  # the export's own pass on the file's pixels, at the label's size
             probs = class_probabilities(model, cfg, read_image(paths[0]), device, masks.shape[-2:])[None]
         else:
-            probs = predict_from_config(model, images.to(device), cfg.eval, masks.shape[-2:])  # label size
+            x, size = images.to(device), masks.shape[-2:]  # at the label's size
+            probs = (pacer.run(lambda m: predict_from_config(m, x, cfg.eval, size)) if pacer
+                     else predict_from_config(model, x, cfg.eval, size))
         pred = probs.argmax(1).cpu()
         cm.update(masks, pred)
         if save_dir or color_dir:

@@ -15,6 +15,7 @@ from ..errors import CheckpointError, MissingFileError, OutputError, first_line
 from ..models import build_model
 from . import shards
 from .checkpoint import load_checkpoint, load_model_weights
+from .compiled import CompileFailed, EvalCompile
 from .device import memory_format, resolve_device
 from .inference import predict_from_config
 
@@ -107,7 +108,7 @@ def eval_settings(eval_cfg, image: np.ndarray):
 
 @torch.no_grad()
 def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=False, progress=True,
-                 class_names=None, source: str = None):
+                 class_names=None, source: str = None, compile_mode: str = "off"):
     """Predict every image of this process's share (:mod:`segattn.engine.shards`: all of them outside torchrun);
     returns ``(succeeded, [(path, reason)], skipped)``.
 
@@ -115,7 +116,9 @@ def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=F
     model in a runtime (:mod:`segattn.deploy.runtimes`: its own whole-image pass).
     An image whose outputs an earlier run made with the same weights and
     settings is skipped (their stamp); ``source`` names the weights in the
-    manifest.
+    manifest. ``compile_mode``: ``eval.compile`` for a segmentor
+    (:mod:`segattn.engine.compiled`); a compiler's failure with ``on`` stops
+    the run (it would fail every image).
 
     A failure on one image (unreadable, truncated, an error inside the model)
     is reported with the file's name and the run goes on to the next image.
@@ -135,14 +138,17 @@ def infer_folder(model, cfg, input_dir, output_dir, palette, device, recursive=F
     todo = [p for p in mine if not shards.already_done(bases[p], current, OUTPUT_SUFFIXES)]
     skipped = len(mine) - len(todo)
     done, failed = 0, []
+    pacer = EvalCompile(model, "off" if hasattr(model, "predict_image") else compile_mode, len(todo))
     desc = "infer" if world == 1 else f"infer (process {rank + 1} of {world})"
     for path in tqdm(todo, desc=desc, unit="img", disable=not progress or rank != 0):
         try:
             shards.remove_leftovers(bases[path], OUTPUT_SUFFIXES)
-            infer_one(model, cfg, path, input_dir, output_dir, palette, device, bases[path], class_names,
-                      {shards.STAMP_KEY: current})
+            pacer.run(lambda m: infer_one(m, cfg, path, input_dir, output_dir, palette, device, bases[path],
+                                          class_names, {shards.STAMP_KEY: current}))
         except UnreadableImage as err:
             failed.append((path, str(err)))
+        except CompileFailed:  # eval.compile=on and the compiler failed: every image would
+            raise
         except Exception as err:  # noqa: BLE001 - one image's failure must not stop the others
             first = first_line(err)
             failed.append((path, f"{path}: {type(err).__name__}: {first}"))

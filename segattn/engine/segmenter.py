@@ -130,7 +130,7 @@ class Segmenter:
         per image, this process's share under torchrun, skipping images done before with the same weights and
         settings; returns ``(segmented, [(path, reason)] failed, skipped)``."""
         return infer_folder(self.model, self.cfg, input_dir, output_dir, self.palette, self.device, recursive,
-                            progress, self.class_names, self.info.get("weights_file"))
+                            progress, self.class_names, self.info.get("weights_file"), self.cfg.eval.compile)
 
     # -- saving --------------------------------------------------------------------------------
     def save_pretrained(self, folder: str, hashed: bool = False, title: str = None) -> str:

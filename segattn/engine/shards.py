@@ -74,7 +74,8 @@ def settings_digest(cfg) -> str:
     settings = {"model": OmegaConf.to_container(cfg.model, resolve=True),
                 "test_resize": OmegaConf.to_container(cfg.data, resolve=True).get("test_resize"),
                 "eval": OmegaConf.to_container(cfg.eval, resolve=True)}
-    settings["eval"].pop("channels_last", None)  # a memory layout: the same labels
+    for key in ("channels_last", "compile"):  # a memory layout, compiled or not: the same labels
+        settings["eval"].pop(key, None)
     settings["model"]["encoder"].pop("weights", None)  # where ImageNet weights came from: the checkpoint has them all
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 

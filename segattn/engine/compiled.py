@@ -1,0 +1,97 @@
+"""``eval.compile``: ``torch.compile`` for the tools' inference over many images (off | on | auto).
+
+Compiling costs seconds to a minute once and saves a few percent on every
+image after it (``benchmarks/compiled_eval.py`` measures both, labels
+included), so it pays on long runs only. ``auto`` decides from the run itself:
+it times the second image eagerly (the first one warms up) and compiles when
+the images left, at that time each and :data:`EXPECTED_GAIN`, would save more
+than :data:`EXPECTED_COMPILE_S`. ``on`` compiles from the first image. Where
+compiling fails, ``on`` stops with one line saying so, ``auto`` goes on eagerly.
+
+The training loop's validation never compiles: the weights it evaluates change
+between validations, and its model is the one being trained.
+"""
+import logging
+import sys
+import time
+
+import torch
+from tqdm import tqdm
+
+from ..errors import ConfigError, first_line
+
+log = logging.getLogger(__name__)
+
+
+def say(line: str):
+    """One line on stderr that a progress bar does not break."""
+    tqdm.write(line, file=sys.stderr)
+
+MODES = ("off", "on", "auto")
+
+
+class CompileFailed(ConfigError):
+    """``eval.compile=on`` and ``torch.compile`` failed on the first image."""
+
+# what ``auto`` assumes: speed-up of compiled over eager inference and the compile time, on the side of caution
+# against benchmarks/compiled_eval.py's results (docs/deployment.md: 1.0-1.1x, 10-40 s on 2-core CPUs)
+EXPECTED_GAIN = 1.05
+EXPECTED_COMPILE_S = 30.0
+
+
+def worth_compiling(images_left: int, eager_s: float, gain: float = EXPECTED_GAIN,
+                    compile_s: float = EXPECTED_COMPILE_S) -> bool:
+    """Whether ``images_left`` images at ``eager_s`` each save more than ``compile_s`` at ``gain``."""
+    return images_left * eager_s * (1 - 1 / gain) > compile_s
+
+
+class EvalCompile:
+    """Runs each image's inference on the eager model or its compiled form, as ``mode`` says.
+
+    ``run(fn)`` calls ``fn(model)`` with the model to use now and returns its
+    result; ``images`` is how many calls the run will make (one per image).
+    ``compile_s`` is set after the first compiled image: its time, less the
+    eager time where one was measured (the compile time, as near as one run
+    tells).
+    """
+
+    def __init__(self, model, mode: str, images: int):
+        if mode not in MODES:
+            raise ConfigError(f"eval.compile must be one of {', '.join(MODES)}, got {mode!r}")
+        self.eager, self.model, self.mode = model, model, mode
+        self.left, self.seen, self.eager_s = images, 0, None
+        self.compiled = False
+        self.compile_s = None
+        if mode == "on":
+            self._compile()
+
+    def _compile(self):
+        self.model, self.compiled = torch.compile(self.eager), True
+
+    def run(self, fn):
+        first_compiled = self.compiled and self.compile_s is None
+        start = time.perf_counter()
+        try:
+            out = fn(self.model)
+        except Exception as err:  # noqa: BLE001 - a compiler error surfaces from the first compiled call
+            if not first_compiled:
+                raise
+            if self.mode == "on":
+                raise CompileFailed(f"eval.compile=on: torch.compile failed: {type(err).__name__}: "
+                                  f"{first_line(err)}; set eval.compile=off (or auto) to run eagerly") from None
+            log.warning("eval.compile=auto: torch.compile failed (%s: %s); going on eagerly", type(err).__name__,
+                        first_line(err))
+            self.model, self.compiled, self.compile_s = self.eager, False, 0.0
+            out = fn(self.model)
+        seconds = time.perf_counter() - start
+        self.seen, self.left = self.seen + 1, self.left - 1
+        if first_compiled and self.compiled:
+            self.compile_s = max(seconds - (self.eager_s or 0.0), 0.0)
+            say(f"eval.compile={self.mode}: compiled in {self.compile_s:.1f} s (the first compiled image's time"
+                f"{' less an eager one' if self.eager_s else ''})")
+        elif not self.compiled and self.mode == "auto" and self.seen == 2 and self.compile_s is None:
+            self.eager_s = seconds
+            if worth_compiling(self.left, seconds):
+                say(f"eval.compile=auto: {self.left} images left at {seconds:.2f} s each: compiling")
+                self._compile()
+        return out
