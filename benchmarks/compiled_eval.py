@@ -7,10 +7,11 @@
 For each head: its demo checkpoint (as ``benchmarks/int8.py`` finds or trains
 it) in ``eval.channels_last``'s format, segmenting one 256 x 512 demo val image
 as the tools do (``predict_labels``: normalisation, the model, the resize to
-the image, softmax, argmax) three ways, in turn each round: eager, compiled
-as ``eval.compile`` compiles (``torch.compile``, default options), and
-compiled with Inductor's freezing (weights folded in as constants: BatchNorm
-folded into the convolutions, oneDNN's weight prepacking). Each compile time
+the image, softmax, argmax) three ways, in turn each round: eager,
+``torch.compile`` with its default options, and compiled as ``eval.compile``
+compiles (:data:`segattn.engine.compiled.OPTIONS`: Inductor's freezing, the
+weights folded in as constants: BatchNorm folded into the convolutions,
+oneDNN's weight prepacking). Each compile time
 is its first call's time less an eager image's, with an empty Inductor cache
 (as on a machine that never compiled the model; a warm cache is faster). Labels of every val image are
 compared with eager's; "repaid after" is the images a run needs before the
@@ -27,7 +28,7 @@ import torch
 from _common import ROOT, add_common_args, write_results
 from int8 import checkpoint
 
-VARIANTS = {"eager": None, "compiled": {}, "frozen": {"freezing": True}}
+VARIANTS = {"eager": None, "compiled": {}, "frozen": "eval.compile"}
 
 
 def measure(head: str, args, tmp: str) -> dict:
@@ -37,6 +38,7 @@ def measure(head: str, args, tmp: str) -> dict:
     from segattn.configure import load_tool_config
     from segattn.data import build_dataset
     from segattn.data.io import read_image
+    from segattn.engine.compiled import OPTIONS
     from segattn.engine.predictor import load_model, predict_labels
 
     config = os.path.join(ROOT, "configs", "demo", f"{head}.yaml")
@@ -57,7 +59,7 @@ def measure(head: str, args, tmp: str) -> dict:
             continue
         torch._dynamo.reset()  # each variant compiles from nothing, as a first run on a new machine does
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(dir=tmp)
-        models[name] = torch.compile(model, options=options)
+        models[name] = torch.compile(model, options=OPTIONS if options == "eval.compile" else options)
         start = time.perf_counter()
         run(models[name])
         row[f"{name}_compile_s"] = time.perf_counter() - start - eager_s
@@ -77,8 +79,8 @@ def measure(head: str, args, tmp: str) -> dict:
 def table(rows: list) -> str:
     lines = ["| head | path | ms | x eager | compile s | repaid after (images) | val labels as eager % |",
              "|---|---|---|---|---|---|---|"]
-    names = {"eager": "eager (eval.compile=off)", "compiled": "compiled (eval.compile=on)",
-             "frozen": "compiled, freezing"}
+    names = {"eager": "eager (eval.compile=off)", "compiled": "compiled, default options",
+             "frozen": "compiled, freezing (eval.compile=on)"}
     for r in rows:
         for n in VARIANTS:
             saved = r["eager_ms"] - r[n + "_ms"]

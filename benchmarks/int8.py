@@ -95,6 +95,9 @@ def table(rows: list) -> str:
     names = {"pytorch": "PyTorch (tools' eval, float32)", "ort_fp32": "ONNX Runtime float32",
              "ort_int8": "ONNX Runtime int8", "ov_fp32": "OpenVINO float32", "ov_int8": "OpenVINO int8"}
     for r in rows:
+        if "error" in r:  # one head that failed, said in the table; the others measured
+            lines.append(f"| {r['head']} | failed: {r['error']} | | | | | |")
+            continue
         for p in PATHS:
             lines.append(f"| {r['head']} | {names[p]} | {r[p + '_ms']:.1f} | {r['ort_fp32_ms'] / r[p + '_ms']:.2f} | "
                          f"{r['pytorch_ms'] / r[p + '_ms']:.2f} | {r[p + '_miou']:.2f} | {r[p + '_same']:.2f} |")
@@ -117,14 +120,19 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         for head in args.heads.split(","):
             print(f"[cpu] {head}: export, int8, five paths timed and evaluated ...", file=sys.stderr, flush=True)
-            rows.append(measure(head, args, tmp))
+            try:
+                rows.append(measure(head, args, tmp))
+            except Exception as err:  # noqa: BLE001 - one head's failure must not lose the others' rows
+                first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                print(f"[cpu] {head} failed: {type(err).__name__}: {first}", file=sys.stderr, flush=True)
+                rows.append({"head": head, "error": f"{type(err).__name__}: {first[:300]}"})
     text = table(rows) + (f"\n\nOne 256 x 512 demo val image, median of {args.repeats}, {args.threads} threads; int8: "
                           f"{args.calibration_images} calibration images of the train split, float: {args.keep_float}; "
                           "mIoU on the demo val split.")
     print(text)
     write_results("int8", "cpu", rows, text, {"calibration_images": args.calibration_images,
                                               "keep_float": args.keep_float, "threads": args.threads}, args.output)
-    return 0
+    return 1 if any("error" in r for r in rows) else 0
 
 
 if __name__ == "__main__":

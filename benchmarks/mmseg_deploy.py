@@ -14,7 +14,8 @@ after a second's rest (the runtimes' thread pools spin on), median of
 - mmsegmentation: its normalisation (mean / std), ``encode_decode`` (the
   logits at the input size) and the argmax, in float32 PyTorch;
 - segattn as ``tools/eval.py`` runs a checkpoint (``predict_labels``: channels-
-  last, one whole pass at scale 1), eager and under ``eval.compile=on``;
+  last, one whole pass at scale 1), eager and compiled as ``eval.compile=on``
+  compiles (with freezing);
 - the model exported by ``tools/export.py``'s code at that size, float32 and
   int8 (``--int8``: calibrated on ``--calibration-images`` demo train images,
   Softmax kept float), in ONNX Runtime and OpenVINO.
@@ -52,6 +53,7 @@ def measure(head: str, args, tmp: str) -> dict:
     from segattn.deploy.export import export_onnx
     from segattn.deploy.quantize import calibration_images, quantize_onnx
     from segattn.deploy.runtimes import open_runtime
+    from segattn.engine.compiled import OPTIONS
     from segattn.engine.device import memory_format
     from segattn.engine.predictor import predict_labels
     from segattn.interop.mmseg_peer import mmseg_logits
@@ -78,7 +80,7 @@ def measure(head: str, args, tmp: str) -> dict:
             x = (torch.from_numpy(image).permute(2, 0, 1)[None].float() - mean) / std
             return mmseg_logits(theirs, x).argmax(1)[0].numpy().astype(np.uint8)
 
-    models = {"eager": ours, "compiled": torch.compile(ours),
+    models = {"eager": ours, "compiled": torch.compile(ours, options=OPTIONS),
               "ort_fp32": open_runtime("onnxruntime", fp32, args.threads),
               "ort_int8": open_runtime("onnxruntime", int8, args.threads),
               "ov_fp32": open_runtime("openvino", fp32, args.threads),

@@ -82,6 +82,10 @@ def _float_nodes(graph, keep_float) -> list:
             stack += [made_by[i] for i in up.input if i in made_by]
         names.update(n.name for out in node.output for n in used_by.get(out, []) if n.op_type == "MatMul")
     names.update(n.name for n in graph.node if "logits" in n.output)
+    # a MatMul with a constant weight of 3 or more dimensions (EMANet's bases, 1 x C x K): ONNX Runtime's int8
+    # MatMul takes per-channel parameters of a 2-D weight only and fails on it at run time
+    ranks = {i.name: len(i.dims) for i in graph.initializer}
+    names.update(n.name for n in graph.node if n.op_type == "MatMul" and ranks.get(n.input[1], 0) > 2)
     return sorted(names)
 
 

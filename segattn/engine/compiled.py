@@ -1,8 +1,11 @@
 """``eval.compile``: ``torch.compile`` for the tools' inference over many images (off | on | auto).
 
-Compiling costs seconds to a minute once and saves a few percent on every
-image after it (``benchmarks/compiled_eval.py`` measures both, labels
-included), so it pays on long runs only. ``auto`` decides from the run itself:
+The model is compiled with Inductor's freezing: its weights become constants,
+so BatchNorm folds into the convolutions and oneDNN prepacks their weights
+(the tools never change the weights of a model they evaluate). Compiling costs
+seconds once and saves a few percent on every image after it
+(``benchmarks/compiled_eval.py`` measures both, labels included), so it pays
+on long runs only. ``auto`` decides from the run itself:
 it times the second image eagerly (the first one warms up) and compiles when
 the images left, at that time each and :data:`EXPECTED_GAIN`, would save more
 than :data:`EXPECTED_COMPILE_S`. ``on`` compiles from the first image. Where
@@ -22,21 +25,21 @@ from ..errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)
 
-
-def say(line: str):
-    """One line on stderr that a progress bar does not break."""
-    tqdm.write(line, file=sys.stderr)
-
 MODES = ("off", "on", "auto")
+# what ``auto`` assumes, from benchmarks/compiled_eval.py's results (docs/deployment.md): the smallest speed-up
+# it measured with freezing and the longest compile (a process's first, which pays Inductor's own start-up)
+EXPECTED_GAIN = 1.03
+EXPECTED_COMPILE_S = 20.0
+OPTIONS = {"freezing": True}
 
 
 class CompileFailed(ConfigError):
     """``eval.compile=on`` and ``torch.compile`` failed on the first image."""
 
-# what ``auto`` assumes: speed-up of compiled over eager inference and the compile time, on the side of caution
-# against benchmarks/compiled_eval.py's results (docs/deployment.md: 1.0-1.1x, 10-40 s on 2-core CPUs)
-EXPECTED_GAIN = 1.05
-EXPECTED_COMPILE_S = 30.0
+
+def say(line: str):
+    """One line on stderr that a progress bar does not break."""
+    tqdm.write(line, file=sys.stderr)
 
 
 def worth_compiling(images_left: int, eager_s: float, gain: float = EXPECTED_GAIN,
@@ -66,7 +69,7 @@ class EvalCompile:
             self._compile()
 
     def _compile(self):
-        self.model, self.compiled = torch.compile(self.eager), True
+        self.model, self.compiled = torch.compile(self.eager, options=OPTIONS), True
 
     def run(self, fn):
         first_compiled = self.compiled and self.compile_s is None

@@ -36,7 +36,7 @@ def test_compiled_eval_times_and_compares_labels(demo_root, tmp_path):
     for name in ("eager", "compiled", "frozen"):
         assert row[f"{name}_ms"] > 0 and row[f"{name}_same"] >= 99.9
     assert row["eager_same"] == 100 and row["compiled_compile_s"] > 0 and row["frozen_compile_s"] > 0
-    assert "| fcn | compiled (eval.compile=on) |" in path.with_suffix(".md").read_text()
+    assert "| fcn | compiled, freezing (eval.compile=on) |" in path.with_suffix(".md").read_text()
 
 
 def test_compiled_train_times_steps_and_the_run(demo_root, tmp_path):
