@@ -77,7 +77,7 @@ def test_auto_compiles_where_the_run_repays_it(monkeypatch, images, compiles):
 def test_worth_compiling():
     assert worth_compiling(1000, 1.0, gain=1.05, compile_s=30)  # 1000 s eager saves 47.6 s
     assert not worth_compiling(600, 1.0, gain=1.05, compile_s=30)  # 28.6 s
-    assert worth_compiling(700, 1.0) and not worth_compiling(600, 1.0)  # the defaults: ~11.5 eager minutes
+    assert worth_compiling(1100, 1.0) and not worth_compiling(1000, 1.0)  # the defaults: ~17 eager minutes
     assert not worth_compiling(10 ** 9, 1.0, gain=1.0, compile_s=1)
 
 
