@@ -9,7 +9,8 @@ on long runs only. ``auto`` decides from the run itself:
 it times the second image eagerly (the first one warms up) and compiles when
 the images left, at that time each and :data:`EXPECTED_GAIN`, would save more
 than :data:`EXPECTED_COMPILE_S`. ``on`` compiles from the first image. Where
-compiling fails, ``on`` stops with one line saying so, ``auto`` goes on eagerly.
+compiling fails (on any image: a new size compiles again), ``on`` stops with
+one line saying so, ``auto`` goes on eagerly.
 
 The training loop's validation never compiles: the weights it evaluates change
 between validations, and its model is the one being trained.
@@ -44,6 +45,12 @@ def say(line: str):
     tqdm.write(line, file=sys.stderr)
 
 
+def compiler_error(err: Exception) -> bool:
+    """Whether ``err`` is Dynamo's or Inductor's (a compile that failed), not the model's or the data's."""
+    return (isinstance(err, torch._dynamo.exc.TorchDynamoException)
+            or type(err).__module__.startswith(("torch._dynamo", "torch._inductor")))
+
+
 def worth_compiling(images_left: int, eager_s: float, gain: float = EXPECTED_GAIN,
                     compile_s: float = EXPECTED_COMPILE_S) -> bool:
     """Whether ``images_left`` images at ``eager_s`` each save more than ``compile_s`` at ``gain``."""
@@ -65,7 +72,7 @@ class EvalCompile:
             raise ConfigError(f"eval.compile must be one of {', '.join(MODES)}, got {mode!r}")
         self.eager, self.model, self.mode = model, model, mode
         self.left, self.seen, self.eager_s = images, 0, None
-        self.compiled = False
+        self.compiled = self.gave_up = False
         self.compile_s = None
         if mode == "on":
             self._compile()
@@ -78,15 +85,16 @@ class EvalCompile:
         start = time.perf_counter()
         try:
             out = fn(self.model)
-        except Exception as err:  # noqa: BLE001 - a compiler error surfaces from the first compiled call
-            if not first_compiled:
-                raise
+        except Exception as err:  # noqa: BLE001 - the compiler's errors surface from a compiled call
+            if not (self.compiled and compiler_error(err)):
+                raise  # an image's own failure (unreadable, ...): its caller's to report
+            inner = getattr(err, "inner_exception", None) or err
+            reason = f"{type(inner).__name__}: {first_line(inner)}"
             if self.mode == "on":
-                raise CompileFailed(f"eval.compile=on: torch.compile failed: {type(err).__name__}: "
-                                  f"{first_line(err)}; set eval.compile=off (or auto) to run eagerly") from None
-            log.warning("eval.compile=auto: torch.compile failed (%s: %s); going on eagerly", type(err).__name__,
-                        first_line(err))
-            self.model, self.compiled, self.compile_s = self.eager, False, 0.0
+                raise CompileFailed(f"eval.compile=on: torch.compile failed: {reason}; set eval.compile=off (or "
+                                    "auto) to run eagerly") from None
+            log.warning("eval.compile=auto: torch.compile failed (%s); going on eagerly", reason)
+            self.model, self.compiled, self.gave_up = self.eager, False, True
             out = fn(self.model)
         seconds = time.perf_counter() - start
         self.seen, self.left = self.seen + 1, self.left - 1
@@ -94,7 +102,7 @@ class EvalCompile:
             self.compile_s = max(seconds - (self.eager_s or 0.0), 0.0)
             say(f"eval.compile={self.mode}: compiled in {self.compile_s:.1f} s (the first compiled image's time"
                 f"{' less an eager one' if self.eager_s else ''})")
-        elif not self.compiled and self.mode == "auto" and self.seen == 2 and self.compile_s is None:
+        elif not self.compiled and self.mode == "auto" and self.seen == 2 and not self.gave_up:
             self.eager_s = seconds
             if worth_compiling(self.left, seconds):
                 say(f"eval.compile=auto: {self.left} images left at {seconds:.2f} s each: compiling")

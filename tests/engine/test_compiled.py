@@ -51,16 +51,20 @@ class Slow(torch.nn.Module):
         return x + 1
 
 
-def fake_compile(calls, fail=False):
+def fake_compile(calls, fail=None):
     def compile_(module, options=None):
         calls.append(module)
 
         def run(*args):
-            if fail:
-                raise RuntimeError("InductorError: no C++ compiler found\n(the rest of a long trace)")
+            if fail is not None:
+                raise fail
             return module(*args) * 10
         return run
     return compile_
+
+
+COMPILER_ERROR = torch._dynamo.exc.BackendCompilerFailed(
+    lambda: None, RuntimeError("no C++ compiler found\n(the rest of a long trace)"), None)
 
 
 @pytest.mark.parametrize("images, compiles", [(3, False), (10 ** 6, True)])
@@ -82,12 +86,16 @@ def test_worth_compiling():
 
 
 def test_a_failing_compiler(monkeypatch):
-    """``on`` stops with one line naming the fix; ``auto`` goes on eagerly with the same result."""
-    monkeypatch.setattr(compiled.torch, "compile", fake_compile([], fail=True))
-    with pytest.raises(CompileFailed, match=r"^eval.compile=on: torch.compile failed: RuntimeError: InductorError: "
-                       r"no C\+\+ compiler found; set eval.compile=off") as err:
+    """``on`` stops with one line naming the fix; ``auto`` goes on eagerly with the same result; an error that is
+    not the compiler's (an image's own) passes through as it is."""
+    monkeypatch.setattr(compiled.torch, "compile", fake_compile([], fail=COMPILER_ERROR))
+    with pytest.raises(CompileFailed, match=r"^eval.compile=on: torch.compile failed: RuntimeError: no C\+\+ "
+                       r"compiler found; set eval.compile=off") as err:
         EvalCompile(Slow(), "on", 5).run(lambda m: m(torch.zeros(1)))
     assert "\n" not in str(err.value)
     pacer = EvalCompile(Slow(), "auto", 10 ** 6)
     assert [pacer.run(lambda m: m(torch.zeros(1))).item() for _ in range(4)] == [1, 1, 1, 1]
-    assert pacer.compiled is False
+    assert pacer.compiled is False and pacer.gave_up
+    monkeypatch.setattr(compiled.torch, "compile", fake_compile([], fail=ValueError("truncated image")))
+    with pytest.raises(ValueError, match="truncated image"):
+        EvalCompile(Slow(), "on", 5).run(lambda m: m(torch.zeros(1)))
