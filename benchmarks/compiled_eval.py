@@ -26,14 +26,12 @@ import time
 import torch
 
 from _common import ROOT, add_common_args, write_results
-from int8 import checkpoint
+from int8 import checkpoint, labels_same
 
 VARIANTS = {"eager": None, "compiled": {}, "frozen": "eval.compile"}
 
 
 def measure(head: str, args, tmp: str) -> dict:
-    import numpy as np
-
     from segattn.analysis.benchmark import alternating_medians
     from segattn.configure import load_tool_config
     from segattn.data import build_dataset
@@ -65,14 +63,7 @@ def measure(head: str, args, tmp: str) -> dict:
         row[f"{name}_compile_s"] = time.perf_counter() - start - eager_s
     ms = alternating_medians({n: (lambda m=m: run(m)) for n, m in models.items()}, args.repeats, args.warmup)
     row.update({f"{n}_ms": v for n, v in ms.items()})
-    same, total = {n: 0 for n in models}, 0
-    for i in range(len(dataset)):
-        image_i = read_image(dataset.load(i)[2])
-        labels = {n: predict_labels(m, cfg, image_i, "cpu") for n, m in models.items()}
-        total += labels["eager"].size
-        for n in models:
-            same[n] += int(np.count_nonzero(labels[n] == labels["eager"]))
-    row.update({f"{n}_same": 100 * same[n] / total for n in models})
+    row.update({f"{n}_same": v for n, v in labels_same(models, cfg, dataset, "eager").items()})
     return row
 
 

@@ -47,8 +47,6 @@ def export(config: str, ckpt: str, out: str, overrides, *extra):
 
 
 def measure(head: str, args, tmp: str) -> dict:
-    import numpy as np
-
     from segattn.analysis.benchmark import alternating_medians
     from segattn.configure import load_tool_config
     from segattn.data import build_dataset
@@ -77,16 +75,26 @@ def measure(head: str, args, tmp: str) -> dict:
     for name, m in paths.items():
         print(f"[cpu] {head}: {name} on the val split ...", file=sys.stderr, flush=True)
         row[f"{name}_miou"] = 100 * evaluate(m, dataset, cfg, "cpu", progress=False)["mIoU"]
-    same = {name: 0 for name in paths}
-    total = 0
+    row.update({f"{name}_same": v for name, v in labels_same(paths, cfg, dataset, "ort_fp32").items()})
+    return row
+
+
+def labels_same(models: dict, cfg, dataset, reference: str) -> dict:
+    """``{name: % of the split's pixels whose label equals the reference model's}``, each image as the tools
+    predict it (``predict_labels``)."""
+    import numpy as np
+
+    from segattn.data.io import read_image
+    from segattn.engine.predictor import predict_labels
+
+    same, total = {name: 0 for name in models}, 0
     for i in range(len(dataset)):
         image = read_image(dataset.load(i)[2])
-        labels = {name: predict_labels(m, cfg, image, "cpu") for name, m in paths.items()}
-        total += labels["ort_fp32"].size
-        for name in paths:
-            same[name] += int(np.count_nonzero(labels[name] == labels["ort_fp32"]))
-    row.update({f"{name}_same": 100 * same[name] / total for name in paths})
-    return row
+        labels = {name: predict_labels(m, cfg, image, "cpu") for name, m in models.items()}
+        total += labels[reference].size
+        for name in models:
+            same[name] += int(np.count_nonzero(labels[name] == labels[reference]))
+    return {name: 100 * same[name] / total for name in models}
 
 
 def table(rows: list) -> str:
