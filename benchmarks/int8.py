@@ -10,7 +10,9 @@ weights say nothing about quantization), exported by ``tools/export.py`` at
 the demo images' 256 x 512, as float and with ``--int8``. Five paths then
 segment the same val image, in turn each round so that a slow moment of the
 machine hits all, each after a second's rest (the previous path's worker
-threads spin on after it returns and would slow the next), medians of ``--repeats``: PyTorch as the tools run it
+threads spin on after it returns and would slow the next) and one untimed
+call (the time of an image in a stream, not of the first after a pause),
+medians of ``--repeats``: PyTorch as the tools run it
 (float32 in ``eval.channels_last``'s format: ``predict_labels``), ONNX Runtime
 float32 and int8, OpenVINO float32 and int8, each on ``--threads`` threads.
 Every path is then evaluated on the demo val split as ``tools/eval.py`` does
@@ -70,7 +72,8 @@ def measure(head: str, args, tmp: str) -> dict:
     dataset = build_dataset(cfg.data, cfg.data.val_split)
     image = read_image(dataset.load(0)[2])
     jobs = {name: (lambda m=m: predict_labels(m, cfg, image, "cpu")) for name, m in paths.items()}
-    ms = alternating_medians(jobs, args.repeats, args.warmup, pause_s=1.0)  # three thread pools in one process
+    # three thread pools in one process: a rest before each path, then one untimed call (as images stream)
+    ms = alternating_medians(jobs, args.repeats, args.warmup, pause_s=1.0, settle=1)
     row = {"head": head, "checkpoint": ckpt, **{f"{k}_ms": v for k, v in ms.items()}}
     for name, m in paths.items():
         print(f"[cpu] {head}: {name} on the val split ...", file=sys.stderr, flush=True)

@@ -133,11 +133,14 @@ def time_ms(fn: Callable, device, repeats: int, warmup: int) -> float:
 
 
 def alternating_medians(jobs: Dict[str, Callable], repeats: int, warmup: int,
-                        pause_s: float = 0.0) -> Dict[str, float]:
+                        pause_s: float = 0.0, settle: int = 0) -> Dict[str, float]:
     """Median wall ms of each job, the jobs run in turn each round, so a slow moment of the machine hits all.
 
     ``pause_s``: rest before each timed job, for jobs with thread pools of their own (PyTorch's OpenMP, ONNX
-    Runtime's, OpenVINO's): the previous job's workers spin on after it returns and would slow the next one."""
+    Runtime's, OpenVINO's): the previous job's workers spin on after it returns and would slow the next one.
+    ``settle``: untimed calls of a job right before its timed one: after the rest, its own pool wakes from
+    sleep and its data is out of the caches, which slowed a first call of a 15 ms job by a third; images
+    streamed through a deployed model run back to back."""
     for _ in range(warmup):
         for job in jobs.values():
             job()
@@ -145,6 +148,8 @@ def alternating_medians(jobs: Dict[str, Callable], repeats: int, warmup: int,
     for _ in range(repeats):
         for name, job in jobs.items():
             time.sleep(pause_s)
+            for _ in range(settle):
+                job()
             start = time.perf_counter()
             job()
             times[name].append((time.perf_counter() - start) * 1e3)
