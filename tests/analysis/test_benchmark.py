@@ -165,3 +165,28 @@ def test_cpu_peak_is_not_lowered_by_earlier_garbage():
     finally:
         if enabled:
             gc.enable()
+
+
+def test_alternating_medians_settles_each_job_before_timing_it(monkeypatch):
+    """With ``settle`` untimed calls before each timed one, a job slow only on its first call after another job
+    ran (a pool woken from its rest) is timed as it runs in a stream. The clock is the jobs' own: no timing."""
+    import types
+
+    from segattn.analysis import benchmark
+
+    clock, last, calls = [0.0], [None], []
+    monkeypatch.setattr(benchmark, "time", types.SimpleNamespace(perf_counter=lambda: clock[0],
+                                                                 sleep=lambda s: None))
+
+    def job(name):
+        def run():
+            clock[0] += 0.020 if last[0] != name else 0.001  # the first call after the other job: 20 ms
+            last[0] = name
+            calls.append(name)
+        return run
+
+    jobs = {"a": job("a"), "b": job("b")}
+    assert benchmark.alternating_medians(jobs, repeats=3, warmup=1, pause_s=1.0) == pytest.approx({"a": 20, "b": 20})
+    calls.clear()
+    settled = benchmark.alternating_medians(jobs, repeats=3, warmup=1, pause_s=1.0, settle=1)
+    assert settled == pytest.approx({"a": 1, "b": 1}) and calls.count("a") == 1 + 3 * 2
