@@ -26,7 +26,7 @@ import time
 import torch
 
 from _common import ROOT, add_common_args, write_results
-from int8 import checkpoint, labels_same
+from int8 import add_demo_head_args, checkpoint, labels_same
 
 VARIANTS = {"eager": None, "compiled": {}, "frozen": "eval.compile"}
 
@@ -84,9 +84,7 @@ def table(rows: list) -> str:
 
 def main(argv=None):
     p = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[1]), repeats=7)
-    p.add_argument("--heads", default="ccnet", help="comma list of heads with a configs/demo/<head>.yaml")
-    p.add_argument("--checkpoints", default=os.path.join(ROOT, "checkpoints"),
-                   help="where demo_<head>/best.pth are looked for (default checkpoints/)")
+    add_demo_head_args(p)
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("overrides", nargs="*", help="key=value overrides of every demo config (data.root=..., say)")
     args = p.parse_args(argv)

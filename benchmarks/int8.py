@@ -31,6 +31,14 @@ from _common import ROOT, add_common_args, write_results
 PATHS = ("pytorch", "ort_fp32", "ort_int8", "ov_fp32", "ov_int8")
 
 
+def add_demo_head_args(parser):
+    """``--heads`` and ``--checkpoints``: the demo-trained heads a script measures, and where they are found."""
+    parser.add_argument("--heads", default="ccnet", help="comma list of heads with a configs/demo/<head>.yaml")
+    parser.add_argument("--checkpoints", default=os.path.join(ROOT, "checkpoints"),
+                        help="where demo_<head>/best.pth are looked for (default checkpoints/)")
+    return parser
+
+
 def checkpoint(head: str, folder: str, tmp: str, overrides=()) -> str:
     """The demo checkpoint of ``head``: ``folder``'s, or one trained now as the README's first run trains it."""
     path = os.path.join(folder, f"demo_{head}", "best.pth")
@@ -117,9 +125,7 @@ def table(rows: list) -> str:
 
 def main(argv=None):
     p = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]), repeats=5)
-    p.add_argument("--heads", default="ccnet", help="comma list of heads with a configs/demo/<head>.yaml")
-    p.add_argument("--checkpoints", default=os.path.join(ROOT, "checkpoints"),
-                   help="where demo_<head>/best.pth are looked for (default checkpoints/)")
+    add_demo_head_args(p)
     p.add_argument("--calibration-images", type=int, default=32)
     p.add_argument("--keep-float", default="Softmax")
     p.add_argument("--threads", type=int, default=2, help="threads of every path (torch's too)")
