@@ -26,7 +26,7 @@ import time
 import torch
 
 from _common import ROOT, add_common_args, write_results
-from int8 import add_demo_head_args, checkpoint, labels_same
+from int8 import add_demo_args, checkpoint, labels_same
 
 VARIANTS = {"eager": None, "compiled": {}, "frozen": "eval.compile"}
 
@@ -84,9 +84,7 @@ def table(rows: list) -> str:
 
 def main(argv=None):
     p = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[1]), repeats=7)
-    add_demo_head_args(p)
-    p.add_argument("--threads", type=int, default=2, help="torch threads")
-    p.add_argument("overrides", nargs="*", help="key=value overrides of every demo config (data.root=..., say)")
+    add_demo_args(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     sys.path.insert(0, ROOT)

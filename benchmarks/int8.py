@@ -31,11 +31,14 @@ from _common import ROOT, add_common_args, write_results
 PATHS = ("pytorch", "ort_fp32", "ort_int8", "ov_fp32", "ov_int8")
 
 
-def add_demo_head_args(parser):
-    """``--heads`` and ``--checkpoints``: the demo-trained heads a script measures, and where they are found."""
+def add_demo_args(parser):
+    """What a script measuring the demo-trained heads takes: which heads, where their checkpoints are, the threads
+    of every path and the demo configs' overrides."""
     parser.add_argument("--heads", default="ccnet", help="comma list of heads with a configs/demo/<head>.yaml")
     parser.add_argument("--checkpoints", default=os.path.join(ROOT, "checkpoints"),
                         help="where demo_<head>/best.pth are looked for (default checkpoints/)")
+    parser.add_argument("--threads", type=int, default=2, help="threads of every path (torch's too)")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides of every demo config (data.root=..., say)")
     return parser
 
 
@@ -125,11 +128,9 @@ def table(rows: list) -> str:
 
 def main(argv=None):
     p = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]), repeats=5)
-    add_demo_head_args(p)
+    add_demo_args(p)
     p.add_argument("--calibration-images", type=int, default=32)
     p.add_argument("--keep-float", default="Softmax")
-    p.add_argument("--threads", type=int, default=2, help="threads of every path (torch's too)")
-    p.add_argument("overrides", nargs="*", help="key=value overrides of every demo config (data.root=..., say)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     sys.path.insert(0, ROOT)
@@ -140,9 +141,11 @@ def main(argv=None):
             try:
                 rows.append(measure(head, args, tmp))
             except Exception as err:  # noqa: BLE001 - one head's failure must not lose the others' rows
-                first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-                print(f"[cpu] {head} failed: {type(err).__name__}: {first}", file=sys.stderr, flush=True)
-                rows.append({"head": head, "error": f"{type(err).__name__}: {first[:300]}"})
+                from segattn.errors import first_line
+
+                error = f"{type(err).__name__}: {first_line(err, 300)}"
+                print(f"[cpu] {head} failed: {error}", file=sys.stderr, flush=True)
+                rows.append({"head": head, "error": error})
     text = table(rows) + (f"\n\nOne 256 x 512 demo val image, median of {args.repeats}, {args.threads} threads; int8: "
                           f"{args.calibration_images} calibration images of the train split, float: {args.keep_float}; "
                           "mIoU on the demo val split.")

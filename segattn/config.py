@@ -154,6 +154,9 @@ class TrainConfig:
     overwrite: bool = False          # a new run may replace an earlier run's checkpoints in its folder
 
 
+COMPILE_MODES = ("off", "on", "auto")  # eval.compile (segattn.engine.compiled)
+
+
 @dataclass
 class EvalConfig:
     mode: str = "whole"              # whole | slide
@@ -415,4 +418,4 @@ def validate(cfg: DictConfig, source: str = "config"):
              "must not exceed eval.crop_size")
     _require(len(e.scales) >= 1 and min(e.scales) > 0, source, "eval.scales", "must be a non-empty list of scales > 0")
     e.compile = {"True": "on", "False": "off"}.get(e.compile, e.compile)  # YAML reads a bare on / off as a boolean
-    _require(e.compile in ("off", "on", "auto"), source, "eval.compile", f"must be off, on or auto, got {e.compile!r}")
+    _require(e.compile in COMPILE_MODES, source, "eval.compile", f"must be off, on or auto, got {e.compile!r}")

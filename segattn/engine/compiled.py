@@ -22,11 +22,11 @@ import time
 import torch
 from tqdm import tqdm
 
+from ..config import COMPILE_MODES
 from ..errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)
 
-MODES = ("off", "on", "auto")
 # what ``auto`` assumes, from benchmarks/compiled_eval.py's results (docs/deployment.md): about the median gain
 # it measured (0.99-1.04x) and its longest compile (a process's first, which pays Inductor's own start-up). So
 # auto compiles when the rest of the run would take over ~17 minutes eagerly, and where compiling gains nothing
@@ -68,8 +68,8 @@ class EvalCompile:
     """
 
     def __init__(self, model, mode: str, images: int):
-        if mode not in MODES:
-            raise ConfigError(f"eval.compile must be one of {', '.join(MODES)}, got {mode!r}")
+        if mode not in COMPILE_MODES:
+            raise ConfigError(f"eval.compile must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
         self.eager, self.model, self.mode = model, model, mode
         self.left, self.seen, self.eager_s = images, 0, None
         self.compiled = self.gave_up = False

@@ -144,7 +144,7 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
     loader = make_loader(wrapped, 1, cfg.data.workers, sampler, drop_last=False, seed=cfg.train.seed)
     bad = BadSampleCounter(cfg.data.max_bad_samples)
     to_ids = type(dataset).to_label_ids  # what the dataset's own evaluator reads (Cityscapes: label ids)
-    pacer = None if runtime or compile_mode == "off" else EvalCompile(model, compile_mode, len(sampler))
+    pacer = EvalCompile(model, "off" if runtime else compile_mode, len(sampler))
     for i, batch in enumerate(tqdm(loader, desc="eval", leave=False, disable=not progress or get_rank() != 0)):
         bad.report(batch)
         images, masks, paths = batch.images, batch.masks, batch.paths
@@ -154,8 +154,7 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
             probs = class_probabilities(model, cfg, read_image(paths[0]), device, masks.shape[-2:])[None]
         else:
             x, size = images.to(device), masks.shape[-2:]  # at the label's size
-            probs = (pacer.run(lambda m: predict_from_config(m, x, cfg.eval, size)) if pacer
-                     else predict_from_config(model, x, cfg.eval, size))
+            probs = pacer.run(lambda m: predict_from_config(m, x, cfg.eval, size))
         pred = probs.argmax(1).cpu()
         cm.update(masks, pred)
         if save_dir or color_dir:
