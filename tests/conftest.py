@@ -29,6 +29,27 @@ def _seed():
     yield
 
 
+_STDERR = []  # the terminal's stderr, duplicated before a test's output capture replaces it
+
+
+def pytest_configure(config):
+    _STDERR.append(os.dup(sys.stderr.fileno()))
+
+
+@pytest.fixture(autouse=True)
+def _stacks_on_sigterm():
+    """A SIGTERM that ends a test process prints every thread's stack to the terminal first: pytest-xdist only
+    says that a worker "crashed", and says the same for a segfault (which prints its stack through pytest's own
+    faulthandler) and for SIGKILL (the OOM killer's, which nothing can print). Set before each test: a test that
+    installs its own handler and restores the default one drops it."""
+    import faulthandler
+    import signal
+
+    if _STDERR and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        faulthandler.register(signal.SIGTERM, file=_STDERR[0], all_threads=True, chain=True)
+    yield
+
+
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory):
     from helpers import tiny_demo

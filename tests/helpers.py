@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 from omegaconf import OmegaConf
 
 from segattn.config import Config
@@ -223,3 +224,12 @@ def export_model(head, root, out_dir, recurrence=2):
             if name.endswith("gamma"):
                 p.fill_(0.7)
     return cfg, model
+
+
+def assert_labels_are_argmax(labels, logits, tie=1e-5):
+    """The graph's labels output is the argmax of its logits: equal wherever the top two differ by more than a
+    rounding (two passes of a runtime may differ there)."""
+    assert labels.dtype == np.uint8 and labels.shape == logits.shape[1:]
+    top2 = np.sort(logits, axis=0)[-2:]
+    clear = (top2[1] - top2[0]) > tie * np.abs(top2[1]).clip(1)
+    assert clear.mean() > 0.9 and (labels == logits.argmax(0))[clear].all()

@@ -1,11 +1,13 @@
-"""Export a segmentor to ONNX: uint8 RGB images in, class logits at the input size out.
+"""Export a segmentor to ONNX: uint8 RGB images in, class logits and labels at the input size out.
 
 The graph holds what ``tools/infer.py`` does around the network for one
 image: ImageNet normalisation, the resize to the config's first eval scale
-(``eval.scales[0]``, whole image), the network, and the bilinear resize of
-the logits back to the input size. So a runtime feeds ``image`` uint8
-``(B, H, W, 3)`` RGB, as decoded, and gets ``logits`` float32 ``(B, K, H, W)``
-(argmax over K gives the train-id labels). The criss-cross op exports as its
+(``eval.scales[0]``, whole image), the network, the bilinear resize of
+the logits back to the input size and their argmax. So a runtime feeds
+``image`` uint8 ``(B, H, W, 3)`` RGB, as decoded, and gets ``logits`` float32
+``(B, K, H, W)`` and ``labels`` ``(B, H, W)``, the train ids (uint8 up to 256
+classes, else int32): a runtime asked for the labels alone hands back 1 byte a
+pixel instead of 4 K, and runs the argmax in its own threads. The criss-cross op exports as its
 reference (matmul, where, softmax, concat: no einsum, no diagonal op);
 opset 17. With ``dynamic``, batch, height and width are free.
 """
@@ -24,7 +26,7 @@ OPSET = 17
 # docs/operators.md; LayerNormalization from TensorRT 8.6), so an export runs in every runtime a user deploys to.
 # A head that needs more names them in its ``onnx_operators``; the export tests hold every head to its set.
 PORTABLE_OPERATORS = frozenset({
-    "Add", "Cast", "Concat", "Constant", "Conv", "Div", "Equal", "Floor", "Gather", "Identity", "MatMul", "MaxPool",
+    "Add", "ArgMax", "Cast", "Concat", "Constant", "Conv", "Div", "Equal", "Floor", "Gather", "Identity", "MatMul", "MaxPool",
     "Mul", "Range", "ReduceMax", "Relu", "Reshape", "Resize", "Shape", "Slice", "Softmax", "Sub", "Transpose",
     "Unsqueeze", "Where",
     # and those the attention blocks add
@@ -32,7 +34,8 @@ PORTABLE_OPERATORS = frozenset({
 
 
 class ImageToLogits(nn.Module):
-    """``image (B, H, W, 3) uint8 -> logits (B, K, H, W)``: normalise, resize by ``scale``, segment, resize back."""
+    """``image (B, H, W, 3) uint8 -> logits (B, K, H, W), labels (B, H, W)``: normalise, resize by ``scale``,
+    segment, resize back, argmax (the first of equal logits, as torch and numpy take)."""
 
     def __init__(self, model: nn.Module, scale: float = 1.0):
         super().__init__()
@@ -47,8 +50,15 @@ class ImageToLogits(nn.Module):
         if self.scale != 1.0:  # floor(side * scale), sampled by size, as the PyTorch inference path does
             x = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False,
                               recompute_scale_factor=True)
-        logits = self.model(x)["main"]
-        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        logits = F.interpolate(self.model(x)["main"], size=size, mode="bilinear", align_corners=False)
+        # the argmax over the last axis of a channels-last view: OpenVINO holds the logits channels-last and
+        # takes it there in a fraction of the time it takes over axis 1 (and writes no logits when not asked)
+        return logits, logits.permute(0, 2, 3, 1).argmax(-1).to(labels_dtype(logits.shape[1]))
+
+
+def labels_dtype(num_classes: int) -> torch.dtype:
+    """The labels output's type: a byte where the train ids fit in one (what _pred.png stores)."""
+    return torch.uint8 if num_classes <= 256 else torch.int32
 
 
 def export_onnx(model: nn.Module, cfg, path: str, height: int, width: int, dynamic: bool = False) -> dict:
@@ -67,9 +77,10 @@ def export_onnx(model: nn.Module, cfg, path: str, height: int, width: int, dynam
             raise ConfigError(f"export: {name} ({type(module).__name__}) {reason}")
     wrapper = ImageToLogits(model.cpu(), float(cfg.eval.scales[0])).eval()
     example = torch.zeros(1, height, width, 3, dtype=torch.uint8)
-    axes = {"image": {0: "batch", 1: "height", 2: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}}
+    axes = {"image": {0: "batch", 1: "height", 2: "width"}, "logits": {0: "batch", 2: "height", 3: "width"},
+            "labels": {0: "batch", 1: "height", 2: "width"}}
     with torch.no_grad():
-        torch.onnx.export(wrapper, (example,), path, input_names=["image"], output_names=["logits"],
+        torch.onnx.export(wrapper, (example,), path, input_names=["image"], output_names=["logits", "labels"],
                           opset_version=OPSET, dynamic_axes=axes if dynamic else None, dynamo=False)
     graph = onnx.load(path)
     meta = {"segattn.head": parse_spec(cfg.model.head, "model.head")[0], "segattn.num_classes": str(cfg.model.num_classes),

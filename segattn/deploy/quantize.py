@@ -9,8 +9,8 @@ so one file serves both ``--backend`` choices.
 
 Some operators lose too much at 8 bits: the attention's softmax (a few large
 probabilities over thousands of positions) is the usual one. ``keep_float``
-names operator types left in float32; the graph's input normalisation and the
-final resize of the logits (whose argmax is the prediction) always stay float.
+names operator types left in float32; the graph's input normalisation, the
+final resize of the logits and their argmax (the labels) always stay float.
 """
 import os
 import tempfile
@@ -57,9 +57,10 @@ COMPUTE = ("Conv", "MatMul", "Gemm")  # where an int8 island may start or end: t
 
 def _float_nodes(graph, keep_float) -> list:
     """Names of the nodes to leave in float: those before the first Conv (the uint8 -> float normalisation and the
-    resize to the eval scale), the last node (the logits' resize), and each node of a ``keep_float`` type with what
-    feeds it back to the nearest Conv / MatMul (a softmax's energies: concatenated, masked with -inf, reshaped) and
-    the MatMuls that take its output (an attention's probabilities, mostly far below 8 bits' 1/255)."""
+    resize to the eval scale), the logits' resize and what reads the logits (the labels' argmax), and each node of
+    a ``keep_float`` type with what feeds it back to the nearest Conv / MatMul (a softmax's energies: concatenated,
+    masked with -inf, reshaped) and the MatMuls that take its output (an attention's probabilities, mostly far
+    below 8 bits' 1/255)."""
     made_by = {name: node for node in graph.node for name in node.output}
     used_by = {}
     for node in graph.node:
@@ -82,11 +83,22 @@ def _float_nodes(graph, keep_float) -> list:
             stack += [made_by[i] for i in up.input if i in made_by]
         names.update(n.name for out in node.output for n in used_by.get(out, []) if n.op_type == "MatMul")
     names.update(n.name for n in graph.node if "logits" in n.output)
+    names.update(_downstream(graph, "logits"))  # the labels: the argmax of the float logits, as PyTorch takes it
     # a MatMul with a constant weight of 3 or more dimensions (EMANet's bases, 1 x C x K): ONNX Runtime's int8
     # MatMul takes per-channel parameters of a 2-D weight only and fails on it at run time
     ranks = {i.name: len(i.dims) for i in graph.initializer}
     names.update(n.name for n in graph.node if n.op_type == "MatMul" and ranks.get(n.input[1], 0) > 2)
     return sorted(names)
+
+
+def _downstream(graph, tensor: str) -> set:
+    """Names of the nodes that read ``tensor``, directly or through others."""
+    names, frontier = set(), {tensor}
+    for node in graph.node:  # a graph's nodes are in topological order
+        if frontier.intersection(node.input):
+            names.add(node.name)
+            frontier.update(node.output)
+    return names
 
 
 def quantize_onnx(src: str, dst: str, images: list, keep_float=KEEP_FLOAT, per_channel: bool = True) -> dict:

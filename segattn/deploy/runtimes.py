@@ -1,8 +1,10 @@
 """Run an exported ONNX model with ONNX Runtime or OpenVINO (CPU wheels: ``pip install -e ".[deploy]"``).
 
 A runtime takes one decoded image ``(H, W, 3)`` uint8 RGB and returns its
-logits ``(K, H, W)`` float32, what the exported graph computes (see
-:mod:`.export`). OpenVINO is asked for float32 inference: on CPUs with
+logits ``(K, H, W)`` float32 (``predict_image``) or its train-id labels
+``(H, W)`` uint8 (``predict_labels``), what the exported graph computes (see
+:mod:`.export`). The labels come from the graph's own ``labels`` output where
+it has one: the runtime then hands back a byte a pixel, not K floats. OpenVINO is asked for float32 inference: on CPUs with
 native bf16 it would otherwise compute in bf16 and drift from PyTorch.
 """
 import functools
@@ -17,7 +19,8 @@ INSTALL = 'pip install -e ".[deploy]"'
 
 
 class Runtime:
-    """An exported model in one runtime; ``predict_image(image) -> logits (K, H, W)``."""
+    """An exported model in one runtime; ``predict_image(image) -> logits (K, H, W)``,
+    ``predict_labels(image) -> labels (H, W)``."""
 
     backend = "?"
 
@@ -27,6 +30,7 @@ class Runtime:
         self.path = path
         self.input_size = None  # (H, W) of a static-shape model
         self.num_classes = None  # K of the logits, where the graph fixes it
+        self.outputs = ()  # the graph's output names: "logits", and "labels" in an export that has them
 
     def check_classes(self, num_classes: int, config: str):
         """ConfigError unless the graph predicts ``num_classes``: from its output shape, the class count export
@@ -57,6 +61,14 @@ class Runtime:
             logits = self._run(np.ascontiguousarray(big[None]))[0]
             return logits.reshape(logits.shape[0], h, k, w, k).mean(axis=(2, 4))
         return self._run(np.ascontiguousarray(image[None]))[0]
+
+    def predict_labels(self, image: np.ndarray) -> np.ndarray:
+        """``(H, W)`` uint8 train ids: the graph's ``labels`` output, or the argmax of its logits (an export
+        without that output, or an image so small that its pixels are repeated)."""
+        self._check_size(image)
+        if "labels" in self.outputs and (self.input_size or self._repeat(min(image.shape[:2])) == 1):
+            return self._run(np.ascontiguousarray(image[None]), "labels")[0].astype(np.uint8, copy=False)
+        return self.predict_image(image).argmax(0).astype(np.uint8)
 
     @functools.cached_property
     def metadata(self) -> dict:
@@ -116,10 +128,11 @@ class OnnxRuntime(Runtime):
         except Exception as err:  # noqa: BLE001 - a truncated or foreign file (InvalidProtobuf ...), in one line
             raise unreadable(path, err) from None
         self.input_size = _static(self.session.get_inputs()[0].shape)
+        self.outputs = tuple(o.name for o in self.session.get_outputs())
         self.num_classes = self.session.get_outputs()[0].shape[1]
 
-    def _run(self, batch):
-        return self.session.run(["logits"], {"image": batch})[0]
+    def _run(self, batch, output: str = "logits"):
+        return self.session.run([output], {"image": batch})[0]
 
 
 class OpenVino(Runtime):
@@ -138,13 +151,29 @@ class OpenVino(Runtime):
         self.input_size = _static(dims)
         classes = model.outputs[0].get_partial_shape()[1]
         self.num_classes = classes.get_length() if classes.is_static else None
-        config = {"INFERENCE_PRECISION_HINT": "f32"}
+        self.outputs = tuple(o.get_any_name() for o in model.outputs)
+        self.config = {"INFERENCE_PRECISION_HINT": "f32"}
         if threads:
-            config["INFERENCE_NUM_THREADS"] = threads
-        self.compiled = core.compile_model(model, "CPU", config)
+            self.config["INFERENCE_NUM_THREADS"] = threads
+        self.core, self.model, self.requests = core, model, {}
+        self._request("labels" if "labels" in self.outputs else self.outputs[0])  # compiled now: errors at open
 
-    def _run(self, batch):
-        return self.compiled(batch)[self.compiled.output(0)]
+    def _request(self, output: str):
+        """An infer request of the model compiled for ``output`` alone (compiled on first use): OpenVINO then
+        leaves out what only the other output needs (the logits' conversion back from channels-last)."""
+        if output not in self.requests:
+            model = self.model
+            if len(self.outputs) > 1:
+                import openvino as ov
+
+                model = ov.Model([model.get_results()[self.outputs.index(output)]], model.get_parameters(), output)
+            self.requests[output] = self.core.compile_model(model, "CPU", self.config).create_infer_request()
+        return self.requests[output]
+
+    def _run(self, batch, output: str = "logits"):
+        request = self._request(output if output in self.outputs else self.outputs[0])
+        # the output as a view of the request's own buffer, copied once (the next call writes there again)
+        return request.infer({0: batch}, share_inputs=True, share_outputs=True)[0].copy()
 
 
 def open_runtime(backend: str, path: str, threads: int = 0) -> Runtime:

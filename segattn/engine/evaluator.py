@@ -133,7 +133,7 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
     """
     runtime = hasattr(model, "predict_image")
     if runtime:  # only here: the training loop's validation does not import the inference tools' module
-        from .predictor import class_probabilities
+        from .predictor import predict_labels
     else:
         model.eval()
     num_classes = cfg.model.num_classes
@@ -151,11 +151,10 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
         if images is None:
             continue
         if runtime:  # the export's own pass on the file's pixels, at the label's size
-            probs = class_probabilities(model, cfg, read_image(paths[0]), device, masks.shape[-2:])[None]
+            pred = torch.from_numpy(predict_labels(model, cfg, read_image(paths[0]), device, masks.shape[-2:]))[None]
         else:
             x, size = images.to(device), masks.shape[-2:]  # at the label's size
-            probs = pacer.run(lambda m: predict_from_config(m, x, cfg.eval, size))
-        pred = probs.argmax(1).cpu()
+            pred = pacer.run(lambda m: predict_from_config(m, x, cfg.eval, size)).argmax(1).cpu()
         cm.update(masks, pred)
         if save_dir or color_dir:
             save_prediction(pred[0].numpy().astype(np.uint8), paths[0], save_dir, dataset.palette, to_ids, color_dir,

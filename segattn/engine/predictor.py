@@ -169,8 +169,8 @@ def predict_labels(model, cfg, image: np.ndarray, device, out_size=None) -> np.n
     the probabilities are resized there instead of to the image (a picture of a
     huge image, without its full-size probabilities).
     """
-    if hasattr(model, "predict_image"):  # an exported model in ONNX Runtime / OpenVINO (segattn.deploy)
-        return model.predict_image(image).argmax(0).astype(np.uint8)
+    if hasattr(model, "predict_image") and (out_size is None or tuple(out_size) == tuple(image.shape[:2])):
+        return model.predict_labels(image)  # an exported model in ONNX Runtime / OpenVINO: the graph's argmax
     return class_probabilities(model, cfg, image, device, out_size).argmax(0).numpy().astype(np.uint8)
 
 

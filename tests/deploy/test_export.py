@@ -12,7 +12,7 @@ pytest.importorskip("onnx", reason='ONNX export is optional: pip install -e ".[d
 pytest.importorskip("onnxruntime", reason='ONNX Runtime is optional: pip install -e ".[deploy]"')
 pytest.importorskip("openvino", reason='OpenVINO is optional: pip install -e ".[deploy]"')
 
-from helpers import export_model, run_tool, tiny_config  # noqa: E402
+from helpers import assert_labels_are_argmax, export_model, run_tool, tiny_config  # noqa: E402
 from segattn.data.io import read_image, read_mask  # noqa: E402
 from segattn.data.transforms import normalize_image  # noqa: E402
 from segattn.deploy.export import PORTABLE_OPERATORS, allowed_operators, export_onnx, graph_operators  # noqa: E402
@@ -49,7 +49,30 @@ def test_exported_head_equals_pytorch_in_both_runtimes(head, demo_root, tmp_path
             assert got.shape == expected.shape
             assert np.abs(got - expected).max() / np.abs(expected).max() <= 1e-4, runtime.backend
             agree[runtime.backend] += int((got.argmax(0) == expected.argmax(0)).sum())
+            assert_labels_are_argmax(runtime.predict_labels(image), got)
     assert all(n / pixels >= 0.9999 for n in agree.values()), (agree, pixels)
+
+
+def test_an_export_without_the_labels_output_still_gives_labels(demo_root, tmp_path):
+    """Files exported with logits only (before the graph took its own argmax) run as they did: the runtimes take
+    the argmax of the logits."""
+    import onnx
+
+    cfg, model = export_model("fcn", demo_root, tmp_path)
+    path = str(tmp_path / "m.onnx")
+    export_onnx(model, cfg, path, 64, 96, dynamic=True)
+    graph = onnx.load(path)
+    labels = [o for o in graph.graph.output if o.name == "labels"]
+    assert len(labels) == 1 and labels[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    graph.graph.output.remove(labels[0])
+    onnx.save(graph, str(tmp_path / "old.onnx"))
+    image = np.random.default_rng(0).integers(0, 256, (75, 131, 3), dtype=np.uint8)
+    for backend in ("onnxruntime", "openvino"):
+        new, old = open_runtime(backend, path), open_runtime(backend, str(tmp_path / "old.onnx"))
+        assert new.outputs == ("logits", "labels") and old.outputs == ("logits",)
+        logits = old.predict_image(image)
+        assert_labels_are_argmax(old.predict_labels(image), logits)
+        assert_labels_are_argmax(new.predict_labels(image), logits)
 
 
 @pytest.mark.parametrize("block", ATTENTION.names())
@@ -193,5 +216,7 @@ def test_one_pixel_images_segment_in_a_dynamic_export(demo_root, tmp_path):
     export_onnx(model, cfg, str(path), 64, 96, dynamic=True)
     runtime = open_runtime("onnxruntime", str(path))
     for shape in ((1, 1), (1, 5), (3, 7), (40, 2)):
-        logits = runtime.predict_image(np.random.randint(0, 255, (*shape, 3), np.uint8))
+        image = np.random.randint(0, 255, (*shape, 3), np.uint8)
+        logits = runtime.predict_image(image)
         assert logits.shape == (19, *shape) and np.isfinite(logits).all()
+        assert_labels_are_argmax(runtime.predict_labels(image), logits)

@@ -15,7 +15,7 @@ pytest.importorskip("openvino", reason='OpenVINO is optional: pip install -e ".[
 
 import onnx  # noqa: E402
 
-from helpers import export_model, run_tool  # noqa: E402
+from helpers import assert_labels_are_argmax, export_model, run_tool  # noqa: E402
 from segattn.data.io import read_image  # noqa: E402
 from segattn.deploy.runtimes import open_runtime  # noqa: E402
 from segattn.models import HEADS  # noqa: E402
@@ -68,6 +68,8 @@ def test_int8_export_is_quantized_where_it_should_be_and_float_where_it_must(tra
         assert readers and all(n.op_type != "QuantizeLinear" for n in readers)
     final = made_by["logits"]
     assert final.op_type == "Resize" and made_by[final.input[0]].op_type != "DequantizeLinear"
+    argmax = made_by[made_by["labels"].input[0]]  # the labels: the argmax of the float logits, cast to a byte
+    assert argmax.op_type == "ArgMax" and argmax.input[0] == "logits"
     first = next(n for n in model.graph.node if "image" in n.input)
     assert first.op_type != "QuantizeLinear"  # the uint8 image is normalised in float
 
@@ -149,8 +151,10 @@ def test_every_head_quantizes_and_runs_in_both_runtimes(head, demo_root, tmp_pat
     image = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
     quantize_onnx(str(tmp_path / "float.onnx"), str(tmp_path / "int8.onnx"), [image])
     for backend in ("onnxruntime", "openvino"):
-        logits = open_runtime(backend, str(tmp_path / "int8.onnx")).predict_image(image)
+        runtime = open_runtime(backend, str(tmp_path / "int8.onnx"))
+        logits = runtime.predict_image(image)
         assert logits.shape == (cfg.model.num_classes, 64, 96) and np.isfinite(logits).all()
+        assert_labels_are_argmax(runtime.predict_labels(image), logits)
     graph = onnx.load(tmp_path / "int8.onnx").graph
     weights = {i.name: len(i.dims) for i in graph.initializer}
     made_by = producers(graph)
