@@ -46,8 +46,10 @@ def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
     return float((got - expected).abs().max() / expected.abs().max())
 
 
-def model_pair(head: str, config_dir: str, depth: int = 50):
-    """``(cfg, ours, theirs)`` with mmseg's random weights in both; AssertionError if their logits differ."""
+def model_pair(head: str, config_dir: str, depth: int = 50, seed: int = 0):
+    """``(cfg, ours, theirs)`` with mmseg's random weights in both; AssertionError if their logits differ. Seeded
+    (mmseg's initialisation draws from torch's global generator), so every run measures the same models."""
+    torch.manual_seed(seed)
     name = f"{head}_r{depth}-d8_769x769_40k_cityscapes"
     theirs = randomize(build_mmseg_model(name))
     cfg = load_config(os.path.join(config_dir, f"{name}.yaml"), ["model.encoder.weights=null", "model.norm=bn"])
