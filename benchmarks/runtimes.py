@@ -45,7 +45,7 @@ def compare_runtimes(config: str, height: int, width: int, repeats: int = 5, war
 
         def run_torch():
             with torch.no_grad():
-                return wrapper(x)[0].numpy()
+                return wrapper(x)[0][0].numpy()  # the logits of the one image
 
         jobs = {"pytorch": run_torch, **{name: (lambda r=r: r.predict_image(image)) for name, r in runtimes.items()}}
         expected = run_torch()

@@ -37,10 +37,11 @@ class ImageToLogits(nn.Module):
     """``image (B, H, W, 3) uint8 -> logits (B, K, H, W), labels (B, H, W)``: normalise, resize by ``scale``,
     segment, resize back, argmax (the first of equal logits, as torch and numpy take)."""
 
-    def __init__(self, model: nn.Module, scale: float = 1.0):
+    def __init__(self, model: nn.Module, scale: float = 1.0, num_classes: int = 256):
         super().__init__()
         self.model = model.eval()
         self.scale = scale
+        self.labels_dtype = labels_dtype(num_classes)  # fixed before tracing: the trace takes no shape-made type
         self.register_buffer("mean", torch.tensor(MEAN_255).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(STD_255).view(1, 3, 1, 1))
 
@@ -53,7 +54,7 @@ class ImageToLogits(nn.Module):
         logits = F.interpolate(self.model(x)["main"], size=size, mode="bilinear", align_corners=False)
         # the argmax over the last axis of a channels-last view: OpenVINO holds the logits channels-last and
         # takes it there in a fraction of the time it takes over axis 1 (and writes no logits when not asked)
-        return logits, logits.permute(0, 2, 3, 1).argmax(-1).to(labels_dtype(logits.shape[1]))
+        return logits, logits.permute(0, 2, 3, 1).argmax(-1).to(self.labels_dtype)
 
 
 def labels_dtype(num_classes: int) -> torch.dtype:
@@ -75,7 +76,7 @@ def export_onnx(model: nn.Module, cfg, path: str, height: int, width: int, dynam
         reason = getattr(type(module), "onnx_refusal", None)
         if reason:
             raise ConfigError(f"export: {name} ({type(module).__name__}) {reason}")
-    wrapper = ImageToLogits(model.cpu(), float(cfg.eval.scales[0])).eval()
+    wrapper = ImageToLogits(model.cpu(), float(cfg.eval.scales[0]), int(cfg.model.num_classes)).eval()
     example = torch.zeros(1, height, width, 3, dtype=torch.uint8)
     axes = {"image": {0: "batch", 1: "height", 2: "width"}, "logits": {0: "batch", 2: "height", 3: "width"},
             "labels": {0: "batch", 1: "height", 2: "width"}}
