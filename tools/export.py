@@ -65,8 +65,8 @@ def main(argv):
     precision = (f"int8 (calibrated on {meta['segattn.calibration_images']} images of {cfg.data.train_split}, "
                  f"float: {meta['segattn.float_ops']}); " if args.int8 else "")
     print(f"wrote {args.output}: {meta['segattn.head']}, {meta['segattn.num_classes']} classes, input "
-          f"{meta['segattn.input']} uint8 RGB (B, H, W, 3) -> logits (B, K, H, W); {precision}onnx.checker passed; "
-          f"operators: {ops}")
+          f"{meta['segattn.input']} uint8 RGB (B, H, W, 3) -> logits (B, K, H, W), labels (B, H, W); {precision}"
+          f"onnx.checker passed; operators: {ops}")
     return 0
 
 

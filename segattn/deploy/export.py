@@ -6,10 +6,11 @@ image: ImageNet normalisation, the resize to the config's first eval scale
 the logits back to the input size and their argmax. So a runtime feeds
 ``image`` uint8 ``(B, H, W, 3)`` RGB, as decoded, and gets ``logits`` float32
 ``(B, K, H, W)`` and ``labels`` ``(B, H, W)``, the train ids (uint8 up to 256
-classes, else int32): a runtime asked for the labels alone hands back 1 byte a
-pixel instead of 4 K, and runs the argmax in its own threads. The criss-cross op exports as its
-reference (matmul, where, softmax, concat: no einsum, no diagonal op);
-opset 17. With ``dynamic``, batch, height and width are free.
+classes, else int32): a runtime asked for the labels alone hands back a byte a
+pixel instead of K floats, and runs the argmax in its own threads. The
+criss-cross op exports as its reference (matmul, where, softmax, concat: no
+einsum, no diagonal op); opset 17. With ``dynamic``, batch, height and width
+are free.
 """
 import onnx
 import torch
@@ -26,9 +27,9 @@ OPSET = 17
 # docs/operators.md; LayerNormalization from TensorRT 8.6), so an export runs in every runtime a user deploys to.
 # A head that needs more names them in its ``onnx_operators``; the export tests hold every head to its set.
 PORTABLE_OPERATORS = frozenset({
-    "Add", "ArgMax", "Cast", "Concat", "Constant", "Conv", "Div", "Equal", "Floor", "Gather", "Identity", "MatMul", "MaxPool",
-    "Mul", "Range", "ReduceMax", "Relu", "Reshape", "Resize", "Shape", "Slice", "Softmax", "Sub", "Transpose",
-    "Unsqueeze", "Where",
+    "Add", "ArgMax", "Cast", "Concat", "Constant", "Conv", "Div", "Equal", "Floor", "Gather", "Identity", "MatMul",
+    "MaxPool", "Mul", "Range", "ReduceMax", "Relu", "Reshape", "Resize", "Shape", "Slice", "Softmax", "Sub",
+    "Transpose", "Unsqueeze", "Where",
     # and those the attention blocks add
     "BatchNormalization", "LayerNormalization", "ReduceMean", "Sigmoid", "Split", "Sqrt", "Squeeze"})
 

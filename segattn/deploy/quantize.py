@@ -101,6 +101,19 @@ def _downstream(graph, tensor: str) -> set:
     return names
 
 
+def _restore_labels(graph, float_graph):
+    """Put the float export's nodes from the logits to the labels back in ``graph`` (in place), in place of what
+    ONNX Runtime's pre-processing made of them: its optimizer folds the channels-last Transpose into ArgMax's axis,
+    the form OpenVINO runs far slower (the argmax over axis 1 of logits it holds channels-last)."""
+    tail = [n for n in float_graph.node if n.name in _downstream(float_graph, "logits")]
+    if not tail:  # an export with logits only
+        return
+    drop = _downstream(graph, "logits")
+    kept = [n for n in graph.node if n.name not in drop]
+    del graph.node[:]
+    graph.node.extend(kept + tail)
+
+
 def quantize_onnx(src: str, dst: str, images: list, keep_float=KEEP_FLOAT, per_channel: bool = True) -> dict:
     """Write ``dst``, the int8 QDQ form of the float export ``src``, calibrated on ``images``; returns the metadata
     stored in it (``src``'s and ``segattn.precision``, ``segattn.calibration_images``, ``segattn.float_ops``)."""
@@ -138,6 +151,7 @@ def quantize_onnx(src: str, dst: str, images: list, keep_float=KEEP_FLOAT, per_c
                         # float reader (a softmax's energies, the logits' resize) reads it in float
                         extra_options={"OpTypesToExcludeOutputQuantization": list(COMPUTE)})
         quantized = onnx.load(out)
+    _restore_labels(quantized.graph, onnx.load(src).graph)
     meta.update({"segattn.precision": "int8", "segattn.calibration_images": str(len(images)),
                  "segattn.float_ops": ",".join(sorted(keep_float)) or "none"})
     set_metadata(quantized, meta)

@@ -4,8 +4,9 @@ A runtime takes one decoded image ``(H, W, 3)`` uint8 RGB and returns its
 logits ``(K, H, W)`` float32 (``predict_image``) or its train-id labels
 ``(H, W)`` uint8 (``predict_labels``), what the exported graph computes (see
 :mod:`.export`). The labels come from the graph's own ``labels`` output where
-it has one: the runtime then hands back a byte a pixel, not K floats. OpenVINO is asked for float32 inference: on CPUs with
-native bf16 it would otherwise compute in bf16 and drift from PyTorch.
+it has one: the runtime then hands back a byte a pixel, not K floats. OpenVINO
+is asked for float32 inference: on CPUs with native bf16 it would otherwise
+compute in bf16 and drift from PyTorch.
 """
 import functools
 import os
@@ -155,7 +156,7 @@ class OpenVino(Runtime):
         self.config = {"INFERENCE_PRECISION_HINT": "f32"}
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = threads
-        self.core, self.model, self.requests = core, model, {}
+        self.ov, self.core, self.model, self.requests = ov, core, model, {}
         self._request("labels" if "labels" in self.outputs else self.outputs[0])  # compiled now: errors at open
 
     def _request(self, output: str):
@@ -164,9 +165,8 @@ class OpenVino(Runtime):
         if output not in self.requests:
             model = self.model
             if len(self.outputs) > 1:
-                import openvino as ov
-
-                model = ov.Model([model.get_results()[self.outputs.index(output)]], model.get_parameters(), output)
+                result = model.get_results()[self.outputs.index(output)]
+                model = self.ov.Model([result], model.get_parameters(), output)
             self.requests[output] = self.core.compile_model(model, "CPU", self.config).create_infer_request()
         return self.requests[output]
 

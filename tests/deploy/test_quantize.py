@@ -68,8 +68,15 @@ def test_int8_export_is_quantized_where_it_should_be_and_float_where_it_must(tra
         assert readers and all(n.op_type != "QuantizeLinear" for n in readers)
     final = made_by["logits"]
     assert final.op_type == "Resize" and made_by[final.input[0]].op_type != "DequantizeLinear"
-    argmax = made_by[made_by["labels"].input[0]]  # the labels: the argmax of the float logits, cast to a byte
-    assert argmax.op_type == "ArgMax" and argmax.input[0] == "logits"
+    tail, node = [], made_by["labels"]  # the labels: the float export's argmax of the float logits, channels-last
+    while True:
+        tail.append((node.op_type, {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}))
+        if node.input[0] == "logits":
+            break
+        node = made_by[node.input[0]]
+    assert tail == [("Cast", {"to": onnx.TensorProto.UINT8}),
+                    ("ArgMax", {"axis": -1, "keepdims": 0, "select_last_index": 0}),
+                    ("Transpose", {"perm": [0, 2, 3, 1]})], tail
     first = next(n for n in model.graph.node if "image" in n.input)
     assert first.op_type != "QuantizeLinear"  # the uint8 image is normalised in float
 
