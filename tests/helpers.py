@@ -226,10 +226,11 @@ def export_model(head, root, out_dir, recurrence=2):
     return cfg, model
 
 
-def assert_labels_are_argmax(labels, logits, tie=1e-5):
+def assert_labels_are_argmax(labels, logits, tie=1e-5, agree=1.0):
     """The graph's labels output is the argmax of its logits: equal wherever the top two differ by more than a
-    rounding (two passes of a runtime may differ there)."""
+    rounding (two passes of a runtime may differ there), on at least ``agree`` of those pixels (an int8 file's two
+    compiled forms may round one 8-bit step apart; an argmax over the wrong axis agrees on a few percent)."""
     assert labels.dtype == np.uint8 and labels.shape == logits.shape[1:]
     top2 = np.sort(logits, axis=0)[-2:]
     clear = (top2[1] - top2[0]) > tie * np.abs(top2[1]).clip(1)
-    assert clear.mean() > 0.9 and (labels == logits.argmax(0))[clear].all()
+    assert clear.mean() > 0.9 and (labels == logits.argmax(0))[clear].mean() >= agree

@@ -75,6 +75,22 @@ def test_an_export_without_the_labels_output_still_gives_labels(demo_root, tmp_p
         assert_labels_are_argmax(new.predict_labels(image), logits)
 
 
+def test_labels_of_another_size_than_the_image_come_from_the_logits(demo_root, tmp_path):
+    """tools/eval.py with a label of another size than its image: the runtime's logits resized there, as the
+    checkpoint's path does, not its labels output (made at the image's size)."""
+    from segattn.engine.predictor import class_probabilities, predict_labels
+
+    cfg, model = export_model("fcn", demo_root, tmp_path)
+    path = str(tmp_path / "m.onnx")
+    export_onnx(model, cfg, path, 64, 96, dynamic=True)
+    runtime = open_runtime("openvino", path)
+    image = np.random.default_rng(0).integers(0, 256, (75, 131, 3), dtype=np.uint8)
+    small = predict_labels(runtime, cfg, image, "cpu", (40, 60))
+    assert small.shape == (40, 60)
+    assert (small == class_probabilities(runtime, cfg, image, "cpu", (40, 60)).argmax(0).numpy()).all()
+    assert (predict_labels(runtime, cfg, image, "cpu", (75, 131)) == runtime.predict_labels(image)).all()
+
+
 @pytest.mark.parametrize("block", ATTENTION.names())
 def test_attention_blocks_export(block, demo_root, tmp_path):
     """Every registered attention block, in front of the head (model.context_block) and in the encoder's last

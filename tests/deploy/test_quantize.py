@@ -161,7 +161,7 @@ def test_every_head_quantizes_and_runs_in_both_runtimes(head, demo_root, tmp_pat
         runtime = open_runtime(backend, str(tmp_path / "int8.onnx"))
         logits = runtime.predict_image(image)
         assert logits.shape == (cfg.model.num_classes, 64, 96) and np.isfinite(logits).all()
-        assert_labels_are_argmax(runtime.predict_labels(image), logits)
+        assert_labels_are_argmax(runtime.predict_labels(image), logits, agree=0.99)
     graph = onnx.load(tmp_path / "int8.onnx").graph
     weights = {i.name: len(i.dims) for i in graph.initializer}
     made_by = producers(graph)
