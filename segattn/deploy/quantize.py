@@ -105,7 +105,8 @@ def _restore_labels(graph, float_graph):
     """Put the float export's nodes from the logits to the labels back in ``graph`` (in place), in place of what
     ONNX Runtime's pre-processing made of them: its optimizer folds the channels-last Transpose into ArgMax's axis,
     the form OpenVINO runs far slower (the argmax over axis 1 of logits it holds channels-last)."""
-    tail = [n for n in float_graph.node if n.name in _downstream(float_graph, "logits")]
+    labels = _downstream(float_graph, "logits")
+    tail = [n for n in float_graph.node if n.name in labels]
     if not tail:  # an export with logits only
         return
     drop = _downstream(graph, "logits")
