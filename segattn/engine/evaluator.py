@@ -11,7 +11,7 @@ from ..errors import OutputError
 from .compiled import EvalCompile
 from .distributed import gather_lists, get_rank, get_world_size
 from .inference import predict_from_config
-from .loader import BadSampleCounter, ShardSampler, SkipBadSamples, make_loader
+from .loader import BadSampleCounter, ShardSampler, SkipBadSamples, loading, make_loader
 from .metrics import ConfusionMatrix
 
 
@@ -145,22 +145,26 @@ def evaluate(model, dataset, cfg, device, progress=True, save_dir=None, max_imag
     bad = BadSampleCounter(cfg.data.max_bad_samples)
     to_ids = type(dataset).to_label_ids  # what the dataset's own evaluator reads (Cityscapes: label ids)
     pacer = EvalCompile(model, "off" if runtime else compile_mode, len(sampler))
-    for i, batch in enumerate(tqdm(loader, desc="eval", leave=False, disable=not progress or get_rank() != 0)):
-        bad.report(batch)
-        images, masks, paths = batch.images, batch.masks, batch.paths
-        if images is None:
-            continue
-        if runtime:  # the export's own pass on the file's pixels, at the label's size
-            pred = torch.from_numpy(predict_labels(model, cfg, read_image(paths[0]), device, masks.shape[-2:]))[None]
-        else:
-            x, size = images.to(device), masks.shape[-2:]  # at the label's size
-            pred = pacer.run(lambda m: predict_from_config(m, x, cfg.eval, size)).argmax(1).cpu()
-        cm.update(masks, pred)
-        if save_dir or color_dir:
-            save_prediction(pred[0].numpy().astype(np.uint8), paths[0], save_dir, dataset.palette, to_ids, color_dir,
-                            masks[0].numpy().astype(np.uint8), dataset.class_names, cfg.data.ignore_index)
-        if vis_callback is not None and get_rank() == 0:
-            vis_callback(i, images[0], masks[0], pred[0])
+    with loading(loader) as batches:  # its workers end with the loop, a raise included
+        for i, batch in enumerate(tqdm(batches, total=len(loader), desc="eval", leave=False,
+                                       disable=not progress or get_rank() != 0)):
+            bad.report(batch)
+            images, masks, paths = batch.images, batch.masks, batch.paths
+            if images is None:
+                continue
+            if runtime:  # the export's own pass on the file's pixels, at the label's size
+                labels = predict_labels(model, cfg, read_image(paths[0]), device, masks.shape[-2:])
+                pred = torch.from_numpy(labels)[None]
+            else:
+                x, size = images.to(device), masks.shape[-2:]  # at the label's size
+                pred = pacer.run(lambda m: predict_from_config(m, x, cfg.eval, size)).argmax(1).cpu()
+            cm.update(masks, pred)
+            if save_dir or color_dir:
+                save_prediction(pred[0].numpy().astype(np.uint8), paths[0], save_dir, dataset.palette, to_ids,
+                                color_dir, masks[0].numpy().astype(np.uint8), dataset.class_names,
+                                cfg.data.ignore_index)
+            if vis_callback is not None and get_rank() == 0:
+                vis_callback(i, images[0], masks[0], pred[0])
     cm.reduce_from_all_processes()
     metrics = cm.compute()
     metrics["confusion"] = cm.mat.tolist()  # [ground truth][prediction] pixel counts, ignore excluded

@@ -6,9 +6,11 @@ mid-epoch, so a resumed run sees the same samples as an uninterrupted one.
 file, up to a limit, instead of a crash inside a worker. Every loader draws its
 workers' seeds from its own generator, never from the global one, so building
 a loader mid-epoch (on resume) leaves the dropout stream where an
-uninterrupted run has it.
+uninterrupted run has it. ``loading`` ends a loader's worker processes when
+the loop over it ends, however it ends.
 """
 import logging
+from contextlib import contextmanager
 from typing import List, NamedTuple, Optional
 
 import numpy as np
@@ -145,3 +147,20 @@ def make_loader(dataset: SkipBadSamples, batch_size, workers, sampler, drop_last
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       collate_fn=collate, drop_last=drop_last, pin_memory=torch.cuda.is_available(),
                       persistent_workers=False, generator=torch.Generator().manual_seed(seed))
+
+
+@contextmanager
+def loading(loader: DataLoader):
+    """Iterate ``loader`` in a ``with`` block; its worker processes end with the block, a raise included.
+
+    Left to PyTorch, a loader's workers end when its iterator is collected: after a raise the exception's
+    traceback holds the iterator, so processes forked for a run that has stopped would live on (and hold their
+    memory) until a later garbage collection, in whatever the process does by then.
+    """
+    iterator = iter(loader)
+    try:
+        yield iterator
+    finally:
+        shutdown = getattr(iterator, "_shutdown_workers", None)  # absent with workers=0: nothing to end
+        if shutdown is not None:
+            shutdown()

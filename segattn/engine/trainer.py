@@ -12,7 +12,7 @@ resume's config with the checkpoint's :mod:`segattn.configure`'s.
 import logging
 import os
 import time
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 
 import torch
 from omegaconf import OmegaConf
@@ -28,7 +28,7 @@ from .checkpoint import (init_from, load_checkpoint, load_model_weights, newest_
 from .device import autocast_dtype, memory_format, resolve_device
 from .distributed import all_ranks, gather_objects, init_distributed_mode, mean_over_ranks
 from .evaluator import evaluate
-from .loader import BadSampleCounter, EpochSampler, SkipBadSamples, make_loader
+from .loader import BadSampleCounter, EpochSampler, SkipBadSamples, loading, make_loader
 from .losses import build_loss
 from .metrics import format_table
 from .loggers import RunLog, open_loggers
@@ -221,8 +221,9 @@ class Trainer:
         while True:
             wrapped.epoch = epoch
             sampler = EpochSampler(len(self.train_set), t.seed, epoch, step, t.batch_size, self.rank, self.world)
-            yield from make_loader(wrapped, self.micro_batch, self.cfg.data.workers, sampler, drop_last=True,
-                                   seed=rank_seed(t.seed, self.rank, epoch))
+            with loading(make_loader(wrapped, self.micro_batch, self.cfg.data.workers, sampler, drop_last=True,
+                                     seed=rank_seed(t.seed, self.rank, epoch))) as loader:
+                yield from loader
             epoch, step = epoch + 1, 0
 
     def train_step(self, micro_batches) -> dict:
@@ -356,47 +357,49 @@ class Trainer:
             self.run_log.line(f"training {t.experiment} from iteration {self.iteration} to {stop} on {self.device}")
         bar = tqdm(total=t.max_iters, initial=self.iteration, desc=f"train {t.experiment}", disable=not self.progress,
                    dynamic_ncols=True)
-        batches, preempted = self.batches(), False
-        while self.iteration < stop:
-            micro = []
-            while len(micro) < t.accumulate:
-                batch = next(batches)
-                self.bad.report(batch)
-                if batch.images is not None:
-                    micro.append((batch.images, batch.masks))
-                elif self.world > 1:
-                    raise DataError("a micro-batch had no readable sample; under DDP every rank must step: "
-                                    "run tools/check_dataset.py and fix the files")
-            trained = sum(len(images) for images, _ in micro)
-            if trained < self.micro_batch * t.accumulate:
-                self.short_batches += 1
-                log.warning("iteration %d trains on %d of %d images (unreadable ones skipped)", self.iteration + 1,
-                            trained, self.micro_batch * t.accumulate)
-            start = time.perf_counter()
-            terms = self.train_step(micro)
-            self.step_seconds.append(time.perf_counter() - start)
-            self.iteration += 1
-            lr = self.optimizer.param_groups[0]["lr"]
-            bar.update(1)
-            bar.set_postfix(loss=f"{terms['total']:.3f}", lr=f"{lr:.2e}")
-            if self.iteration % t.log_interval == 0 or self.iteration == t.max_iters:
-                for k, v in terms.items():
-                    self.writer.add_scalar(f"loss/{k}", v, self.iteration)
-                self.writer.add_scalar("lr", lr, self.iteration)
-            if self.iteration % t.val_interval == 0 or self.iteration == t.max_iters:
-                self.validate()
-            saved_now = self.iteration % t.checkpoint_interval == 0 or self.iteration in (t.max_iters, stop)
-            if saved_now:
-                self.save("last.pth", final=self.iteration == stop)
-            if self.main and self.iteration % t.log_interval == 0:  # the terminal has the bar, the file each line
-                self.run_log.line(line := f"iter {self.iteration}/{t.max_iters} loss {terms['total']:.4f} lr {lr:.2e}")
-                if not self.progress:
-                    log.info(line, extra={"in_run_log": True})
-            if self.iteration < stop and not all_ranks(not signalled):  # one rank's signal stops every rank
-                if not saved_now:  # decided alike on every rank: save() is collective
-                    self.save("last.pth", final=True)
-                preempted = True
-                break
+        preempted = False
+        with closing(self.batches()) as batches:  # closed on a raise too: the loader's workers end with the run
+            while self.iteration < stop:
+                micro = []
+                while len(micro) < t.accumulate:
+                    batch = next(batches)
+                    self.bad.report(batch)
+                    if batch.images is not None:
+                        micro.append((batch.images, batch.masks))
+                    elif self.world > 1:
+                        raise DataError("a micro-batch had no readable sample; under DDP every rank must step: "
+                                        "run tools/check_dataset.py and fix the files")
+                trained = sum(len(images) for images, _ in micro)
+                if trained < self.micro_batch * t.accumulate:
+                    self.short_batches += 1
+                    log.warning("iteration %d trains on %d of %d images (unreadable ones skipped)", self.iteration + 1,
+                                trained, self.micro_batch * t.accumulate)
+                start = time.perf_counter()
+                terms = self.train_step(micro)
+                self.step_seconds.append(time.perf_counter() - start)
+                self.iteration += 1
+                lr = self.optimizer.param_groups[0]["lr"]
+                bar.update(1)
+                bar.set_postfix(loss=f"{terms['total']:.3f}", lr=f"{lr:.2e}")
+                if self.iteration % t.log_interval == 0 or self.iteration == t.max_iters:
+                    for k, v in terms.items():
+                        self.writer.add_scalar(f"loss/{k}", v, self.iteration)
+                    self.writer.add_scalar("lr", lr, self.iteration)
+                if self.iteration % t.val_interval == 0 or self.iteration == t.max_iters:
+                    self.validate()
+                saved_now = self.iteration % t.checkpoint_interval == 0 or self.iteration in (t.max_iters, stop)
+                if saved_now:
+                    self.save("last.pth", final=self.iteration == stop)
+                if self.main and self.iteration % t.log_interval == 0:  # the terminal has the bar, the file each line
+                    line = f"iter {self.iteration}/{t.max_iters} loss {terms['total']:.4f} lr {lr:.2e}"
+                    self.run_log.line(line)
+                    if not self.progress:
+                        log.info(line, extra={"in_run_log": True})
+                if self.iteration < stop and not all_ranks(not signalled):  # one rank's signal stops every rank
+                    if not saved_now:  # decided alike on every rank: save() is collective
+                        self.save("last.pth", final=True)
+                    preempted = True
+                    break
         bar.close()
         if self.bad.count:
             log.warning("%d unreadable samples skipped; %d iterations trained on a short batch", self.bad.count,

@@ -1,5 +1,6 @@
 """Bad files, damaged checkpoints and diverging runs never cost a user their work."""
 import copy
+import multiprocessing
 import os
 import stat
 
@@ -17,6 +18,7 @@ from segattn.engine.checkpoint import (
     newest_valid_checkpoint,
     save_atomic,
 )
+from segattn.engine.evaluator import evaluate
 from segattn.engine.predictor import safe_output_path
 from segattn.engine.trainer import NonFiniteLoss, Trainer
 from segattn.errors import OutputError
@@ -239,6 +241,22 @@ def test_corrupt_training_sample_is_skipped_then_aborts_past_the_limit(demo_root
         Trainer(cfg, progress=False).fit()
 
 
+def test_an_evaluation_stopped_by_an_error_in_a_worker_leaves_no_loader_worker(demo_root, tmp_path, monkeypatch):
+    """A dataset that raises what no sample-skipping catches (a bug): the worker's error reaches the caller, whose
+    traceback then holds the loader's iterator, and the worker has ended all the same."""
+    cfg = tiny_config(demo_root, tmp_path)
+    cfg.data.workers = 1
+    trainer = Trainer(cfg, progress=False)
+
+    def broken(self, index):
+        raise RuntimeError("a bug in the dataset")
+    monkeypatch.setattr(type(trainer.val_set), "__getitem__", broken)  # the forked worker has it too
+    before = set(multiprocessing.active_children())
+    with pytest.raises(RuntimeError, match="a bug in the dataset"):
+        evaluate(trainer.model, trainer.val_set, cfg, "cpu", progress=False)
+    assert set(multiprocessing.active_children()) <= before
+
+
 def _with_label_value(demo_root, tmp_path, value):
     import glob
     import shutil
@@ -265,12 +283,18 @@ def test_unknown_label_values_are_said_once_per_file(demo_root, tmp_path, caplog
 @pytest.mark.parametrize("workers", [0, 1])
 def test_unknown_label_values_can_be_refused(demo_root, tmp_path, workers):
     from segattn.data.base import LabelError
+    from segattn.engine.run_folder import RunLock
 
     root, label = _with_label_value(demo_root, tmp_path, 200)
     cfg = tiny_config(str(root), tmp_path, max_iters=3, val_interval=3)
     cfg.data.unknown_labels, cfg.data.workers = "error", workers
+    before = set(multiprocessing.active_children())
     with pytest.raises(LabelError) as err:
         Trainer(cfg, progress=False).fit()
+    # the loader's worker has ended with the run, though the raise's traceback still holds the loader; it held a
+    # copy of the run folder's lock, so the next run in the folder (the file fixed) was refused as "in use"
+    assert set(multiprocessing.active_children()) <= before
+    RunLock(str(tmp_path / "t")).release()
     assert str(err.value) == (f"{label}: label values [200] are not ids of this dataset (data.unknown_labels=error); "
                               "fix the file or set data.unknown_labels=warn")  # one line, from a worker too
 
