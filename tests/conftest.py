@@ -34,6 +34,10 @@ _STDERR = []  # the terminal's stderr, duplicated before a test's output capture
 
 def pytest_configure(config):
     _STDERR.append(os.dup(sys.stderr.fileno()))
+    record = os.environ.get("SEGATTN_WORKER_PIDS")  # CI's list of the test processes, to read a crash against
+    if record:
+        with open(record, "a") as f:
+            f.write(f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')} {os.getpid()}\n")
 
 
 @pytest.fixture(autouse=True)
