@@ -6,7 +6,8 @@ mid-epoch, so a resumed run sees the same samples as an uninterrupted one.
 file, up to a limit, instead of a crash inside a worker. Every loader draws its
 workers' seeds from its own generator, never from the global one, so building
 a loader mid-epoch (on resume) leaves the dropout stream where an
-uninterrupted run has it. ``loading`` ends a loader's worker processes when
+uninterrupted run has it. ``train_batches`` gives a run's micro-batches in that
+order from any iteration on; ``loading`` ends a loader's worker processes when
 the loop over it ends, however it ends.
 """
 import logging
@@ -19,6 +20,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from ..data.base import LabelError
 from ..errors import DataError
+from .rng import rank_seed
 
 log = logging.getLogger("segattn")
 
@@ -164,3 +166,18 @@ def loading(loader: DataLoader):
         shutdown = getattr(iterator, "_shutdown_workers", None)  # absent with workers=0: nothing to end
         if shutdown is not None:
             shutdown()
+
+
+def train_batches(dataset, batch_size: int, micro_batch: int, workers: int, seed: int, iteration: int,
+                  rank: int = 0, world: int = 1):
+    """Endless micro-batches of ``dataset`` from global iteration ``iteration`` on, as an uninterrupted run has
+    them: epoch e's order drawn from ``(seed, e)``, this rank's share of each global batch of ``batch_size``."""
+    wrapped = SkipBadSamples(dataset, seed)
+    epoch, step = divmod(iteration, len(dataset) // batch_size)
+    while True:
+        wrapped.epoch = epoch
+        sampler = EpochSampler(len(dataset), seed, epoch, step, batch_size, rank, world)
+        with loading(make_loader(wrapped, micro_batch, workers, sampler, drop_last=True,
+                                 seed=rank_seed(seed, rank, epoch))) as loader:
+            yield from loader
+        epoch, step = epoch + 1, 0

@@ -28,7 +28,7 @@ from .checkpoint import (init_from, load_checkpoint, load_model_weights, newest_
 from .device import autocast_dtype, memory_format, resolve_device
 from .distributed import all_ranks, gather_objects, init_distributed_mode, mean_over_ranks
 from .evaluator import evaluate
-from .loader import BadSampleCounter, EpochSampler, SkipBadSamples, loading, make_loader
+from .loader import BadSampleCounter, train_batches
 from .losses import build_loss
 from .metrics import format_table
 from .loggers import RunLog, open_loggers
@@ -215,16 +215,8 @@ class Trainer:
     def batches(self):
         """Endless micro-batches from the current iteration on, in the order an uninterrupted run uses."""
         t = self.cfg.train
-        wrapped = SkipBadSamples(self.train_set, t.seed)
-        per_epoch = len(self.train_set) // t.batch_size
-        epoch, step = divmod(self.iteration, per_epoch)
-        while True:
-            wrapped.epoch = epoch
-            sampler = EpochSampler(len(self.train_set), t.seed, epoch, step, t.batch_size, self.rank, self.world)
-            with loading(make_loader(wrapped, self.micro_batch, self.cfg.data.workers, sampler, drop_last=True,
-                                     seed=rank_seed(t.seed, self.rank, epoch))) as loader:
-                yield from loader
-            epoch, step = epoch + 1, 0
+        return train_batches(self.train_set, t.batch_size, self.micro_batch, self.cfg.data.workers, t.seed,
+                             self.iteration, self.rank, self.world)
 
     def train_step(self, micro_batches) -> dict:
         """One SGD step over ``train.accumulate`` micro-batches (no DDP sync but on the last).
