@@ -142,7 +142,7 @@ class OpenVino(Runtime):
     def __init__(self, path: str, threads: int = 0):
         super().__init__(path)
         ov = _require("openvino")
-        core = ov.Core()
+        core = _openvino_core()
         try:
             model = core.read_model(path)
         except Exception as err:  # noqa: BLE001 - as above
@@ -174,6 +174,19 @@ class OpenVino(Runtime):
         request = self._request(output if output in self.outputs else self.outputs[0])
         # the output as a view of the request's own buffer, copied once (the next call writes there again)
         return request.infer({0: batch}, share_inputs=True, share_outputs=True)[0].copy()
+
+
+@functools.lru_cache(maxsize=None)
+def _openvino_core():
+    """The process's one OpenVINO Core, kept for the process's life (OpenVINO's advice too).
+
+    Each Core's CPU plugin gives the thread that first compiles on it an alternate signal stack of its own and,
+    when the plugin goes, puts back the one it found. Plugins of several Cores that go in another order than they
+    came leave that thread's alternate stack on memory already freed; Python runs every signal handler there
+    (SIGCHLD's, Ctrl-C's), so the next signal killed the process with a segmentation fault too early for any
+    handler to report. One Core, never freed, sets it once.
+    """
+    return _require("openvino").Core()
 
 
 def open_runtime(backend: str, path: str, threads: int = 0) -> Runtime:

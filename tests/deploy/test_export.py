@@ -75,6 +75,26 @@ def test_an_export_without_the_labels_output_still_gives_labels(demo_root, tmp_p
         assert_labels_are_argmax(new.predict_labels(image), logits)
 
 
+def test_openvino_runtimes_closed_in_opening_order_leave_signals_handled(demo_root, tmp_path):
+    """Two OpenVINO runtimes dropped in the order they were opened, then a signal with a Python handler (as a
+    loader worker's exit or Ctrl-C): handled. With a Core each, the process died of a segmentation fault there,
+    printing nothing (its alternate signal stack left on the first plugin's freed memory)."""
+    import subprocess
+
+    cfg, model = export_model("fcn", demo_root, tmp_path)
+    path = str(tmp_path / "m.onnx")
+    export_onnx(model, cfg, path, 64, 96)
+    code = ("import faulthandler, gc, os, signal; faulthandler.enable()\n"
+            "from segattn.deploy.runtimes import open_runtime\n"
+            f"first, second = open_runtime('openvino', {path!r}), open_runtime('openvino', {path!r})\n"
+            "del first; gc.collect(); del second; gc.collect()\n"
+            "signal.signal(signal.SIGUSR1, lambda *_: print('handled', flush=True))\n"
+            "os.kill(os.getpid(), signal.SIGUSR1)\n"
+            "print('alive', flush=True)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.split() == ["handled", "alive"], (proc.returncode, proc.stderr[-2000:])
+
+
 def test_labels_of_another_size_than_the_image_come_from_the_logits(demo_root, tmp_path):
     """tools/eval.py with a label of another size than its image: the runtime's logits resized there, as the
     checkpoint's path does, not its labels output (made at the image's size)."""
