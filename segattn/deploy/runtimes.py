@@ -182,9 +182,9 @@ def _openvino_core():
 
     Each Core's CPU plugin gives the thread that first compiles on it an alternate signal stack of its own and,
     when the plugin goes, puts back the one it found. Plugins of several Cores that go in another order than they
-    came leave that thread's alternate stack on memory already freed; Python runs every signal handler there
-    (SIGCHLD's, Ctrl-C's), so the next signal killed the process with a segmentation fault too early for any
-    handler to report. One Core, never freed, sets it once.
+    came leave that thread's alternate stack on memory already freed; the kernel delivers there every signal
+    Python handles (SIGCHLD, Ctrl-C), so the next one killed the process with a segmentation fault that no
+    handler could report. One Core, never freed, sets it once.
     """
     return _require("openvino").Core()
 

@@ -156,8 +156,9 @@ def loading(loader: DataLoader):
     """Iterate ``loader`` in a ``with`` block; its worker processes end with the block, a raise included.
 
     Left to PyTorch, a loader's workers end when its iterator is collected: after a raise the exception's
-    traceback holds the iterator, so processes forked for a run that has stopped would live on (and hold their
-    memory) until a later garbage collection, in whatever the process does by then.
+    traceback holds the iterator, so processes forked for a run that has stopped would live on, holding their
+    memory and a copy of the run folder's lock, until a later garbage collection in whatever the process does by
+    then.
     """
     iterator = iter(loader)
     try:
