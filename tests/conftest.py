@@ -44,7 +44,8 @@ def pytest_configure(config):
 def _stacks_on_sigterm():
     """A SIGTERM that ends a test process prints every thread's stack to the terminal first: pytest-xdist only
     says that a worker "crashed", and says the same for a segfault (which prints its stack through pytest's own
-    faulthandler) and for SIGKILL (the OOM killer's, which nothing can print). Set before each test: a test that
+    faulthandler, unless the signal cannot be delivered at all: .ci/signals then shows it) and for SIGKILL (the
+    OOM killer's, which nothing can print). Set before each test: a test that
     installs its own handler and restores the default one drops it."""
     import faulthandler
     import signal
